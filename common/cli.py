@@ -1,0 +1,89 @@
+"""Command-line plumbing shared by the eight scripts: flags generated from the config dataclasses, one-line
+errors with exit status 2, and device selection."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import MISSING, fields
+from typing import Callable
+
+import torch
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line on stderr, exit status 2, nothing written."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's default prints the whole usage block first
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _parse_list(item: type) -> Callable[[str], list]:
+    """Accept both the authors' comma-separated form ('0.3,0.5') and space-separated values."""
+    def parse(text: str) -> list:
+        try:
+            return [item(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {item.__name__} values, got {text!r}")
+    return parse
+
+
+def _scalar_type(annotation: str) -> type:
+    base = annotation.replace("| None", "").strip()
+    return {"int": int, "float": float, "str": str, "bool": bool}[base]
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls, only: tuple[str, ...] | None = None) -> None:
+    """One flag per dataclass field, help text from the field; defaults are suppressed so that the caller can
+    tell which flags were given (given flags override the preset)."""
+    group = parser.add_argument_group(cls.__name__)
+    for f in fields(cls):
+        if not f.metadata.get("cli", True) or (only is not None and f.name not in only):
+            continue
+        default = f.default if f.default is not MISSING else f.default_factory()
+        kw = dict(default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {default})")
+        if "choices" in f.metadata:
+            kw["choices"] = f.metadata["choices"]
+        if "nargs" in f.metadata:
+            group.add_argument(f"--{f.name}", nargs="*", type=_parse_list(f.metadata["item"]), **kw)
+        elif f.type == "bool":
+            group.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, **kw)
+        else:
+            group.add_argument(f"--{f.name}", type=_scalar_type(f.type), **kw)
+
+
+def given_values(args: argparse.Namespace, cls) -> dict:
+    """The flags of `cls` that were given, lists flattened to tuples."""
+    out = {}
+    for f in fields(cls):
+        if hasattr(args, f.name):
+            value = getattr(args, f.name)
+            if "nargs" in f.metadata:
+                value = tuple(v for chunk in value for v in chunk)
+            out[f.name] = value
+    return out
+
+
+def select_device(cuda_device: int) -> torch.device:
+    if not torch.cuda.is_available():
+        print("CUDA is not available: running on the CPU.", file=sys.stderr)
+        return torch.device("cpu")
+    count = torch.cuda.device_count()
+    if not 0 <= cuda_device < count:
+        raise UsageError(f"--cuda_device {cuda_device}: this machine has {count} GPU(s); pick 0..{count - 1}")
+    torch.cuda.set_device(cuda_device)
+    return torch.device(f"cuda:{cuda_device}")
+
+
+def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
+    """Run a script's main; known user errors become one line on stderr and exit status 2."""
+    from common.checkpoint import CheckpointError
+    from common.data import DataError
+
+    try:
+        main(argv)
+    except (UsageError, DataError, CheckpointError) as err:
+        prog = sys.argv[0].rsplit("/", 1)[-1] or "script"
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,188 @@
+"""Encoders (WRN-16-2 as the authors', CIFAR ResNet-18, a small WRN-10-1) and the one network wrapper used by
+both learning methods: encoder + linear classifier, plus a projection head for SupCon.
+
+Every encoder returns its pooled feature and, when `with_hidden=True`, the global-average-pooled hidden
+representations at its probe points (prediction depth fits a k-NN on each). For WRN-16-2 these are the authors'
+16 points: conv1's output, then per group: block0 mid, block0 conv2 output (before the residual add), block1 mid,
+block1 conv2 output, block1 output (after the add). Other depths follow the same rule: per block its mid and
+conv2 outputs, per group its output.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _pool(x: torch.Tensor) -> torch.Tensor:
+    return x.mean(dim=(2, 3))
+
+
+class PreActBlock(nn.Module):
+    """BN-ReLU-conv3x3-BN-ReLU-conv3x3; a 1x1 conv shortcut on the pre-activated input when the width changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.shortcut = None
+        if c_in != c_out or stride != 1:
+            self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False)
+
+    def forward(self, x, taps: list | None = None):
+        pre = F.relu(self.bn1(x))
+        residual = x if self.shortcut is None else self.shortcut(pre)
+        mid = F.relu(self.bn2(self.conv1(pre)))
+        out = self.conv2(mid)
+        if taps is not None:
+            taps += [_pool(mid), _pool(out)]
+        return out + residual
+
+
+class WideResNet(nn.Module):
+    """Pre-activation WRN-depth-width (Zagoruyko & Komodakis), dropout 0, as in the authors' utils/models.py."""
+
+    def __init__(self, depth: int = 16, width: int = 2):
+        super().__init__()
+        assert (depth - 4) % 6 == 0, "WRN depth must be 6n+4"
+        n = (depth - 4) // 6
+        channels = [16, 16 * width, 32 * width, 64 * width]
+        self.conv1 = nn.Conv2d(3, channels[0], 3, 1, 1, bias=False)
+        self.groups = nn.ModuleList()
+        for g, stride in enumerate((1, 2, 2)):
+            blocks = [PreActBlock(channels[g] if i == 0 else channels[g + 1], channels[g + 1], stride if i == 0 else 1)
+                      for i in range(n)]
+            self.groups.append(nn.ModuleList(blocks))
+        self.bn = nn.BatchNorm2d(channels[3])
+        self.feature_dim = channels[3]
+        _init(self)
+
+    def forward(self, x, with_hidden: bool = False):
+        taps = [] if with_hidden else None
+        x = self.conv1(x)
+        if with_hidden:
+            taps.append(_pool(x))
+        for group in self.groups:
+            for block in group:
+                x = block(x, taps)
+            if with_hidden:
+                taps.append(_pool(x))
+        feature = _pool(F.relu(self.bn(x)))
+        return (feature, taps) if with_hidden else feature
+
+
+class BasicBlock(nn.Module):
+    """Post-activation ResNet block (He et al.), 1x1 conv + BN shortcut when the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if c_in != c_out or stride != 1:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x, taps: list | None = None):
+        mid = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(mid))
+        if taps is not None:
+            taps += [_pool(mid), _pool(out)]
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """CIFAR ResNet-18: 3x3 stem with stride 1 and no max-pool, four stages of two blocks, 512-d feature."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        widths, c_in = (64, 128, 256, 512), 64
+        self.groups = nn.ModuleList()
+        for g, width in enumerate(widths):
+            stride = 1 if g == 0 else 2
+            self.groups.append(nn.ModuleList([BasicBlock(c_in, width, stride), BasicBlock(width, width, 1)]))
+            c_in = width
+        self.feature_dim = 512
+        _init(self)
+
+    def forward(self, x, with_hidden: bool = False):
+        taps = [] if with_hidden else None
+        x = F.relu(self.bn1(self.conv1(x)))
+        if with_hidden:
+            taps.append(_pool(x))
+        for group in self.groups:
+            for block in group:
+                x = block(x, taps)
+            if with_hidden:
+                taps.append(_pool(x))
+        feature = _pool(x)
+        return (feature, taps) if with_hidden else feature
+
+
+def _init(module: nn.Module) -> None:
+    """The authors' init: kaiming_normal(fan_out, relu) convs, BN gamma=1 beta=0, zero Linear biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.zeros_(m.bias)
+
+
+ENCODERS = {
+    "wrn16_2": lambda: WideResNet(16, 2),
+    "wrn10_1": lambda: WideResNet(10, 1),
+    "resnet18": ResNet18,
+}
+
+
+class Network(nn.Module):
+    """Encoder + linear classifier (+ projection head for SupCon).
+
+    `forward(x, mode)` selects the output so that a population can call any of them through one
+    `torch.func.functional_call`: 'logits', 'features', 'hidden' (feature, per-probe list), 'projection'
+    (L2-normalised projection of the feature; SupCon only)."""
+
+    def __init__(self, arch: str, num_classes: int = 10, projection_dim: int | None = None):
+        super().__init__()
+        self.encoder = ENCODERS[arch]()
+        dim = self.encoder.feature_dim
+        self.classifier = nn.Linear(dim, num_classes)
+        nn.init.zeros_(self.classifier.bias)
+        self.projection = None
+        if projection_dim:
+            # the authors' 'mlp' head: Linear(d, d)-ReLU-Linear(d, feat_dim)
+            self.projection = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, projection_dim))
+            for m in self.projection:
+                if isinstance(m, nn.Linear):
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x, mode: str = "logits"):
+        if mode == "logits":
+            return self.classifier(self.encoder(x))
+        if mode == "features":
+            return self.encoder(x)
+        if mode == "hidden":
+            return self.encoder(x, with_hidden=True)
+        if mode == "projection":
+            return F.normalize(self.projection(self.encoder(x)), dim=1)
+        raise ValueError(f"unknown mode {mode!r}")
+
+
+def build_network(arch: str, method: str, num_classes: int = 10, projection_dim: int = 128) -> Network:
+    if arch not in ENCODERS:
+        raise ValueError(f"unknown arch {arch!r}: use one of {sorted(ENCODERS)}")
+    return Network(arch, num_classes, projection_dim if method == "supcon" else None)
+
+
+def part_of(name: str) -> str:
+    """Which checkpoint file a parameter belongs to for SupCon: the classifier, or the encoder file that also
+    holds the projection head."""
+    return "classifier" if name.startswith("classifier.") else "encoder"

@@ -1,0 +1,129 @@
+"""Every file and folder the toolkit reads or writes is named here, and nowhere else.
+
+Layout under the output root (the repository folder unless `--output_root` says otherwise):
+
+    models/<dataset>/<supervised|SupCon>/<model name>[_encoder|_classifier].safetensors   finished models
+    models/<dataset>/<supervised|SupCon>/.state/<run>.pt                               resumable run state
+    logs/<dataset>/<supervised|SupCon>/<model name>.csv|.png, <script>_<time>.log      curves and logs
+    pies/<dataset>/<SupCon|supervised>/...                                              analysis results
+
+`python -m common.paths --mkdirs` creates the top-level folders (setup.sh calls it).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIGURES_DIR = REPO_ROOT / "figures"
+
+# The authors' folder names for the two learning methods (pies/cifar10/SupCon, pies/cifar10/supervised).
+METHOD_DIRS = {"supervised": "supervised", "supcon": "SupCon"}
+
+
+def sparsity_tag(sparsity: float) -> str:
+    """0.9 -> '0.9', 0.0 -> '0': short, exact for the paper's levels, and stable across runs."""
+    return f"{sparsity:g}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The identity of one trained model: what a population member is and what its file is called."""
+
+    method: str  # 'supervised' | 'supcon'
+    arch: str
+    dataset: str
+    pruning: str  # 'dense', 'gmp_early', 'gmp_late', 'gmp_custom', 'global', 'layerwise', 'random'
+    sparsity: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        method = METHOD_DIRS[self.method]
+        return f"{method}_{self.arch}_{self.dataset}_{self.pruning}_s{sparsity_tag(self.sparsity)}_seed{self.seed}"
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """A supervised model is one file; a SupCon model is its encoder (+ projection) and its classifier."""
+        return ("model",) if self.method == "supervised" else ("encoder", "classifier")
+
+    def population(self) -> tuple:
+        """Everything but the seed: members of one population share this key."""
+        return (self.method, self.arch, self.dataset, self.pruning, self.sparsity)
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path = REPO_ROOT
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pies(self) -> Path:
+        return self.root / "pies"
+
+    def top_level_dirs(self) -> list[Path]:
+        return [self.models, self.logs, self.pies, self.root / "data"]
+
+    # ---- models -------------------------------------------------------------------------------
+    def model_dir(self, dataset: str, method: str) -> Path:
+        return self.models / dataset / METHOD_DIRS[method]
+
+    def checkpoint(self, spec: ModelSpec, part: str = "model") -> Path:
+        suffix = "" if part == "model" else f"_{part}"
+        return self.model_dir(spec.dataset, spec.method) / f"{spec.name}{suffix}.safetensors"
+
+    def checkpoints(self, spec: ModelSpec) -> list[Path]:
+        return [self.checkpoint(spec, part) for part in spec.parts]
+
+    def run_state(self, dataset: str, method: str, run_name: str) -> Path:
+        return self.model_dir(dataset, method) / ".state" / f"{run_name}.pt"
+
+    def failed_checkpoint(self, spec: ModelSpec) -> Path:
+        """Last good state of a member whose loss turned non-finite (never loaded as a finished model)."""
+        return self.model_dir(spec.dataset, spec.method) / ".failed" / f"{spec.name}.safetensors"
+
+    # ---- logs ---------------------------------------------------------------------------------
+    def log_dir(self, dataset: str, method: str) -> Path:
+        return self.logs / dataset / METHOD_DIRS[method]
+
+    def metrics_csv(self, spec: ModelSpec) -> Path:
+        return self.log_dir(spec.dataset, spec.method) / f"{spec.name}_metrics.csv"
+
+    def curves_png(self, spec: ModelSpec) -> Path:
+        return self.log_dir(spec.dataset, spec.method) / f"{spec.name}_curves.png"
+
+    def log_file(self, dataset: str, method: str, script: str) -> Path:
+        stamp = time.strftime("%Y%m%d_%H%M%S")
+        return self.log_dir(dataset, method) / f"{script}_{stamp}.log"
+
+    # ---- analyses -----------------------------------------------------------------------------
+    def pies_dir(self, dataset: str, method: str) -> Path:
+        return self.pies / dataset / METHOD_DIRS[method]
+
+    def finetune_summary(self, dataset: str, method: str, arch: str, pruning: str) -> Path:
+        return self.log_dir(dataset, method) / f"finetune_summary_{arch}_{pruning}.csv"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Create the toolkit's output folders.")
+    parser.add_argument("--mkdirs", action="store_true", help="create models/, logs/, pies/ and data/")
+    parser.add_argument("--output_root", default=str(REPO_ROOT), help="root under which the folders live")
+    args = parser.parse_args()
+    paths = Paths(Path(args.output_root))
+    for folder in paths.top_level_dirs():
+        if args.mkdirs:
+            folder.mkdir(parents=True, exist_ok=True)
+        print(folder)
+
+
+if __name__ == "__main__":
+    main()
