@@ -32,7 +32,8 @@ class SupConLoss(nn.Module):
         batch, n_views, _ = features.shape
         with torch.autocast(device_type=features.device.type, enabled=False):
             # view-major order, as torch.cat(torch.unbind(features, 1)) in the reference implementation
-            z = features.float().transpose(0, 1).reshape(batch * n_views, -1)
+            z = features if features.dtype == torch.float64 else features.float()
+            z = z.transpose(0, 1).reshape(batch * n_views, -1)
             ids = labels if labels is not None else torch.arange(batch, device=features.device)
             ids = ids.reshape(1, batch).expand(n_views, batch).reshape(-1)
             is_self = torch.eye(batch * n_views, dtype=torch.bool, device=features.device)
@@ -43,5 +44,5 @@ class SupConLoss(nn.Module):
             n_positive = positive.sum(1)
             mean_log_prob_pos = log_prob.masked_fill(~positive, 0.0).sum(1) / n_positive.clamp(min=1)
             anchor_loss = -(self.temperature / self.base_temperature) * mean_log_prob_pos
-            has_positive = (n_positive > 0).float()
+            has_positive = (n_positive > 0).to(z.dtype)
             return (anchor_loss * has_positive).sum() / has_positive.sum().clamp(min=1.0)

@@ -41,13 +41,14 @@ def write_history(rows: list[dict], csv_path: Path, png_path: Path) -> None:
         if part["test_loss"].notna().any():
             loss_ax.plot(part["epoch"] + 1, part["test_loss"], "o-", ms=2, label="test")
         loss_ax.set_title(f"{phase}: loss")
-        loss_ax.legend(frameon=False)
         if part["train_accuracy"].notna().any():
             acc_ax.plot(part["epoch"] + 1, part["train_accuracy"], label="train")
         if part["test_accuracy"].notna().any():
             acc_ax.plot(part["epoch"] + 1, part["test_accuracy"], "o-", ms=2, label="test")
         acc_ax.set_title(f"{phase}: accuracy")
         acc_ax.set_xlabel("epoch")
-        acc_ax.legend(frameon=False)
+        for ax in (loss_ax, acc_ax):
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(frameon=False)
     fig.suptitle(frame["model"].iloc[0], fontsize=8)
     save_figure(fig, png_path)

@@ -111,12 +111,17 @@ def _two_view_batch(data, idx, augment, generators, device) -> torch.Tensor:
     return torch.cat([first, second], dim=1)
 
 
+def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """Losses in fp32 under bf16 autocast, but float64 kept (the equivalence tests run in float64)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def objective_losses(pop: Population, phase: Phase, data: Dataset, idx, generators, device):
     """Per-member mean loss [P] and per-member correct counts [P] (None for SupCon) for one batch."""
     labels = data.train_labels[idx.to(data.train_labels.device)].to(device)
     if phase.objective == "supcon":
         x = _two_view_batch(data, idx, phase.augment, generators, device)
-        z = pop(x, "projection").float()
+        z = _at_least_fp32(pop(x, "projection"))
         batch = idx.shape[1]
         features = torch.stack([z[:, :batch], z[:, batch:]], dim=2)  # [P, B, 2, D]
         loss_fn = SupConLoss(phase.temperature, phase.base_temperature)
@@ -125,12 +130,12 @@ def objective_losses(pop: Population, phase: Phase, data: Dataset, idx, generato
     if phase.objective == "linear":
         with torch.no_grad():
             pop.eval()
-            features = pop(x, "features").float()
+            features = _at_least_fp32(pop(x, "features"))
         weight, bias = pop.params["classifier.weight"], pop.params["classifier.bias"]
-        logits = torch.einsum("pbd,pcd->pbc", features, weight.float()) + bias.float()[:, None]
+        logits = torch.einsum("pbd,pcd->pbc", features, _at_least_fp32(weight)) + _at_least_fp32(bias)[:, None]
     else:
         pop.train()
-        logits = pop(x, "logits").float()
+        logits = _at_least_fp32(pop(x, "logits"))
     losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(labels.shape)
     return losses.mean(1), (logits.argmax(-1) == labels).sum(1)
 
@@ -378,6 +383,8 @@ class Trainer:
             accuracy = next((r["test_accuracy"] for r in reversed(final) if r["model"] == spec.name), None)
             failed = not s["alive"][i]
             member_masks = {k: v[i] for k, v in masks.items()}
+            if all(bool(m.all()) for m in member_masks.values()):
+                member_masks = {}  # a dense member of a mixed population is stored like one trained alone
             meta = dict(spec=vars(spec), config=self.job.recipe, fingerprint=self.job.fingerprint,
                         test_accuracy=accuracy, sparsity=_member_sparsity(masks, i),
                         layer_sparsity={k: float((~m).float().mean()) for k, m in member_masks.items()},
