@@ -80,10 +80,14 @@ def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = 
     """Run a script's main; known user errors become one line on stderr and exit status 2."""
     from common.checkpoint import CheckpointError
     from common.data import DataError
+    from common.training import Preempted
 
+    prog = sys.argv[0].rsplit("/", 1)[-1] or "script"
     try:
         main(argv)
     except (UsageError, DataError, CheckpointError) as err:
-        prog = sys.argv[0].rsplit("/", 1)[-1] or "script"
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Preempted as stop:  # exit like the signal would have (128 + number), after saving state
+        print(f"{prog}: {stop}", file=sys.stderr)
+        sys.exit(128 + stop.signum)

@@ -251,7 +251,7 @@ class Trainer:
         masks = {k: v.to(self.device) for k, v in saved["masks"].items()}
         return dict(pop=pop, generators=generators, masks=masks, phase=saved["phase"], epoch=saved["epoch"],
                     opt=saved["optimizer"], sched=saved["schedulers"], history=saved["history"],
-                    alive=saved["alive"], failed_states=saved.get("failed_states", {}))
+                    alive=saved["alive"], failed_states=saved.get("failed_states", {}), cursor=saved.get("cursor"))
 
     def _save_state(self, s, opt, schedulers):
         pop = s["pop"]
@@ -264,7 +264,7 @@ class Trainer:
             optimizer=None if opt is None else _cpu(opt.state_dict()),
             schedulers=None if opt is None else [sc.state_dict() for sc in schedulers],
             phase=s["phase"], epoch=s["epoch"], history=s["history"], alive=s["alive"],
-            failed_states=s["failed_states"]))
+            failed_states=s["failed_states"], cursor=s.get("cursor")))
 
     # -- loop --
     def fit(self) -> list[dict]:
@@ -302,34 +302,45 @@ class Trainer:
         bar = tqdm(total=phase.epochs * per_epoch, initial=s["epoch"] * per_epoch, desc=label,
                    disable=not self.run.progress, leave=False, dynamic_ncols=True)
         for epoch in range(s["epoch"], phase.epochs):
+            # a run stopped mid-epoch resumes at its next batch with the same data order
+            cursor = s.pop("cursor", None) or dict(
+                order=torch.stack([torch.randperm(n_train, generator=g) for g in generators]), batch=0,
+                loss_sum=torch.zeros(pop.size), correct=torch.zeros(pop.size), seconds=0.0)
             started = time.time()
-            order = torch.stack([torch.randperm(n_train, generator=g) for g in generators])
-            loss_sum = torch.zeros(pop.size, device=self.device)
-            correct = torch.zeros(pop.size, device=self.device)
-            for b in range(per_epoch):
+            loss_sum, correct = cursor["loss_sum"].to(self.device), cursor["correct"].to(self.device)
+            for b in range(cursor["batch"], per_epoch):
                 step = epoch * per_epoch + b
                 if step in events:
                     _prune_event(pop, phase, opt, phase_masks, self.job.final_sparsity, step)
-                idx = order[:, b * phase.batch_size:(b + 1) * phase.batch_size]
+                idx = cursor["order"][:, b * phase.batch_size:(b + 1) * phase.batch_size]
                 with self.autocast:
                     losses, hits = objective_losses(pop, phase, self.data, idx, generators, self.device)
                 alive &= torch.isfinite(losses.detach())
                 opt.zero_grad(set_to_none=True)
                 torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
                 self._freeze_dead(s, phase, alive)
-                apply_masks_({n: pop.params[n].grad for n in phase_masks if pop.params[n].grad is not None},
-                             phase_masks)
+                grads = {n: pop.params[n].grad for n in phase_masks if pop.params[n].grad is not None}
+                apply_masks_(grads, {n: phase_masks[n] for n in grads})  # masked tensors this phase never touched
                 opt.step()
                 apply_masks_(pop.params, phase_masks)
                 loss_sum += torch.where(alive, losses.detach(), torch.zeros_like(losses)) * idx.shape[1]
                 if hits is not None:
                     correct += hits
                 bar.update(1)
+                if signals.received and b + 1 < per_epoch:
+                    masks.update(phase_masks)
+                    s["alive"] = alive.tolist()
+                    s["cursor"] = dict(order=cursor["order"], batch=b + 1, loss_sum=loss_sum.cpu(),
+                                       correct=correct.cpu(), seconds=cursor["seconds"] + time.time() - started)
+                    self._save_state(s, opt, schedulers)
+                    bar.close()
+                    raise Preempted(self.state_path, signals.received)
             for sc in schedulers:
                 sc.step()
             masks.update(phase_masks)
+            seconds = cursor["seconds"] + time.time() - started
             self._record(s, phase, epoch, opt, loss_sum / n_train, correct / n_train if phase.objective != "supcon"
-                         else None, time.time() - started, alive)
+                         else None, seconds, alive)
             s["epoch"], s["alive"] = epoch + 1, alive.tolist()
             if signals.received or (epoch + 1) % max(1, self.run.checkpoint_every) == 0 and epoch + 1 < phase.epochs:
                 self._save_state(s, opt, schedulers)
