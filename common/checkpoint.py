@@ -15,6 +15,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 FORMAT = "prune-contrastive/1"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 MASK_PREFIX = "mask::"
 
 
@@ -29,6 +31,7 @@ def atomic_path(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results should read like any other file
     try:
         yield Path(tmp)
         os.replace(tmp, path)

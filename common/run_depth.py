@@ -1,0 +1,414 @@
+"""`sup_prediction_depth.py` / `clr_prediction_depth.py`: prediction depth of every test example, dense vs pruned.
+
+For each population (the dense one and every pruned configuration on disk) the first `--prediction_depth_models`
+members (by seed) get one k-NN probe (k=`--knn_k`, Euclidean, uniform votes) per hidden representation of the
+encoder (global-average-pooled; WRN-16-2 has the authors' 16 probe points, WRN-10-1 has 10). Each probe's
+support set is the training set's representation under that model, with the ground-truth training labels,
+fitted once per model (the authors refit the dense probes again for every configuration, paper_recipe C.10).
+
+Depth definition (common.prediction_depth, 0..L scale). An example's depth is the number of leading probes
+after which every probe agrees with the reference label: 0 when every probe agrees, L when even the last one
+disagrees.
+  * `--depth_reference final_prediction` (default, Baldock et al. 2021): the reference is the network's own
+    final prediction (argmax of its logits; SupCon: its linear classifier on the encoder output).
+  * `--depth_reference true_label` (Corti et al.'s code): the reference is the ground-truth test label.
+Scale vs the authors' code (utils/prediction_depth.py, inference_knn): they record 1 + the 0-based index of the
+last disagreeing probe, and 1 when no probe disagrees, i.e. max(ours, 1): equal to ours for every example that
+some probe gets wrong, 1 instead of 0 for the examples no probe gets wrong (so their means are higher than ours
+by the share of (model, example) pairs at depth 0). Their re-plotting function
+(plot_loaded_prediction_depth) adds 1 again, so the values on their re-plotted scatters are ours + 1 for most
+examples (paper_recipe C.10).
+
+Support set: the un-augmented training images by default. `--augmented_support` reproduces the authors'
+support set: each training image once through the supervised augmentation (random crop, horizontal flip and,
+when the model's recipe has it, vertical flip) drawn from a generator seeded with the model's seed.
+
+PIEs are recomputed here from the predictions of the first `--models_number` members of the dense and pruned
+populations (the authors' PD script does the same with 30 + 30 models), so this stage does not depend on the PIE
+stage; when the PIE stage's per-example table exists it is cross-checked and a mismatch is logged as a warning.
+
+Outputs, under pies/<dataset>/<SupCon|supervised>/prediction_depth/ (variant = reference + k [+ augmented]):
+  depth_<pruning>_s<sparsity>_<variant>.csv   one row per test example: index, true_label, pie, modal labels,
+                                              dense/pruned mean depth, per-model depths (depth_dense_seed<n>, ...)
+  prediction_depth_summary.csv                one row per (pruning, sparsity, variant): mean/std of the mean depth
+                                              for PIEs and for the rest, dense and pruned
+  scatter_…png, histogram_…png, depth_vs_sparsity_<variant>.png     the figures
+  cache/<model>_probes_k<k>_<support>.npz     per-model probe predictions: a rerun skips finished models
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from common import checkpoint as ckpt
+from common.augment import SupervisedAugment
+from common.cli import OneLineParser, UsageError, add_config_args, given_values, select_device
+from common.config import ARCHS, DATASETS, help_field, preset_config
+from common.data import Dataset, load_dataset
+from common.depth_plots import plot_depth_histograms, plot_depth_scatter, plot_depth_vs_sparsity
+from common.knn import knn_predict_layers
+from common.paths import METHOD_DIRS, REPO_ROOT, ModelSpec, Paths, sparsity_tag
+from common.pies import find_pies, modal_labels
+from common.plots import write_table
+from common.prediction_depth import prediction_depth
+from common.run_training import setup_logging
+from common.training import predict
+from common.zoo import finished_specs, group_populations, load_population
+
+log = logging.getLogger("prune")
+
+REFERENCES = ("final_prediction", "true_label")
+PRUNING_METHODS = ("gmp_early", "gmp_late", "gmp_custom", "global", "layerwise", "random")
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    preset: str = help_field("paper", "paper (cifar10, wrn16_2) or demo (digits, wrn10_1)", choices=("paper", "demo"))
+    dataset: str | None = help_field(None, f"dataset, one of {DATASETS}; None = the preset's", choices=DATASETS)
+    arch: str | None = help_field(None, f"architecture, one of {ARCHS}; None = the preset's", choices=ARCHS)
+    data_dir: str = help_field("./data", "folder holding (or receiving) cifar-10-batches-py")
+    output_root: str = help_field("", "root of models/, logs/ and pies/; empty = the repository folder")
+    cuda_device: int = help_field(0, "GPU index; without CUDA the script says so and runs on the CPU")
+    knn_k: int = help_field(30, "neighbours of each k-NN probe (the authors' and Baldock's k)")
+    prediction_depth_models: int = help_field(5, "models per population (first seeds) whose depths are averaged")
+    models_number: int = help_field(30, "models per population (first seeds) whose modal predictions define PIEs")
+    pruning_methods: tuple = help_field((), f"pruning methods to analyse, from {PRUNING_METHODS}; empty = all on "
+                                            "disk", nargs="*", item=str)
+    pruning_percentages: tuple = help_field((), "sparsities to analyse, comma or space separated; empty = all on "
+                                                "disk", nargs="*", item=float)
+    depth_reference: str = help_field("final_prediction", "what the probes must agree with: final_prediction (the "
+                                      "network's own prediction, Baldock) or true_label (the authors' code)",
+                                      choices=REFERENCES)
+    augmented_support: bool = help_field(False, "fit the probes on augmented training images, as the authors")
+    per_model_depths: bool = help_field(True, "add each model's depth as a column of the per-example tables")
+    cache: bool = help_field(True, "keep per-model probe predictions (npz) so reruns skip finished models")
+    batch_size: int = help_field(1024, "images per forward pass")
+    progress: bool = help_field(True, "tqdm progress bars")
+
+    @property
+    def support(self) -> str:
+        return "augmented" if self.augmented_support else "plain"
+
+    @property
+    def variant(self) -> str:
+        """File-name tag of everything that changes the numbers apart from the models."""
+        return f"{self.depth_reference}_k{self.knn_k}" + ("_augmented" if self.augmented_support else "")
+
+
+@dataclass
+class PopulationDepth:
+    """Per population: predictions of the PIE members, and the depths of the depth members (first seeds)."""
+
+    specs: list[ModelSpec]  # the depth members
+    preds: np.ndarray  # [K, N] argmax predictions of the PIE members (the first models_number)
+    probe_preds: np.ndarray  # [P, L, N] k-NN probe predictions of the depth members
+    depths: np.ndarray  # [P, N] int, 0..L
+
+    @property
+    def num_probes(self) -> int:
+        return self.probe_preds.shape[1]
+
+
+# ---- configuration -------------------------------------------------------------------------------
+
+def parse(method: str, argv=None) -> DepthConfig:
+    prefix = "sup" if method == "supervised" else "clr"
+    parser = OneLineParser(description=__doc__.splitlines()[0], prog=f"{prefix}_prediction_depth.py")
+    add_config_args(parser, DepthConfig)
+    cfg = DepthConfig(**given_values(parser.parse_args(argv), DepthConfig))
+    recipe = preset_config(method, cfg.preset)  # the models' dataset and arch under that preset
+    return replace(cfg, dataset=cfg.dataset or recipe.dataset, arch=cfg.arch or recipe.arch)
+
+
+def validate(cfg: DepthConfig) -> None:
+    if cfg.knn_k < 1:
+        raise UsageError(f"--knn_k {cfg.knn_k}: a k-NN probe needs k >= 1 (the paper uses 30)")
+    if cfg.prediction_depth_models < 1:
+        raise UsageError(f"--prediction_depth_models {cfg.prediction_depth_models}: need at least 1 model per "
+                         f"population")
+    if cfg.models_number < 1:
+        raise UsageError(f"--models_number {cfg.models_number}: need at least 1 model per population for the PIEs")
+    if cfg.batch_size < 1:
+        raise UsageError(f"--batch_size {cfg.batch_size}: must be >= 1")
+    bad = [s for s in cfg.pruning_percentages if not 0.0 <= s < 1.0]
+    if bad:
+        raise UsageError(f"--pruning_percentages {bad}: sparsities must lie in [0, 1), e.g. 0.5,0.9")
+    unknown = [m for m in cfg.pruning_methods if m not in PRUNING_METHODS]
+    if unknown:
+        raise UsageError(f"--pruning_methods {unknown}: choose from {', '.join(PRUNING_METHODS)}")
+
+
+def make_command(method: str, cfg: DepthConfig, pruning: str, sparsity: float) -> str:
+    """The command that trains a missing population (one-shot methods: the finetune script)."""
+    prefix = "sup" if method == "supervised" else "clr"
+    flags = f"--preset {cfg.preset} --dataset {cfg.dataset} --arch {cfg.arch}"
+    if pruning in ("global", "layerwise", "random"):
+        return f"{prefix}_pruning_finetune.py {flags} --pruning_method {pruning} --pruning_percentages {sparsity:g}"
+    if pruning == "gmp_custom":
+        flags += " --begin_step B --end_step E --frequency F"
+    elif pruning != "dense":
+        flags += f" --gmp_schedule {pruning.removeprefix('gmp_')}"
+    return f"{prefix}_training.py {flags} --pruning_percentages {sparsity:g}"
+
+
+def select_populations(paths: Paths, cfg: DepthConfig, method: str) -> tuple[list, dict, list[str]]:
+    """(dense members, {(pruning, sparsity): members}, warnings) on disk, restricted by the flags. Requested
+    populations that are missing are skipped with a warning (logged by the caller once the log file is open);
+    no dense or no pruned population at all is a UsageError."""
+    groups = group_populations(finished_specs(paths, cfg.dataset, method, cfg.arch))
+    dense = groups.pop(("dense", 0.0), [])
+    where = f"{METHOD_DIRS[method]} {cfg.arch} models on {cfg.dataset} under {paths.models}"
+    if not dense:
+        raise UsageError(f"no dense {where}: train them with {make_command(method, cfg, 'dense', 0.0)}")
+    asked_sparsities = [s for s in cfg.pruning_percentages if s > 0]
+    if not cfg.pruning_methods and not asked_sparsities:
+        wanted = list(groups)
+    else:
+        methods = cfg.pruning_methods or sorted({p for p, _ in groups})
+        sparsities = asked_sparsities or sorted({s for _, s in groups})
+        wanted = [(p, s) for p in methods for s in sorted(set(sparsities))]
+    warnings = [f"skipping {key[0]} at sparsity {sparsity_tag(key[1])}: no finished {where}; make it with "
+                f"{make_command(method, cfg, *key)}" for key in wanted if key not in groups]
+    pruned = {key: groups[key] for key in wanted if key in groups}
+    if not pruned:
+        example = make_command(method, cfg, "gmp_early" if method == "supervised" else "gmp_late", 0.9)
+        raise UsageError(f"no pruned population to compare with among the {where}"
+                         f"{' matching the flags' if wanted else ''}: train one, e.g. {example}")
+    return dense, pruned, warnings
+
+
+# ---- computing ----------------------------------------------------------------------------------
+
+def support_augment(spec: ModelSpec, meta: dict, data: Dataset) -> tuple[SupervisedAugment, dict]:
+    """The authors' augmenting train loader, one pass in fixed order: the model's own supervised augmentation
+    with parameters drawn from a generator seeded with the model's seed (reproducible per model)."""
+    vflip = meta.get("config", {}).get("vertical_flip", True)
+    aug = SupervisedAugment(padding=data.image_size // 8, vertical_flip=0.5 if vflip else 0.0)
+    generator = torch.Generator().manual_seed(spec.seed)
+    return aug, aug.sample(len(data.train_images), data.image_size, generator)
+
+
+@torch.no_grad()
+def augmented_probes(pop, images, normalize, augments, batch: int) -> list[torch.Tensor]:
+    """Like predict(pop, images, normalize, 'hidden')[1], but every member sees its own augmented copy."""
+    pop.eval()
+    chunks = []
+    for s in range(0, len(images), batch):
+        part = images[s:s + batch].to(pop.device)
+        views = torch.stack([aug.apply(part, {k: v[s:s + batch] for k, v in params.items()})
+                             for aug, params in augments])
+        chunks.append(pop(normalize(views), "hidden", shared_input=False)[1])
+    return [torch.cat([c[layer].float() for c in chunks], dim=1) for layer in range(len(chunks[0]))]
+
+
+def probe_predictions(paths: Paths, specs: list[ModelSpec], data: Dataset, cfg: DepthConfig,
+                      device: torch.device) -> np.ndarray:
+    """[P, L, N] k-NN probe predictions on the test set for `specs`; the hidden representations of all of them
+    come from one batched pass (members stacked), the probes run member by member on the device."""
+    pop, metas = load_population(paths, specs, device, data.num_classes)
+    if cfg.augmented_support:
+        augments = [support_augment(spec, meta, data) for spec, meta in zip(specs, metas)]
+        train_probes = augmented_probes(pop, data.train_images, data.normalize, augments, cfg.batch_size)
+    else:
+        train_probes = predict(pop, data.train_images, data.normalize, "hidden", cfg.batch_size)[1]
+    test_probes = predict(pop, data.test_images, data.normalize, "hidden", cfg.batch_size)[1]
+    del pop
+    members = tqdm(range(len(specs)), desc="k-NN probes", leave=False, disable=not cfg.progress)
+    out = [knn_predict_layers([t[i] for t in train_probes], data.train_labels, [q[i] for q in test_probes],
+                              cfg.knn_k, device=device).cpu().numpy() for i in members]
+    return np.stack(out)
+
+
+def model_source(paths: Paths, spec: ModelSpec) -> str:
+    """Identifies the checkpoint files a cache entry was computed from (a retrained model invalidates it)."""
+    stats = [p.stat() for p in paths.checkpoints(spec)]
+    return ";".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stats)
+
+
+def read_cache(paths: Paths, spec: ModelSpec, cfg: DepthConfig, n_test: int) -> np.ndarray | None:
+    path = paths.depth_cache(spec, cfg.support, cfg.knn_k)
+    if not cfg.cache or not path.is_file():
+        return None
+    try:
+        with np.load(path) as stored:
+            probes, source = stored["probe_preds"], str(stored["source"])
+    except (OSError, ValueError, KeyError) as err:
+        log.warning("ignoring unreadable cache %s (%s)", path, err)
+        return None
+    if source != model_source(paths, spec) or probes.ndim != 2 or probes.shape[1] != n_test:
+        return None
+    return probes.astype(np.int64)
+
+
+def write_cache(paths: Paths, spec: ModelSpec, cfg: DepthConfig, probes: np.ndarray) -> None:
+    if not cfg.cache:
+        return
+    with ckpt.atomic_path(paths.depth_cache(spec, cfg.support, cfg.knn_k)) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, probe_preds=probes.astype(np.int16), source=np.array(model_source(paths, spec)))
+
+
+def population_depth(paths: Paths, specs: list[ModelSpec], data: Dataset, cfg: DepthConfig,
+                     device: torch.device) -> PopulationDepth:
+    started = time.time()
+    depth_specs = specs[:cfg.prediction_depth_models]
+    if len(depth_specs) < cfg.prediction_depth_models:
+        log.warning("%s has %d finished models, fewer than --prediction_depth_models %d: averaging over %d",
+                    _label(specs[0]), len(specs), cfg.prediction_depth_models, len(specs))
+    pop, _ = load_population(paths, specs[:max(cfg.models_number, len(depth_specs))], device, data.num_classes)
+    all_preds = predict(pop, data.test_images, data.normalize, "logits", cfg.batch_size).argmax(-1).cpu().numpy()
+    del pop
+    n_test = len(data.test_labels)
+    probes = {spec: read_cache(paths, spec, cfg, n_test) for spec in depth_specs}
+    missing = [spec for spec, p in probes.items() if p is None]
+    if missing:
+        for spec, p in zip(missing, probe_predictions(paths, missing, data, cfg, device)):
+            write_cache(paths, spec, cfg, p)
+            probes[spec] = p
+    probe_preds = np.stack([probes[spec] for spec in depth_specs])
+    true_labels = data.test_labels.cpu().numpy()
+    references = all_preds[:len(depth_specs)] if cfg.depth_reference == "final_prediction" \
+        else np.broadcast_to(true_labels, (len(depth_specs), n_test))
+    depths = np.stack([prediction_depth(p, r) for p, r in zip(probe_preds, references)])
+    preds = all_preds[:cfg.models_number]
+    log.info("%s: %d models for PIEs, depth of %d (%d from cache), %d probes, %.1fs", _label(specs[0]), len(preds),
+             len(depth_specs), len(depth_specs) - len(missing), probe_preds.shape[1], time.time() - started)
+    return PopulationDepth(depth_specs, preds, probe_preds, depths)
+
+
+# ---- tables -------------------------------------------------------------------------------------
+
+def example_table(dense: PopulationDepth, pruned: PopulationDepth, true_labels: np.ndarray, pies: np.ndarray,
+                  num_classes: int, per_model: bool) -> pd.DataFrame:
+    columns = dict(index=np.arange(len(true_labels)), true_label=true_labels, pie=pies,
+                   dense_modal_label=modal_labels(dense.preds, num_classes),
+                   pruned_modal_label=modal_labels(pruned.preds, num_classes),
+                   depth_dense_mean=dense.depths.mean(0), depth_pruned_mean=pruned.depths.mean(0))
+    if per_model:
+        for name, pop in (("dense", dense), ("pruned", pruned)):
+            columns.update({f"depth_{name}_seed{spec.seed}": d for spec, d in zip(pop.specs, pop.depths)})
+    return pd.DataFrame(columns)
+
+
+def summary_row(method: str, cfg: DepthConfig, key: tuple, dense: PopulationDepth, pruned: PopulationDepth,
+                pies: np.ndarray) -> dict:
+    """Mean and std over examples of the per-example mean depth, for PIEs and the rest (nan when empty)."""
+    row = dict(method=METHOD_DIRS[method], arch=cfg.arch, dataset=cfg.dataset, pruning=key[0], sparsity=key[1],
+               reference=cfg.depth_reference, knn_k=cfg.knn_k, support=cfg.support, num_probes=dense.num_probes,
+               depth_models_dense=len(dense.specs), depth_models_pruned=len(pruned.specs),
+               pie_models_dense=len(dense.preds), pie_models_pruned=len(pruned.preds),
+               examples=len(pies), pies=int(pies.sum()))
+    for name, pop in (("dense", dense), ("pruned", pruned)):
+        mean_depth = pop.depths.mean(0)
+        for group, mask in (("pies", pies), ("rest", ~pies)):
+            values = mean_depth[mask]
+            row[f"depth_{name}_{group}_mean"] = float(values.mean()) if mask.any() else float("nan")
+            row[f"depth_{name}_{group}_std"] = float(values.std()) if mask.any() else float("nan")
+    return row
+
+
+def merge_summary(path: Path, rows: list[dict]) -> pd.DataFrame:
+    """This run's rows replace those of the same configuration; other configurations' rows are kept."""
+    fresh = pd.DataFrame(rows)
+    key = ["arch", "pruning", "sparsity", "reference", "knn_k", "support"]
+    if path.is_file():
+        old = pd.read_csv(path)
+        if set(key) <= set(old.columns):
+            merged = old.merge(fresh[key], on=key, how="left", indicator=True)
+            fresh = pd.concat([old[(merged["_merge"] == "left_only").to_numpy()], fresh], ignore_index=True)
+    return fresh.sort_values(key).reset_index(drop=True)
+
+
+def cross_check_pies(paths: Paths, cfg: DepthConfig, method: str, key: tuple, pies: np.ndarray) -> None:
+    """Compare with the PIE stage's per-example table when it exists; a mismatch is a warning (that stage may
+    use another number of models)."""
+    locate = getattr(paths, "pie_examples", None)
+    path = locate(cfg.dataset, method, *key) if locate else None
+    if path is None or not Path(path).is_file():
+        return
+    frame = pd.read_csv(path)
+    column = next((c for c in frame.columns if c.lower() in ("pie", "is_pie")), None)
+    if column is None or len(frame) != len(pies):
+        log.warning("cannot cross-check PIEs with %s (no 'pie' column or %d rows for %d examples)", path,
+                    len(frame), len(pies))
+        return
+    if "index" in frame.columns:
+        frame = frame.sort_values("index")
+    differ = int((frame[column].astype(bool).to_numpy() != pies).sum())
+    if differ:
+        log.warning("%s at %s: %d examples have another PIE flag in %s (that stage may use another number of "
+                    "models)", key[0], sparsity_tag(key[1]), differ, path)
+    else:
+        log.info("PIE flags agree with the PIE stage's %s", path)
+
+
+# ---- entry point --------------------------------------------------------------------------------
+
+def main(method: str, argv=None) -> pd.DataFrame:
+    cfg = parse(method, argv)
+    validate(cfg)
+    paths = Paths(Path(cfg.output_root) if cfg.output_root else REPO_ROOT)
+    dense_specs, pruned_groups, warnings = select_populations(paths, cfg, method)  # before any download
+    data = load_dataset(cfg.dataset, cfg.data_dir)
+    if cfg.knn_k > len(data.train_labels):
+        raise UsageError(f"--knn_k {cfg.knn_k}: larger than the {len(data.train_labels)} training images")
+    device = select_device(cfg.cuda_device)
+    torch.backends.cuda.matmul.allow_tf32 = False  # the k-NN shortlist needs full float32 (common/knn.py)
+    setup_logging(paths.log_file(cfg.dataset, method, "prediction_depth"))
+    log.info("%s prediction depth (%s), device %s: dense + %d pruned populations, k=%d, %s support", method,
+             cfg.depth_reference, device, len(pruned_groups), cfg.knn_k, cfg.support)
+    for warning in warnings:
+        log.warning(warning)
+    data = data.to(device)
+    true_labels = data.test_labels.cpu().numpy()
+
+    started = time.time()
+    dense = population_depth(paths, dense_specs, data, cfg, device)
+    rows = []
+    for key, specs in tqdm(pruned_groups.items(), desc="populations", disable=not cfg.progress):
+        pruned = population_depth(paths, specs, data, cfg, device)
+        pies = find_pies(dense.preds, pruned.preds)
+        cross_check_pies(paths, cfg, method, key, pies)
+        table = example_table(dense, pruned, true_labels, pies, data.num_classes, cfg.per_model_depths)
+        write_table(table, paths.depth_examples(cfg.dataset, method, *key, cfg.variant))
+        rows.append(summary_row(method, cfg, key, dense, pruned, pies))
+        draw_population(paths, cfg, method, key, dense, pruned, pies)
+        log.info("%s s=%s: %d PIEs; mean depth dense PIEs %.2f rest %.2f | pruned PIEs %.2f rest %.2f", key[0],
+                 sparsity_tag(key[1]), rows[-1]["pies"], rows[-1]["depth_dense_pies_mean"],
+                 rows[-1]["depth_dense_rest_mean"], rows[-1]["depth_pruned_pies_mean"],
+                 rows[-1]["depth_pruned_rest_mean"])
+    summary = merge_summary(paths.depth_summary(cfg.dataset, method), rows)
+    write_table(summary, paths.depth_summary(cfg.dataset, method))
+    mine = summary[(summary["reference"] == cfg.depth_reference) & (summary["knn_k"] == cfg.knn_k)
+                   & (summary["support"] == cfg.support) & (summary["arch"] == cfg.arch)]
+    title = f"{METHOD_DIRS[method]} {cfg.arch} on {cfg.dataset}: prediction depth ({_reference_words(cfg)})"
+    plot_depth_vs_sparsity(mine, title, paths.depth_summary_figure(cfg.dataset, method, cfg.variant))
+    log.info("prediction depth done in %.1fs: %s", time.time() - started, paths.depth_dir(cfg.dataset, method))
+    return summary
+
+
+def draw_population(paths: Paths, cfg: DepthConfig, method: str, key: tuple, dense: PopulationDepth,
+                    pruned: PopulationDepth, pies: np.ndarray) -> None:
+    title = (f"{METHOD_DIRS[method]} {cfg.arch} on {cfg.dataset}, {key[0]} {sparsity_tag(key[1])}: "
+             f"prediction depth ({_reference_words(cfg)}, k={cfg.knn_k})")
+    plot_depth_scatter(dense.depths.mean(0), pruned.depths.mean(0), pies, dense.num_probes,
+                       f"mean depth, dense ({len(dense.specs)} models)",
+                       f"mean depth, {key[0]} {sparsity_tag(key[1])} ({len(pruned.specs)} models)", title,
+                       paths.depth_figure(cfg.dataset, method, "scatter", *key, cfg.variant))
+    plot_depth_histograms(dense.depths, pruned.depths, pies, dense.num_probes,
+                          f"{key[0]} {sparsity_tag(key[1])}", title,
+                          paths.depth_figure(cfg.dataset, method, "histogram", *key, cfg.variant))
+
+
+def _reference_words(cfg: DepthConfig) -> str:
+    return "vs final prediction" if cfg.depth_reference == "final_prediction" else "vs true label"
+
+
+def _label(spec: ModelSpec) -> str:
+    return f"{METHOD_DIRS[spec.method]} {spec.pruning} s={sparsity_tag(spec.sparsity)}"

@@ -1,0 +1,370 @@
+"""Prune trained dense models once (global magnitude by default) and finetune them with the masks held.
+
+`sup_pruning_finetune.py` / `clr_pruning_finetune.py`, the authors' one-shot recipe (paper_recipe A.5 item 1).
+
+The dense models 0..`--models_number`-1 are pruned once at every sparsity of `--pruning_percentages` over the
+authors' pool: every conv weight of the encoder plus the classifier's weight and bias. Pruned members are
+packed into populations of `--population_size` and finetuned together by the training engine, which holds the
+masks, so the saved models have exactly the target sparsity over the pool. SupCon models are finetuned end to
+end with cross-entropy as the authors did, or (`--finetune_mode representation`) the encoder with the SupCon
+loss and then the linear classifier on the frozen encoder.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from common import checkpoint as ckpt
+from common.augment import ContrastiveAugment, SupervisedAugment
+from common.cli import OneLineParser, UsageError, add_config_args, given_values, select_device
+from common.config import ARCHS, DATASETS, help_field, preset_config
+from common.data import load_dataset
+from common.models import build_network
+from common.paths import REPO_ROOT, ModelSpec, Paths
+from common.plots import write_table
+from common.population import Population
+from common.pruning import apply_masks_, magnitude_masks, prunable_names, random_masks
+from common.run_training import default_population_size, finished_or_conflict, setup_logging
+from common.training import Job, Phase, Trainer, evaluate
+from common.zoo import finished_specs, load_member
+
+log = logging.getLogger("prune")
+
+PRUNING_METHODS = ("global", "layerwise", "random")
+FINETUNE_MODES = ("end_to_end", "representation")
+CLASSIFIER = ("classifier.weight", "classifier.bias")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """The recipe of one pruned + finetuned population. Defaults are the authors' *_pruning_finetune.py."""
+
+    method: str = help_field("supervised", "learning method of the dense models: supervised or supcon", cli=False)
+    dataset: str = help_field("cifar10", f"dataset of the dense models: one of {DATASETS}", choices=DATASETS)
+    arch: str = help_field("wrn16_2", f"architecture of the dense models: one of {ARCHS}", choices=ARCHS)
+    pruning_method: str = help_field("global", "one-shot criterion: global magnitude (the authors'), layerwise "
+                                               "magnitude (same sparsity in every tensor) or random",
+                                     choices=PRUNING_METHODS)
+    prune_bias: bool = help_field(True, "put the classifier's bias in the pruned pool, as the authors")
+    finetune_mode: str = help_field("end_to_end", "SupCon only: end_to_end = encoder + classifier with "
+                                                  "cross-entropy (the authors'); representation = encoder with "
+                                                  "the SupCon loss, then the classifier on the frozen encoder",
+                                    choices=FINETUNE_MODES)
+    epochs: int = help_field(30, "finetuning epochs (representation mode: SupCon encoder epochs)")
+    batch_size: int = help_field(128, "finetuning batch size (representation mode: images per SupCon batch)")
+    learning_rate: float = help_field(1e-3, "constant SGD learning rate")
+    momentum: float = help_field(0.9, "SGD momentum")
+    nesterov: bool = help_field(True, "Nesterov momentum, as the authors' finetuning")
+    weight_decay: float = help_field(0.0, "SGD weight decay")
+    vertical_flip: bool = help_field(True, "the authors' RandomVerticalFlip(0.5) in the supervised augmentation")
+    temperature: float = help_field(0.5, "representation mode: SupCon temperature (the authors' training value)")
+    base_temperature: float = help_field(0.07, "representation mode: SupCon base temperature")
+    head_epochs: int = help_field(30, "representation mode: classifier epochs on the frozen finetuned encoder")
+    batch_size_head: int = help_field(128, "representation mode: classifier batch size")
+    learning_rate_head: float = help_field(1e-3, "representation mode: classifier learning rate (constant)")
+
+    def fingerprint(self) -> str:
+        import hashlib
+        import json
+        return "ft" + hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FinetuneRunConfig:
+    """How and where finetuning runs: never part of a model's identity."""
+
+    models_number: int = help_field(30, "dense models to prune: seeds 0..models_number-1 (the authors' flag)")
+    pruning_percentages: tuple = help_field((0.3, 0.5, 0.7, 0.9), "target sparsities in (0, 1), comma or "
+                                                                  "space separated", nargs="*", item=float)
+    population_size: int = help_field(0, "models finetuned together in one process; 0 = fill the device "
+                                          "(32 on a GPU, 8 on the CPU), 1 = one at a time")
+    cuda_device: int = help_field(0, "GPU index; without CUDA the script says so and runs on the CPU")
+    data_dir: str = help_field("./data", "folder holding (or receiving) cifar-10-batches-py")
+    output_root: str = help_field("", "root of models/ and logs/ (default: the repository folder)")
+    preset: str = help_field("paper", "recipe preset: paper (the authors' recipe) or demo (digits, CPU seconds)",
+                             choices=("paper", "demo"))
+    checkpoint_every: int = help_field(10, "save resumable state every N epochs (and on SIGTERM/SIGINT)")
+    eval_every: int = help_field(1, "evaluate on the test set every N epochs (and always at the end)")
+    amp: bool = help_field(True, "bf16 autocast on CUDA (ignored on the CPU)")
+    compile: bool = help_field(False, "torch.compile the population forward (CUDA only)")
+    progress: bool = help_field(True, "tqdm progress bars")
+
+
+# Demo: digits / wrn10_1 (as the training demo), ~30 s per 4 models on one CPU thread. Measured at 0.9 sparsity
+# on 2 dense demo models per method (mean accuracy after 5 epochs, lr 1e-3 / 1e-2 / 3e-2): supervised
+# .953/.957/.971 (dense .979), SupCon end to end .693/.824/.871 (dense .850); representation mode with lr 3e-2
+# and classifier lr 1e-1: .864. The paper's 1e-3 is too slow for so few steps.
+_DEMO = dict(dataset="digits", arch="wrn10_1", vertical_flip=False, epochs=5, batch_size=64, learning_rate=0.03,
+             head_epochs=5, batch_size_head=64, learning_rate_head=0.1)
+PRESETS = {"paper": {}, "demo": _DEMO}
+
+
+def preset_finetune(method: str, preset: str = "paper", **overrides) -> FinetuneConfig:
+    return replace(FinetuneConfig(method=method), **{**PRESETS[preset], **overrides})
+
+
+# ---- what is pruned and how it is finetuned -----------------------------------------------------------
+
+def pruned_pool(network, prune_bias: bool) -> list[str]:
+    """The authors' one-shot pool: every conv weight of the encoder, the classifier weight (and bias). The
+    SupCon projection head is never pruned."""
+    convs = prunable_names(network, exclude=("classifier", "projection"))
+    return convs + list(CLASSIFIER if prune_bias else CLASSIFIER[:1])
+
+
+def weight_names(network) -> list[str]:
+    """Conv + Linear weights of the classifying model (the authors' sparsity measure: no biases, no projection)."""
+    return prunable_names(network, exclude=("projection",))
+
+
+def one_shot_masks(params: dict, names: list[str], sparsities: list[float], criterion: str,
+                   seeds: list[int]) -> dict:
+    """Stacked keep-masks {name: [P, ...]} pruning each member once to its sparsity over the pool `names`."""
+    pool = {n: params[n].detach() for n in names}
+    if criterion in ("global", "layerwise"):
+        return magnitude_masks(pool, sparsities, scope="global" if criterion == "global" else "layer")
+    members = [random_masks({n: t[i:i + 1] for n, t in pool.items()}, sparsities[i],
+                            torch.Generator().manual_seed(seed)) for i, seed in enumerate(seeds)]
+    return {n: torch.cat([m[n] for m in members]) for n in names}
+
+
+def build_phases(cfg: FinetuneConfig, network, image_size: int) -> list[Phase]:
+    """Cross-entropy end to end with the authors' finetuning recipe, or SupCon on the encoder (its projection
+    head kept, not pruned) followed by the classifier on the frozen encoder."""
+    names = [n for n, _ in network.named_parameters()]
+    classify = tuple(n for n in names if not n.startswith("projection."))
+    supervised_aug = SupervisedAugment(padding=image_size // 8, vertical_flip=0.5 if cfg.vertical_flip else 0.0)
+    sgd = dict(momentum=cfg.momentum, nesterov=cfg.nesterov)
+    if cfg.finetune_mode == "end_to_end":
+        return [Phase("finetune", "ce", cfg.epochs, cfg.batch_size, cfg.learning_rate, weight_decay=cfg.weight_decay,
+                      trainable=classify, augment=supervised_aug, **sgd)]
+    encoder = Phase("finetune_encoder", "supcon", cfg.epochs, cfg.batch_size, cfg.learning_rate,
+                    weight_decay=cfg.weight_decay, trainable=tuple(n for n in names if n not in CLASSIFIER),
+                    augment=ContrastiveAugment(), evaluate=False, temperature=cfg.temperature,
+                    base_temperature=cfg.base_temperature, **sgd)
+    head = Phase("finetune_head", "linear", cfg.head_epochs, cfg.batch_size_head, cfg.learning_rate_head,
+                 weight_decay=0.0, trainable=CLASSIFIER, augment=supervised_aug, **sgd)
+    return [encoder, head]
+
+
+# ---- validation and loading ----------------------------------------------------------------------
+
+def validate(cfg: FinetuneConfig, run: FinetuneRunConfig) -> None:
+    bad = [s for s in run.pruning_percentages if not 0.0 < s < 1.0]
+    if bad or not run.pruning_percentages:
+        raise UsageError(f"--pruning_percentages {bad or 'is empty'}: sparsities must lie in (0, 1), e.g. 0.5,0.9")
+    if run.models_number < 1:
+        raise UsageError(f"--models_number {run.models_number}: need at least 1 dense model")
+    if run.population_size < 0:
+        raise UsageError(f"--population_size {run.population_size}: use 0 (auto), 1, or more")
+    if cfg.method == "supervised" and cfg.finetune_mode != "end_to_end":
+        raise UsageError("--finetune_mode representation is for SupCon models (clr_pruning_finetune.py); "
+                         "supervised models are finetuned end_to_end")
+    counts = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, head_epochs=cfg.head_epochs,
+                  batch_size_head=cfg.batch_size_head)
+    for flag, value in counts.items():
+        if value < 1:
+            raise UsageError(f"--{flag} {value}: must be >= 1")
+
+
+def training_command(cfg: FinetuneConfig, run: FinetuneRunConfig, seeds: list[int]) -> str:
+    """The command that trains the missing dense models with this run's preset, arch and dataset."""
+    script = "sup_training.py" if cfg.method == "supervised" else "clr_training.py"
+    preset = preset_config(cfg.method, run.preset)
+    extra = "".join(f" --{k} {getattr(cfg, k)}" for k in ("dataset", "arch") if getattr(cfg, k) != getattr(preset, k))
+    root = f" --output_root {run.output_root}" if run.output_root else ""
+    return (f"python {script} --preset {run.preset}{extra} --index_start {min(seeds)} --index_end {max(seeds)} "
+            f"--pruning_percentages 0.0{root}")
+
+
+def dense_specs(paths: Paths, cfg: FinetuneConfig, run: FinetuneRunConfig) -> list[ModelSpec]:
+    """The asked dense models, all present on disk, or a one-line error saying which are missing and how to
+    train them."""
+    specs = [ModelSpec(cfg.method, cfg.arch, cfg.dataset, "dense", 0.0, seed) for seed in range(run.models_number)]
+    missing = [s.seed for s in specs if not all(p.is_file() for p in paths.checkpoints(s))]
+    if not missing:
+        return specs
+    on_disk = [s for s in finished_specs(paths, cfg.dataset, cfg.method) if s.pruning == "dense"]
+    here = sum(s.arch == cfg.arch for s in on_disk)
+    others = sorted({s.arch for s in on_disk} - {cfg.arch})
+    hint = f"; dense {', '.join(others)} models exist (pass --arch)" if others else ""
+    raise UsageError(f"--models_number {run.models_number}: dense {cfg.method} {cfg.arch} {cfg.dataset} models "
+                     f"missing for seeds {_ranges(missing)} ({here} on disk under {paths.models}){hint}; train them "
+                     f"with: {training_command(cfg, run, missing)}")
+
+
+def _ranges(seeds: list[int]) -> str:
+    contiguous = seeds == list(range(seeds[0], seeds[-1] + 1))
+    return f"{seeds[0]}..{seeds[-1]}" if contiguous and len(seeds) > 2 else ",".join(map(str, seeds))
+
+
+def load_dense(paths: Paths, specs: list[ModelSpec]) -> tuple[dict, dict]:
+    """{seed: Network} and {seed: metadata} of the dense models; a file of another arch, dataset or shape is a
+    CheckpointError naming it."""
+    networks, metas = {}, {}
+    for spec in specs:
+        state, _, meta = load_member(paths, spec)
+        projection = int(meta.get("config", {}).get("projection_dim", 128))
+        num_classes = state["classifier.weight"].shape[0] if "classifier.weight" in state else 10
+        network = build_network(spec.arch, spec.method, num_classes, projection)
+        try:
+            network.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise ckpt.CheckpointError(f"{paths.checkpoint(spec, spec.parts[0])} does not fit a {spec.arch} "
+                                       f"({str(err).splitlines()[0]}): delete it or retrain it")
+        networks[spec.seed], metas[spec.seed] = network, meta
+    return networks, metas
+
+
+# ---- pruning a population and measuring it ---------------------------------------------------------
+
+def _autocast(device: torch.device, run: FinetuneRunConfig):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and run.amp else nullcontext()
+
+
+def member_accuracies(pop: Population, data, device, run) -> list[float]:
+    with _autocast(device, run):
+        return evaluate(pop, data.test_images, data.test_labels, data.normalize)[1].tolist()
+
+
+def prune_chunk(chunk: list[ModelSpec], dense: dict, cfg: FinetuneConfig, data, device, run):
+    """Prune the chunk's dense members once. -> (stacked masks on the CPU, per-member metadata)."""
+    pop = Population([dense[s.seed] for s in chunk], device)
+    template = dense[chunk[0].seed]
+    pool = pruned_pool(template, cfg.prune_bias)
+    masks = one_shot_masks(pop.params, pool, [s.sparsity for s in chunk], cfg.pruning_method,
+                           [s.seed for s in chunk])
+    apply_masks_(pop.params, masks)
+    after = member_accuracies(pop, data, device, run)
+    pool_size = sum(masks[n][0].numel() for n in pool)
+    weights = weight_names(template)
+    metas = []
+    for i, spec in enumerate(chunk):
+        pruned = sum(int((~masks[n][i]).sum()) for n in pool)
+        zeros = sum(int((pop.params[n][i] == 0).sum()) for n in weights)
+        metas.append(dict(pruning_method=cfg.pruning_method, target_sparsity=spec.sparsity,
+                          accuracy_after_pruning=after[i], pool=pool, pool_size=pool_size, pruned_entries=pruned,
+                          pool_sparsity=pruned / pool_size,
+                          weight_sparsity=zeros / sum(pop.params[n][i].numel() for n in weights)))
+    return {k: v.cpu() for k, v in masks.items()}, metas
+
+
+def dense_accuracies(dense: dict, data, device, run, size: int) -> dict[int, float]:
+    seeds = sorted(dense)
+    accuracies = {}
+    for start in range(0, len(seeds), size):
+        part = seeds[start:start + size]
+        pop = Population([dense[s] for s in part], device)
+        accuracies.update(zip(part, member_accuracies(pop, data, device, run)))
+    return accuracies
+
+
+# ---- summary ---------------------------------------------------------------------------------------
+
+def summary_table(paths: Paths, cfg: FinetuneConfig) -> pd.DataFrame:
+    """Per (finetune recipe, sparsity): accuracy before pruning, right after it and after finetuning (mean and
+    std over models) and the measured pool sparsity, over every finished finetuned model on disk."""
+    rows = []
+    for spec in finished_specs(paths, cfg.dataset, cfg.method, cfg.arch):
+        if spec.pruning != cfg.pruning_method:
+            continue
+        meta = ckpt.read_meta(paths.checkpoint(spec, spec.parts[-1]))
+        rows.append(dict(sparsity=spec.sparsity, seed=spec.seed, fingerprint=meta.get("fingerprint"),
+                         finetune_mode=meta.get("config", {}).get("finetune_mode"),
+                         epochs=sum((meta.get("epochs") or {}).values()),
+                         accuracy_before=meta.get("accuracy_before_pruning"),
+                         accuracy_after_pruning=meta.get("accuracy_after_pruning"),
+                         accuracy_after_finetune=meta.get("test_accuracy"),
+                         measured_sparsity=meta.get("pool_sparsity"), weight_sparsity=meta.get("weight_sparsity")))
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    keys = ["sparsity", "finetune_mode", "epochs", "fingerprint"]
+    accuracy = ["accuracy_before", "accuracy_after_pruning", "accuracy_after_finetune"]
+    table = frame.groupby(keys, dropna=False).agg(
+        models=("seed", "size"), **{f"{c}_{f}": (c, f) for c in accuracy for f in ("mean", "std")},
+        measured_sparsity_min=("measured_sparsity", "min"), measured_sparsity_max=("measured_sparsity", "max"),
+        weight_sparsity_min=("weight_sparsity", "min"), weight_sparsity_max=("weight_sparsity", "max"))
+    return table.reset_index()[["sparsity", "models", *[c for c in table.columns if c != "models"],
+                                "finetune_mode", "epochs", "fingerprint"]]
+
+
+# ---- entry point -------------------------------------------------------------------------------
+
+def parse(method: str, argv=None) -> tuple[FinetuneConfig, FinetuneRunConfig]:
+    prefix = "sup" if method == "supervised" else "clr"
+    parser = OneLineParser(description=__doc__.splitlines()[0], prog=f"{prefix}_pruning_finetune.py")
+    add_config_args(parser, FinetuneConfig)
+    add_config_args(parser, FinetuneRunConfig)
+    args = parser.parse_args(argv)
+    run = FinetuneRunConfig(**given_values(args, FinetuneRunConfig))
+    return preset_finetune(method, run.preset, **given_values(args, FinetuneConfig)), run
+
+
+def plan(paths: Paths, cfg: FinetuneConfig, run: FinetuneRunConfig, fingerprint: str):
+    """Every check that can fail, before anything is written: -> (dense specs, finetuned specs still to do)."""
+    validate(cfg, run)
+    dense = dense_specs(paths, cfg, run)
+    specs = [ModelSpec(cfg.method, cfg.arch, cfg.dataset, cfg.pruning_method, s, d.seed)
+             for s in dict.fromkeys(run.pruning_percentages) for d in dense]
+    return dense, [s for s in specs if not finished_or_conflict(paths, s, fingerprint)]
+
+
+def main(method: str, argv=None) -> list[dict]:
+    cfg, run = parse(method, argv)
+    paths = Paths(Path(run.output_root) if run.output_root else REPO_ROOT)
+    fingerprint = cfg.fingerprint()
+    dense_list, todo = plan(paths, cfg, run, fingerprint)
+    dense, dense_meta = load_dense(paths, dense_list)  # before the dataset: CIFAR-10 may be downloaded
+    data = load_dataset(cfg.dataset, run.data_dir)
+    device = select_device(run.cuda_device)
+
+    setup_logging(paths.log_file(cfg.dataset, method, "pruning_finetune"))
+    log.info("%s %s pruning + finetune: %d models asked, %d already finished, device %s", method,
+             cfg.pruning_method, len(dense_list) * len(run.pruning_percentages),
+             len(dense_list) * len(run.pruning_percentages) - len(todo), device)
+    log.info("recipe %s: %s", fingerprint, cfg.to_dict())
+    data = data.to(device)
+    size = run.population_size or default_population_size(device)
+    template = dense[dense_list[0].seed]
+    phases = build_phases(cfg, template, data.image_size)
+    before = dense_accuracies(dense, data, device, run, size) if todo else {}
+    results = []
+    for start in tqdm(range(0, len(todo), size), desc="populations", disable=not run.progress or len(todo) <= size):
+        chunk = todo[start:start + size]
+        started = time.time()
+        masks, metas = prune_chunk(chunk, dense, cfg, data, device, run)
+        for spec, meta in zip(chunk, metas):
+            meta.update(accuracy_before_pruning=before[spec.seed],
+                        dense_fingerprint=dense_meta[spec.seed].get("fingerprint"))
+            log.info("%s: accuracy dense %.4f, after one-shot pruning %.4f (pool sparsity %.4f)", spec.name,
+                     meta["accuracy_before_pruning"], meta["accuracy_after_pruning"], meta["pool_sparsity"])
+        projection = int(dense_meta[chunk[0].seed].get("config", {}).get("projection_dim", 128))
+        job = Job(specs=chunk, phases=phases, recipe={**cfg.to_dict(), "projection_dim": projection},
+                  fingerprint=fingerprint, final_sparsity=[s.sparsity for s in chunk], initial_masks=masks,
+                  member_meta=metas,
+                  make_networks=lambda chunk=chunk: [copy.deepcopy(dense[s.seed]) for s in chunk])
+        results += Trainer(job, data, device, paths, run, method).fit()
+        log.info("finetuned %d models in %.1fs", len(chunk), time.time() - started)
+    for r in results:
+        log.info("%s: accuracy dense %.4f -> pruned %.4f -> finetuned %s, pool sparsity %.4f%s",
+                 ModelSpec(**r["spec"]).name, r["accuracy_before_pruning"], r["accuracy_after_pruning"],
+                 "n/a" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}", r["sparsity"],
+                 " FAILED" if r["failed"] else "")
+    table = summary_table(paths, cfg)
+    if not table.empty:
+        out = paths.finetune_summary(cfg.dataset, method, cfg.arch, cfg.pruning_method)
+        write_table(table, out)
+        log.info("summary (%s):\n%s", out, table.drop(columns=["fingerprint"]).to_string(index=False))
+    return results
