@@ -98,9 +98,10 @@ class RunConfig:
 _SUPCON_PAPER = dict(epochs=500, batch_size=1024, learning_rate=0.05, weight_decay=4e-4, lr_milestones=(),
                      gmp_schedule="late")
 _DEMO = dict(dataset="digits", arch="wrn10_1", vertical_flip=False)  # a flipped 6 is a 9
-_DEMO_SUPERVISED = dict(epochs=20, batch_size=64, learning_rate=0.1, weight_decay=5e-4, lr_milestones=(12, 17))
-_DEMO_SUPCON = dict(epochs=30, batch_size=128, learning_rate=0.1, weight_decay=4e-4, lr_milestones=(),
-                    head_epochs=10, batch_size_head=64, head_milestones=(6, 8), gmp_schedule="late")
+# Demo recipes: digits at 8x8 train in CPU seconds; measured dense test accuracy ~98% (supervised), ~81% (SupCon)
+_DEMO_SUPERVISED = dict(epochs=12, batch_size=64, learning_rate=0.1, weight_decay=5e-4, lr_milestones=(8, 11))
+_DEMO_SUPCON = dict(epochs=15, batch_size=128, learning_rate=0.1, weight_decay=4e-4, lr_milestones=(),
+                    head_epochs=5, batch_size_head=64, head_milestones=(3, 4), gmp_schedule="late")
 
 PRESETS = {
     ("paper", "supervised"): {},

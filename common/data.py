@@ -21,7 +21,7 @@ CIFAR_FOLDER = "cifar-10-batches-py"
 # BatchNorm the first conv absorbs the scale, so we use the correct value.
 CIFAR_MEAN = (0.4915, 0.4823, 0.4468)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
-DIGITS_SIZE = 16  # 8x8 digits are upsampled 2x: the WRN's two stride-2 stages still leave a 4x4 map
+DIGITS_SIZE = 8  # the digits are 8x8: kept at their resolution (the encoders pool adaptively)
 
 
 class DataError(Exception):
@@ -116,7 +116,7 @@ def load_cifar10(data_dir: Path, download: bool = True) -> Dataset:
 
 def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     """scikit-learn's 1,797 8x8 digits: fixed stratified split (1,437 train / 360 test), grey replicated to 3
-    channels, bilinearly upsampled to 16x16 uint8."""
+    channels, uint8 at DIGITS_SIZE."""
     from sklearn.datasets import load_digits as sk_digits
     from sklearn.model_selection import train_test_split
 

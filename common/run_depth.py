@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from common import checkpoint as ckpt
+from common import checkpoint as ckpt, preflight
 from common.augment import SupervisedAugment
 from common.cli import OneLineParser, UsageError, add_config_args, given_values, select_device
 from common.config import ARCHS, DATASETS, help_field, preset_config
@@ -358,6 +358,8 @@ def main(method: str, argv=None) -> pd.DataFrame:
     data = load_dataset(cfg.dataset, cfg.data_dir)
     if cfg.knn_k > len(data.train_labels):
         raise UsageError(f"--knn_k {cfg.knn_k}: larger than the {len(data.train_labels)} training images")
+    preflight.check_outputs([paths.depth_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)],
+                            preflight.ANALYSIS_BYTES)
     device = select_device(cfg.cuda_device)
     torch.backends.cuda.matmul.allow_tf32 = False  # the k-NN shortlist needs full float32 (common/knn.py)
     setup_logging(paths.log_file(cfg.dataset, method, "prediction_depth"))

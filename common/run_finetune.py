@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from common import checkpoint as ckpt
+from common import checkpoint as ckpt, preflight
 from common.augment import ContrastiveAugment, SupervisedAugment
 from common.cli import OneLineParser, UsageError, add_config_args, given_values, select_device
 from common.config import ARCHS, DATASETS, help_field, preset_config
@@ -327,6 +327,8 @@ def main(method: str, argv=None) -> list[dict]:
     fingerprint = cfg.fingerprint()
     dense_list, todo = plan(paths, cfg, run, fingerprint)
     dense, dense_meta = load_dense(paths, dense_list)  # before the dataset: CIFAR-10 may be downloaded
+    preflight.check_outputs([paths.model_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)],
+                            preflight.training_bytes(dense[dense_list[0].seed], len(todo)))
     data = load_dataset(cfg.dataset, run.data_dir)
     device = select_device(run.cuda_device)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from common import checkpoint as ckpt
+from common import checkpoint as ckpt, preflight
 from common.augment import ContrastiveAugment, SupervisedAugment
 from common.cli import OneLineParser, UsageError, add_config_args, given_values, select_device
 from common.config import RunConfig, TrainConfig, preset_config, pruning_name, resolve_gmp
@@ -173,6 +173,8 @@ def main(method: str, argv=None) -> list[dict]:
              for s in run.pruning_percentages for seed in range(run.index_start, run.index_end + 1)]
     fingerprint = cfg.fingerprint()
     todo = [s for s in specs if not finished_or_conflict(paths, s, fingerprint)]
+    preflight.check_outputs([paths.model_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)],
+                            preflight.training_bytes(template, len(todo)))
     device = select_device(run.cuda_device)
     setup_logging(paths.log_file(cfg.dataset, method, "training"))
     log.info("%s training: %d models asked, %d already finished, device %s", method, len(specs),

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 
 import torch
 
 from common import checkpoint as ckpt
+from common.config import ARCHS, DATASETS
 from common.models import build_network
-from common.paths import ModelSpec, Paths
+from common.paths import METHOD_DIRS, ModelSpec, Paths
 from common.population import Population
 
 log = logging.getLogger("prune")
@@ -16,20 +18,78 @@ log = logging.getLogger("prune")
 
 def finished_specs(paths: Paths, dataset: str, method: str, arch: str | None = None) -> list[ModelSpec]:
     """Every finished model of a method on disk (SupCon: those whose classifier file exists), sorted by
-    (pruning, sparsity, seed). Unreadable files are skipped with a warning naming them."""
+    (pruning, sparsity, seed). A model with an unreadable or truncated file (any part; only headers are read) is
+    skipped with a warning naming the file and the command that retrains it."""
     last_part = "model" if method == "supervised" else "classifier"
     pattern = "*.safetensors" if last_part == "model" else "*_classifier.safetensors"
     specs = []
-    for path in paths.model_dir(dataset, method).glob(pattern):
+    for path in sorted(paths.model_dir(dataset, method).glob(pattern)):
         try:
             spec = ModelSpec(**ckpt.read_meta(path)["spec"])
         except (ckpt.CheckpointError, TypeError, KeyError) as err:
-            log.warning("skipping %s: %s", path, err)
+            log.warning(_unreadable(path, err))
             continue
         if spec.method == method and spec.dataset == dataset and (arch is None or spec.arch == arch):
-            if all(p.is_file() for p in paths.checkpoints(spec)):
+            if all(p.is_file() for p in paths.checkpoints(spec)) and _parts_readable(paths, spec):
                 specs.append(spec)
     return sorted(specs, key=lambda s: (s.pruning, s.sparsity, s.seed))
+
+
+def _parts_readable(paths: Paths, spec: ModelSpec) -> bool:
+    """The headers of a model's other parts (a SupCon encoder) read too; a truncated file fails here already,
+    as safetensors checks that the header covers the whole file."""
+    for path in paths.checkpoints(spec)[:-1]:
+        try:
+            ckpt.read_meta(path)
+        except ckpt.CheckpointError as err:
+            log.warning(_unreadable(path, err))
+            return False
+    return True
+
+
+def _unreadable(path, err: Exception) -> str:
+    """One warning line: which file is skipped, why, and the command that retrains it."""
+    reason = err.__context__ or err  # the library's own words, not the CheckpointError that repeats the path
+    spec = spec_from_filename(path.name)
+    fix = (f"retrain it with `{retrain_command(spec)}` and the recipe flags its population was trained with"
+           if spec else "retrain that model")
+    return f"skipping {path}: unreadable or corrupt ({type(reason).__name__}: {reason}); delete it and {fix}"
+
+
+_NAME = re.compile(rf"(?P<method>supervised|SupCon)_(?P<arch>{'|'.join(ARCHS)})_(?P<dataset>{'|'.join(DATASETS)})_"
+                   r"(?P<pruning>dense|gmp_early|gmp_late|gmp_custom|global|layerwise|random)_s(?P<sparsity>[0-9.e+-]+)"
+                   r"_seed(?P<seed>\d+)(_encoder|_classifier)?\.safetensors")
+
+
+def spec_from_filename(name: str) -> ModelSpec | None:
+    """The identity of a model from its file name (for a file whose metadata cannot be read), or None."""
+    match = _NAME.fullmatch(name)
+    if not match:
+        return None
+    method = {v: k for k, v in METHOD_DIRS.items()}[match["method"]]
+    return ModelSpec(method, match["arch"], match["dataset"], match["pruning"], float(match["sparsity"]),
+                     int(match["seed"]))
+
+
+def retrain_command(spec: ModelSpec) -> str:
+    """The command that trains `spec` again (reruns skip finished models, so it trains only the missing one),
+    under the preset of its dataset (demo for digits); add the recipe flags its population was trained with."""
+    from common.config import preset_config
+
+    preset = "demo" if spec.dataset == "digits" else "paper"
+    recipe = preset_config(spec.method, preset)
+    flags = f"--preset {preset}" + "".join(f" --{k} {getattr(spec, k)}" for k in ("dataset", "arch")
+                                           if getattr(spec, k) != getattr(recipe, k))
+    script = _script(spec)
+    if spec.pruning in ("global", "layerwise", "random"):
+        return (f"python {script} {flags} --pruning_method {spec.pruning} --pruning_percentages {spec.sparsity:g} "
+                f"--models_number {spec.seed + 1}")
+    if spec.pruning == "gmp_custom":
+        flags += " --begin_step B --end_step E --frequency F"
+    elif spec.pruning != "dense":
+        flags += f" --gmp_schedule {spec.pruning.removeprefix('gmp_')}"
+    return (f"python {script} {flags} --pruning_percentages {spec.sparsity:g} --index_start {spec.seed} "
+            f"--index_end {spec.seed}")
 
 
 def group_populations(specs: list[ModelSpec]) -> dict[tuple, list[ModelSpec]]:
@@ -60,30 +120,47 @@ def load_member(paths: Paths, spec: ModelSpec) -> tuple[dict, dict, dict]:
 
 
 def load_population(paths: Paths, specs: list[ModelSpec], device: torch.device | str = "cpu",
-                    num_classes: int = 10) -> tuple[Population, list[dict]]:
-    """Stack `specs` (all of one arch and method) into a Population for batched inference."""
+                    num_classes: int = 10, skip_unreadable: bool = False) -> tuple[Population, list[dict]]:
+    """Stack `specs` (all of one arch and method) into a Population for batched inference. A member that cannot
+    be read or does not fit is a CheckpointError naming its file; with `skip_unreadable` it is left out with a
+    warning that says so (see load_readable_population), and only a population with no member left is an error."""
+    return load_readable_population(paths, specs, device, num_classes, skip_unreadable)[:2]
+
+
+def load_readable_population(paths: Paths, specs: list[ModelSpec], device: torch.device | str = "cpu",
+                             num_classes: int = 10, skip_unreadable: bool = True
+                             ) -> tuple[Population, list[dict], list[ModelSpec]]:
+    """-> (Population, metadata, the specs actually loaded), leaving out unreadable members with a warning."""
     first = specs[0]
-    network = build_network(first.arch, first.method, num_classes, _projection_dim(paths, first))
-    states, metas = [], []
+    network = None
+    states, metas, loaded = [], [], []
     for spec in specs:
-        state, _, meta = load_member(paths, spec)
-        if first.method == "supcon":  # the projection head may be absent (finetuned encoders drop it)
-            state = {**{k: v for k, v in network.state_dict().items() if k.startswith("projection.")}, **state}
         try:
-            network.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise ckpt.CheckpointError(f"{paths.checkpoint(spec, spec.parts[0])} does not fit a {spec.arch} "
-                                       f"({str(err).splitlines()[0]}): delete it or retrain it")
+            state, _, meta = load_member(paths, spec)
+            if network is None:  # built from the first readable member: the projection size is in its recipe
+                projection = int(meta.get("config", {}).get("projection_dim", 128)) if first.method == "supcon" \
+                    else 128
+                network = build_network(first.arch, first.method, num_classes, projection)
+            if first.method == "supcon":  # the projection head may be absent (finetuned encoders drop it)
+                state = {**{k: v for k, v in network.state_dict().items() if k.startswith("projection.")}, **state}
+            try:
+                network.load_state_dict(state, strict=True)
+            except RuntimeError as err:
+                raise ckpt.CheckpointError(f"{paths.checkpoint(spec, spec.parts[0])} does not fit a {spec.arch} "
+                                           f"({str(err).splitlines()[0]}): delete it or retrain it")
+        except ckpt.CheckpointError as err:
+            if not skip_unreadable:
+                raise
+            log.warning("leaving %s out of its population: %s; retrain it with `%s` and the recipe flags its "
+                        "population was trained with", spec.name, err, retrain_command(spec))
+            continue
         states.append(state)
         metas.append(meta)
-    return Population.from_states(network, states, device), metas
-
-
-def _projection_dim(paths: Paths, spec: ModelSpec) -> int:
-    if spec.method != "supcon":
-        return 128
-    meta = ckpt.read_meta(paths.checkpoint(spec, "encoder"))
-    return int(meta.get("config", {}).get("projection_dim", 128))
+        loaded.append(spec)
+    if not loaded:
+        raise ckpt.CheckpointError(f"no readable model among {', '.join(s.name for s in specs)} under "
+                                   f"{paths.model_dir(first.dataset, first.method)}: retrain them")
+    return Population.from_states(network, states, device), metas, loaded
 
 
 def _script(spec: ModelSpec) -> str:

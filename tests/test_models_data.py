@@ -50,7 +50,7 @@ def test_resnet18_is_the_cifar_variant():
 def test_digits_split_is_fixed_stratified_and_three_channel():
     a, b = load_digits(), load_digits()
     assert torch.equal(a.test_labels, b.test_labels) and torch.equal(a.test_images, b.test_images)
-    assert a.train_images.shape == (1437, 3, 16, 16) and a.test_images.shape == (360, 3, 16, 16)
+    assert a.train_images.shape == (1437, 3, 8, 8) and a.test_images.shape == (360, 3, 8, 8)
     assert a.train_images.dtype == torch.uint8
     assert torch.equal(a.train_images[:, 0], a.train_images[:, 2])
     train_share = torch.bincount(a.train_labels) / 1437

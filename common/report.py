@@ -1,0 +1,244 @@
+"""The study's report: `pies/<dataset>/report.md`, built from the tables the stages wrote (never recomputed here).
+
+It holds the accuracy table, the PIE table, overlaps, Q-Score and prediction-depth summaries, links to the
+figures, and the paper's claims checked as plain statements with the numbers behind them, true or false as
+measured.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common.checkpoint import write_text
+from common.paths import METHOD_DIRS, Paths, sparsity_tag
+
+NAMES = {"supervised": "supervised", "supcon": "SupCon"}
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+
+def _pm(mean, std) -> str:
+    if mean is None or pd.isna(mean):
+        return "n/a"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}" if not pd.isna(std) else f"{100 * mean:.2f}"
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_none on disk_\n"
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *rows]) + "\n"
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "n/a" if np.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+# ---- tables ---------------------------------------------------------------------------------------
+
+def accuracy_table(pies: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Test accuracy (%) mean ± std over members, per learning method x pruning method x sparsity."""
+    rows = []
+    for method, summary in pies.items():
+        if summary.empty:
+            continue
+        first = summary.iloc[0]
+        rows.append(dict(method=NAMES[method], pruning="dense", sparsity=0.0, models=int(first["dense_models"]),
+                         accuracy=_pm(first["dense_accuracy_mean"], first["dense_accuracy_std"])))
+        for r in summary.itertuples():
+            rows.append(dict(method=NAMES[method], pruning=r.pruning, sparsity=r.sparsity, models=r.pruned_models,
+                             accuracy=_pm(r.pruned_accuracy_mean, r.pruned_accuracy_std)))
+    return pd.DataFrame(rows)
+
+
+def pie_table(pies: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    frames = []
+    for method, summary in pies.items():
+        if summary.empty:
+            continue
+        frame = summary[["pruning", "sparsity", "dense_models", "pruned_models", "pies", "pie_rate",
+                         "dense_modal_accuracy_on_pies", "dense_modal_accuracy_on_rest"]].copy()
+        frame.insert(0, "method", NAMES[method])
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def score_table(pies: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    rows = []
+    for method, summary in pies.items():
+        if summary.empty or "dense_q_score_mean" not in summary:
+            continue
+        for r in summary.to_dict("records"):
+            rows.append(dict(method=NAMES[method], pruning=r["pruning"], sparsity=r["sparsity"],
+                             dense_q=r["dense_q_score_mean"], pruned_q=r["pruned_q_score_mean"],
+                             dense_q_pies=r["dense_q_score_pies"], pruned_q_pies=r["pruned_q_score_pies"],
+                             dense_q_rest=r["dense_q_score_rest"], pruned_q_rest=r["pruned_q_score_rest"]))
+    return pd.DataFrame(rows)
+
+
+def depth_table(depth: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    frames = [d for d in depth.values() if not d.empty]
+    if not frames:
+        return pd.DataFrame()
+    cols = ["method", "pruning", "sparsity", "reference", "num_probes", "pies", "depth_dense_pies_mean",
+            "depth_dense_rest_mean", "depth_pruned_pies_mean", "depth_pruned_rest_mean"]
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+# ---- claims -----------------------------------------------------------------------------------------
+
+def _claim(text: str, holds: bool | None) -> str:
+    verdict = "not testable with the populations on disk" if holds is None else ("TRUE" if holds else "FALSE")
+    return f"- {text} — **{verdict}**"
+
+
+def check_claims(pies: dict[str, pd.DataFrame], comparison: pd.DataFrame, overlaps: dict[str, pd.DataFrame],
+                 scores: pd.DataFrame, depth: pd.DataFrame) -> list[str]:
+    """The paper's qualitative claims (../shared/docs/paper_recipe.md A.9), each with the measured numbers."""
+    lines = []
+    sup, con = pies.get("supervised", pd.DataFrame()), pies.get("supcon", pd.DataFrame())
+    if not sup.empty and not con.empty:
+        both = sup.merge(con, on=["pruning", "sparsity"], suffixes=("_sup", "_con"))
+        for pruning, part in both.groupby("pruning"):
+            top = part.sort_values("sparsity").iloc[-1]
+            lines.append(_claim(f"at {top.sparsity:g} sparsity ({pruning}) SupCon has more PIEs than supervised: "
+                                f"{int(top.pies_con)} vs {int(top.pies_sup)}", top.pies_con > top.pies_sup))
+    if not con.empty and {"gmp_early", "gmp_late"} <= set(con["pruning"]):
+        early, late = con[con.pruning == "gmp_early"], con[con.pruning == "gmp_late"]
+        shared = sorted(set(early.sparsity) & set(late.sparsity))
+        if shared:
+            s = shared[-1]
+            e, lt = int(early[early.sparsity == s].pies.iloc[0]), int(late[late.sparsity == s].pies.iloc[0])
+            lines.append(_claim(f"pruning early hurts SupCon most: at {s:g} sparsity early GMP gives {e} PIEs, "
+                                f"late GMP {lt}", e > lt))
+    pairs = [comparison] + [o for o in overlaps.values()]
+    jaccard = pd.concat([p for p in pairs if not p.empty and "jaccard" in p], ignore_index=True) \
+        if any(not p.empty for p in pairs) else pd.DataFrame()
+    if not jaccard.empty:
+        values = jaccard["jaccard"].dropna()
+        lines.append(_claim(f"PIEs are largely unique to a (learning, pruning) pair: mean Jaccard overlap "
+                            f"{values.mean():.2f} over {len(values)} pairs (median {values.median():.2f}; "
+                            f"'largely unique' read as < 0.5)", bool(values.mean() < 0.5)))
+    if not scores.empty:
+        lowered = scores.pruned_q < scores.dense_q
+        pie_drop = (scores.dense_q_pies - scores.pruned_q_pies) > (scores.dense_q_rest - scores.pruned_q_rest)
+        lines.append(_claim(f"pruning lowers the mean Q-Score (points below the identity line) in "
+                            f"{int(lowered.sum())} of {len(scores)} configurations", bool(lowered.mean() > 0.5)))
+        valid = pie_drop[scores.dense_q_pies.notna()]
+        lines.append(_claim(f"the Q-Score drops more for PIEs than for the rest in {int(valid.sum())} of "
+                            f"{len(valid)} configurations", bool(valid.mean() > 0.5) if len(valid) else None))
+    if not depth.empty:
+        valid = depth.dropna(subset=["depth_dense_pies_mean"])
+        higher = valid.depth_dense_pies_mean > valid.depth_dense_rest_mean
+        if len(valid):
+            lines.append(_claim(
+                f"PIEs have a higher prediction depth than the rest (dense populations): in {int(higher.sum())} of "
+                f"{len(valid)} configurations (mean {valid.depth_dense_pies_mean.mean():.2f} vs "
+                f"{valid.depth_dense_rest_mean.mean():.2f} probes)", bool(higher.mean() > 0.5)))
+    return lines or ["- no claim can be checked: run the PIE stage on both learning methods first"]
+
+
+# ---- figures ----------------------------------------------------------------------------------------
+
+FIGURE_LINES = {
+    "pies_vs_sparsity": "PIE counts against sparsity, one line per pruning method",
+    "pies_per_class": "PIEs per class",
+    "q_score": "per-example Q-Score, dense (x) vs pruned (y), PIEs in red, identity line",
+    "umap": "UMAP of model 0's test representations, dense and pruned side by side; x marks PIEs",
+    "scatter": "per-example prediction depth, dense (x) vs pruned (y), PIEs in red, identity line",
+    "overlaps": "PIEs shared (opaque) and unique (faded) between two populations, per class",
+}
+
+
+def _figures(paths: Paths, dataset: str, method: str, report_dir: Path) -> list[str]:
+    base = paths.pies_dir(dataset, method)
+    lines = []
+    whole = base / "pies_vs_sparsity.png"
+    if whole.is_file():
+        lines.append(f"![{FIGURE_LINES['pies_vs_sparsity']}]({whole.relative_to(report_dir)})  \n"
+                     f"*{NAMES[method]}: {FIGURE_LINES['pies_vs_sparsity']}.*")
+    for kind in ("umap", "q_score", "pies_per_class", "overlaps"):
+        for png in sorted((base / kind).glob("*.png"))[-2:]:  # the highest sparsities
+            lines.append(f"![{kind}]({png.relative_to(report_dir)})  \n*{NAMES[method]}, {png.stem}: "
+                         f"{FIGURE_LINES[kind]}.*")
+    for png in sorted((base / "prediction_depth").glob("scatter_*.png"))[-2:]:
+        lines.append(f"![depth]({png.relative_to(report_dir)})  \n*{NAMES[method]}, {png.stem}: "
+                     f"{FIGURE_LINES['scatter']}.*")
+    return lines
+
+
+def headline_umaps(paths: Paths, dataset: str) -> list[tuple[str, Path]]:
+    """The four UMAP panels of the authors' README: each method, dense vs the highest one-shot sparsity run."""
+    found = []
+    for method in ("supervised", "supcon"):
+        pngs = sorted(paths.pie_figure(dataset, method, "umap", "global", 0.5).parent.glob("umap_global_s*.png"),
+                      key=lambda p: float(p.stem.rsplit("_s", 1)[1]))
+        if pngs:
+            found.append((NAMES[method], pngs[-1]))
+    return found
+
+
+def copy_headline_figures(paths: Paths, dataset: str, dest: Path) -> list[Path]:
+    """Copy the README's figures (UMAP panels, PIEs against sparsity) into `dest` (figures/)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name, png in headline_umaps(paths, dataset):
+        copied.append(Path(shutil.copy(png, dest / f"umap_{name}_{png.stem.split('_', 1)[1]}.png")))
+    for method in ("supervised", "supcon"):
+        png = paths.pies_dir(dataset, method) / "pies_vs_sparsity.png"
+        if png.is_file():
+            copied.append(Path(shutil.copy(png, dest / f"pies_vs_sparsity_{NAMES[method]}.png")))
+    return copied
+
+
+# ---- the report -------------------------------------------------------------------------------------
+
+def write_report(paths: Paths, dataset: str, timings: list[dict] | None = None) -> Path:
+    report_dir = paths.pies / dataset
+    methods = ("supervised", "supcon")
+    pies = {m: _read(paths.pie_summary(dataset, m)) for m in methods}
+    overlaps = {m: _read(paths.pie_overlaps(dataset, m)) for m in methods}
+    comparison = _read(paths.pie_comparison(dataset))
+    depth = {m: _read(paths.depth_summary(dataset, m)) for m in methods}
+    scores, depth_all = score_table(pies), depth_table(depth)
+
+    parts = [f"# Magnitude pruning x learning method: report on `{dataset}`\n",
+             "Generated by `reproduce.py` from the tables under this folder; every number below is read from "
+             "those files.\n",
+             "## Claims of the paper, as measured\n", *check_claims(pies, comparison, overlaps, scores, depth_all),
+             "\n## Test accuracy (%, mean ± std over the members of each population)\n",
+             _markdown(accuracy_table(pies)),
+             "\n## PIEs (modal label of the pruned population differs from the dense one's)\n",
+             "`dense_modal_accuracy_on_pies` / `_on_rest`: accuracy of the dense population's modal label on the "
+             "PIEs and on the other examples.\n\n", _markdown(pie_table(pies)),
+             "\n## PIE overlaps\n", "Between pruning methods of one learning method:\n\n",
+             _markdown(pd.concat([o for o in overlaps.values() if not o.empty], ignore_index=True)
+                       if any(not o.empty for o in overlaps.values()) else pd.DataFrame()),
+             "\nBetween supervised and SupCon at equal pruning method and sparsity:\n\n", _markdown(comparison),
+             "\n## Q-Score of the encoder representation (mean over examples of the population-averaged score)\n",
+             _markdown(scores),
+             "\n## Prediction depth (probe index from which every k-NN probe agrees; 0 = all agree)\n",
+             _markdown(depth_all)]
+    umaps = headline_umaps(paths, dataset)
+    if umaps:
+        parts.append("\n## UMAP: dense vs the highest one-shot sparsity\n")
+        parts += [f"![{name}]({png.relative_to(report_dir)})  \n*{name}: UMAP of model 0's test representations, "
+                  f"dense (left) and {png.stem.split('_')[-1]} global (right), coloured by class; x marks PIEs.*\n"
+                  for name, png in umaps]
+    parts.append("\n## Figures\n")
+    for method in methods:
+        parts += [line + "\n" for line in _figures(paths, dataset, method, report_dir)]
+    if timings:
+        parts += ["\n## Stage timings\n", _markdown(pd.DataFrame(timings))]
+    path = report_dir / "report.md"
+    write_text(path, "\n".join(parts))
+    return path

@@ -1,0 +1,114 @@
+"""`reproduce.py`: the whole study in one command, stage by stage, for both learning methods.
+
+Stages: dense + early-GMP training, late-GMP training, one-shot global pruning + finetuning, PIEs (with Q-Score
+and UMAP), prediction depth, and the report. Every stage skips the work already on disk, so a rerun after a crash or a
+change picks up where it stopped; the log says which stage ran, what it skipped and how long it took.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from common.cli import OneLineParser, UsageError, add_config_args, given_values
+from common.config import help_field
+from common.paths import REPO_ROOT, Paths
+
+log = logging.getLogger("prune")
+METHODS = ("supervised", "supcon")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What a preset runs. The training recipes themselves come from the scripts' own presets."""
+
+    preset: str = help_field("demo", "demo (digits, CPU minutes) or paper (CIFAR-10, WRN-16-2, 30 models, a GPU)",
+                             choices=("demo", "paper"))
+    models_number: int = help_field(3, "models per configuration (the paper: 30)")
+    pruning_percentages: tuple = help_field((0.5, 0.9), "sparsities of every pruning method", nargs="*", item=float)
+    prediction_depth_models: int = help_field(2, "models per population whose prediction depths are averaged")
+    population_size: int = help_field(0, "models trained together (0 = fill the device)")
+    cuda_device: int = help_field(0, "GPU index; without CUDA everything runs on the CPU")
+    data_dir: str = help_field("./data", "folder holding (or receiving) cifar-10-batches-py")
+    output_root: str = help_field("", "root of models/, logs/ and pies/ (default: the repository folder)")
+    stages: tuple = help_field((), "run only these stages (default all): train_gmp_early, train_gmp_late, finetune, "
+                                   "pies, depth, report", nargs="*", item=str)
+    progress: bool = help_field(True, "tqdm progress bars")
+
+
+PRESETS = {
+    "demo": dict(models_number=3, pruning_percentages=(0.5, 0.9), prediction_depth_models=2),
+    "paper": dict(models_number=30, pruning_percentages=(0.3, 0.5, 0.7, 0.9, 0.95), prediction_depth_models=5),
+}
+STAGES = ("train_gmp_early", "train_gmp_late", "finetune", "pies", "depth", "report")
+
+
+def stage_commands(study: StudyConfig, method: str) -> dict[str, tuple]:
+    """{stage: (module main, argv)} for one learning method: the same commands a user would type."""
+    from common import run_depth, run_finetune, run_pies, run_training
+
+    common = ["--preset", study.preset, "--cuda_device", str(study.cuda_device), "--data_dir", study.data_dir]
+    if study.output_root:
+        common += ["--output_root", study.output_root]
+    quiet = [] if study.progress else ["--no-progress"]
+    sparsities = ",".join(f"{s:g}" for s in study.pruning_percentages)
+    seeds = ["--index_start", "0", "--index_end", str(study.models_number - 1),
+             "--population_size", str(study.population_size)]
+    k = ["--models_number", str(study.models_number)]
+    return {
+        "train_gmp_early": (run_training.main, common + quiet + seeds + ["--pruning_percentages", f"0.0,{sparsities}",
+                                                                        "--gmp_schedule", "early"]),
+        "train_gmp_late": (run_training.main, common + quiet + seeds + ["--pruning_percentages", sparsities,
+                                                                       "--gmp_schedule", "late"]),
+        "finetune": (run_finetune.main, common + quiet + k + ["--pruning_percentages", sparsities,
+                                                              "--population_size", str(study.population_size)]),
+        # UMAP draws model 0 of each population, so one PIE pass with all K models serves both
+        "pies": (run_pies.main, common + k + ["--plot_q_score", "--plot_umap"]),
+        "depth": (run_depth.main, common + k + ["--prediction_depth_models", str(study.prediction_depth_models)]),
+    }
+
+
+def parse(argv=None) -> StudyConfig:
+    parser = OneLineParser(prog="reproduce.py", description=__doc__.splitlines()[0])
+    add_config_args(parser, StudyConfig)
+    given = given_values(parser.parse_args(argv), StudyConfig)
+    study = replace(StudyConfig(), **{**PRESETS[given.get("preset", "demo")], **given})
+    unknown = [s for s in study.stages if s not in STAGES]
+    if unknown:
+        raise UsageError(f"--stages {unknown}: choose from {', '.join(STAGES)}")
+    if study.models_number < 2:
+        raise UsageError(f"--models_number {study.models_number}: PIEs need populations of at least 2 models")
+    bad = [s for s in study.pruning_percentages if not 0 < s < 1]
+    if bad or not study.pruning_percentages:
+        raise UsageError(f"--pruning_percentages {bad or 'is empty'}: sparsities must lie in (0, 1)")
+    return study
+
+
+def main(argv=None) -> Path:
+    from common.report import write_report
+    from common.run_training import setup_logging
+
+    study = parse(argv)
+    paths = Paths(Path(study.output_root) if study.output_root else REPO_ROOT)
+    dataset = "digits" if study.preset == "demo" else "cifar10"
+    wanted = study.stages or STAGES
+    timings = []
+    for name in STAGES:
+        if name not in wanted or name == "report":
+            continue
+        for method in METHODS:
+            run, argv_stage = stage_commands(study, method)[name]
+            started = time.time()
+            result = run(method, argv_stage)
+            setup_logging(paths.log_file(dataset, method, "reproduce"))  # stages reset the logger
+            seconds = time.time() - started
+            did = f"{len(result)} models trained" if isinstance(result, list) else "done"
+            if isinstance(result, list) and not result:
+                did = "skipped: everything already on disk"
+            timings.append(dict(stage=name, method=method, seconds=round(seconds, 1), outcome=did))
+            log.info("stage %s (%s): %s in %.1fs", name, method, did, seconds)
+    report = write_report(paths, dataset, timings) if "report" in wanted else None
+    total = sum(t["seconds"] for t in timings)
+    log.info("study finished in %.1fs%s", total, f"; report: {report}" if report else "")
+    return report

@@ -1,0 +1,31 @@
+"""Shared fixtures. `tiny_zoo` is a small digits model zoo trained once per test session; tests that write
+(analyses, corruption) must work on a copy (`shutil.copytree(tiny_zoo, tmp_path / "zoo")`)."""
+import pytest
+import torch
+
+# One epoch with large batches: the models stay near chance, which is enough for anything that needs models that
+# load, predict and disagree. The flags are public so a test can retrain a population exactly like the zoo's.
+ZOO_SEEDS = ["--index_start", "0", "--index_end", "1"]
+ZOO_FLAGS = {
+    "supervised": ["--preset", "demo", *ZOO_SEEDS, "--epochs", "1", "--batch_size", "256", "--lr_milestones",
+                   "--pruning_percentages", "0.0,0.5", "--no-progress"],
+    "supcon": ["--preset", "demo", *ZOO_SEEDS, "--epochs", "1", "--batch_size", "128", "--head_epochs", "1",
+               "--head_milestones", "--batch_size_head", "256", "--pruning_percentages", "0.0,0.5", "--no-progress"],
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory):
+    """Root holding seeds 0-1 of: supervised dense + gmp_early 0.5, SupCon dense + gmp_late 0.5 (wrn10_1, digits).
+    Read-only by convention."""
+    from common import run_training
+
+    root = tmp_path_factory.mktemp("tiny_zoo")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models gain nothing from intra-op threads on a busy 2-core machine
+    try:
+        for method, flags in ZOO_FLAGS.items():
+            run_training.main(method, flags + ["--output_root", str(root)])
+    finally:
+        torch.set_num_threads(threads)
+    return root
