@@ -6,6 +6,7 @@ measured.
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -159,20 +160,31 @@ FIGURE_LINES = {
 }
 
 
+def _sparsity_of(png: Path) -> float:
+    match = re.search(r"_s([0-9.]+?)(?:_|$)", png.stem)
+    return float(match.group(1)) if match else -1.0
+
+
+def _at_highest_sparsity(pngs: list[Path]) -> list[Path]:
+    top = max((_sparsity_of(p) for p in pngs), default=None)
+    return [p for p in pngs if _sparsity_of(p) == top]
+
+
 def _figures(paths: Paths, dataset: str, method: str, report_dir: Path) -> list[str]:
+    """Whole-method figures, then every pruning method's figures at the highest sparsity on disk."""
     base = paths.pies_dir(dataset, method)
     lines = []
     whole = base / "pies_vs_sparsity.png"
     if whole.is_file():
         lines.append(f"![{FIGURE_LINES['pies_vs_sparsity']}]({whole.relative_to(report_dir)})  \n"
                      f"*{NAMES[method]}: {FIGURE_LINES['pies_vs_sparsity']}.*")
-    for kind in ("umap", "q_score", "pies_per_class", "overlaps"):
-        for png in sorted((base / kind).glob("*.png"))[-2:]:  # the highest sparsities
+    groups = [(kind, sorted((base / kind).glob("*.png"))) for kind in ("umap", "q_score", "pies_per_class",
+                                                                         "overlaps")]
+    groups.append(("scatter", sorted((base / "prediction_depth").glob("scatter_*.png"))))
+    for kind, pngs in groups:
+        for png in _at_highest_sparsity(pngs):
             lines.append(f"![{kind}]({png.relative_to(report_dir)})  \n*{NAMES[method]}, {png.stem}: "
                          f"{FIGURE_LINES[kind]}.*")
-    for png in sorted((base / "prediction_depth").glob("scatter_*.png"))[-2:]:
-        lines.append(f"![depth]({png.relative_to(report_dir)})  \n*{NAMES[method]}, {png.stem}: "
-                     f"{FIGURE_LINES['scatter']}.*")
     return lines
 
 

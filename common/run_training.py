@@ -124,10 +124,14 @@ def setup_logging(log_file: Path) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger("prune")
     logger.setLevel(logging.INFO)
-    logger.handlers.clear()
+    for old in [h for h in logger.handlers if getattr(h, "ours", False)]:  # a previous stage's file and console
+        logger.removeHandler(old)
+        old.close()
+    logger.propagate = False  # libraries that configure the root logger would print every line twice
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
     for handler in (logging.FileHandler(log_file), _TqdmHandler()):
         handler.setFormatter(fmt)
+        handler.ours = True
         logger.addHandler(handler)
 
 

@@ -1,5 +1,7 @@
 """Shared fixtures. `tiny_zoo` is a small digits model zoo trained once per test session; tests that write
 (analyses, corruption) must work on a copy (`shutil.copytree(tiny_zoo, tmp_path / "zoo")`)."""
+import logging
+
 import pytest
 import torch
 
@@ -29,3 +31,13 @@ def tiny_zoo(tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _prune_logs_reach_caplog(caplog):
+    """The toolkit's logger does not propagate to the root (libraries that configure the root logger would print
+    every line twice), so hand caplog's handler to it directly."""
+    logger = logging.getLogger("prune")
+    logger.addHandler(caplog.handler)
+    yield
+    logger.removeHandler(caplog.handler)

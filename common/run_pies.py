@@ -1,0 +1,510 @@
+"""Pruning Identified Exemplars (PIEs), Q-Score, PIE overlaps and UMAP of one learning method's populations.
+
+Shared by `sup_pie_kmodels_detection.py` and `clr_pie_kmodels_detection.py`.
+
+For every pruned population on disk (or those named by `--pruning_methods` / `--pruning_percentages`), the
+first `--models_number` members of the dense and of the pruned population each predict the test set in one
+batched pass; an example is a PIE iff the two populations' modal labels differ (Hooker et al.; modal ties go to
+the smallest class, the authors' rule). Dense outputs are computed once and reused for every configuration, and
+every population's outputs are cached (pies/<dataset>/<method>/cache/), so reruns skip inference.
+
+Outputs under pies/<dataset>/<SupCon|supervised>/ (see common.paths.Paths, '# ---- PIE analysis'):
+    summary.csv                              one row per (pruning, sparsity): population sizes, accuracies, PIEs
+    examples/pies_<pruning>_s<s>.csv         one row per test example (flags, modal labels, agreement, scores)
+    overlaps.csv                             PIEs shared between pruning methods at equal sparsity
+    pies_vs_sparsity.png, pies_per_class/, pie_images/, overlaps/, q_score/, z_score/, l1_norm/, umap/
+and pies/<dataset>/comparison/ for supervised vs SupCon once both methods' populations are on disk.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from common import preflight
+from common.checkpoint import atomic_path
+from common.cli import OneLineParser, UsageError, add_config_args, given_values, select_device
+from common.config import ARCHS, DATASETS, RunConfig, help_field, preset_config
+from common.data import Dataset, load_dataset
+from common.overlaps import pairwise_overlaps, per_class_overlap
+from common.paths import METHOD_DIRS, REPO_ROOT, ModelSpec, Paths, sparsity_tag
+from common.pie_plots import (plot_overlap_per_class, plot_pie_images, plot_pies_per_class, plot_pies_vs_sparsity,
+                              plot_score_scatter, plot_umap_panels)
+from common.pies import agreement, modal_labels
+from common.plots import write_table
+from common.qscore import representation_scores
+from common.run_training import setup_logging
+from common.training import predict
+from common.zoo import finished_specs, group_populations, load_readable_population
+
+log = logging.getLogger("prune")
+
+PRUNING_METHODS = ("gmp_early", "gmp_late", "gmp_custom", "global", "layerwise", "random")
+SCORES = {"q_score": "Q-Score", "z_score": "z-score", "l1_norm": "L1 norm"}  # column -> the authors' axis name
+RUN_FIELDS = ("preset", "data_dir", "output_root", "cuda_device", "progress")
+
+
+@dataclass(frozen=True)
+class PieConfig:
+    dataset: str = help_field("cifar10", "dataset; when not given, the preset's (paper: cifar10, demo: digits)",
+                              choices=DATASETS)
+    arch: str = help_field("wrn16_2", "architecture; when not given, the preset's (paper: wrn16_2, demo: wrn10_1)",
+                           choices=ARCHS)
+    models_number: int = help_field(30, "models per population: the first K seeds on disk (fewer: all, warned)")
+    pruning_methods: tuple = help_field((), f"pruning methods to analyse, of {', '.join(PRUNING_METHODS)}; "
+                                            f"none = all on disk", nargs="*", item=str)
+    pruning_percentages: tuple = help_field((), "sparsities to analyse (comma or space separated); none = all on disk",
+                                            nargs="*", item=float)
+    plot_q_score: bool = help_field(False, "per-example Q-Score, z-score and L1 norm of the encoder representation, "
+                                           "averaged over each population; dense-vs-pruned scatters")
+    plot_umap: bool = help_field(False, "UMAP of model 0's test representations, dense and pruned side by side "
+                                        "(the authors use it with --models_number 1)")
+    umap_color: str = help_field("true", "colour UMAP points by the true label (comparable across panels) or by "
+                                         "each population's modal predicted label (the authors' choice)",
+                                 choices=("true", "predicted"))
+    umap_seed: int = help_field(0, "UMAP random_state (the authors left it unset, so their plots are not repeatable)")
+    umap_neighbors: int = help_field(15, "UMAP n_neighbors (library default, as the authors)")
+    umap_min_dist: float = help_field(0.1, "UMAP min_dist (library default, as the authors)")
+    max_pie_images: int = help_field(40, "PIEs shown in each image grid (the lowest test indices first)")
+    compare: bool = help_field(True, "also compare with the other learning method's PIEs when its populations "
+                                     "are on disk (pies/<dataset>/comparison/)")
+    batch_size: int = help_field(1024, "test images per inference batch (all members run on each batch)")
+
+
+# ---- flags -------------------------------------------------------------------------------------------
+
+def parse(method: str, argv=None) -> tuple[PieConfig, RunConfig]:
+    prefix = "sup" if method == "supervised" else "clr"
+    parser = OneLineParser(description=__doc__.splitlines()[0], prog=f"{prefix}_pie_kmodels_detection.py")
+    add_config_args(parser, PieConfig)
+    add_config_args(parser, RunConfig, only=RUN_FIELDS)
+    args = parser.parse_args(argv)
+    run = RunConfig(**given_values(args, RunConfig))
+    recipe = preset_config(method, run.preset)
+    cfg = PieConfig(**{"dataset": recipe.dataset, "arch": recipe.arch, **given_values(args, PieConfig)})
+    return cfg, run
+
+
+def validate(cfg: PieConfig) -> None:
+    if cfg.models_number < 1:
+        raise UsageError(f"--models_number {cfg.models_number}: use 1 or more models per population")
+    bad = [s for s in cfg.pruning_percentages if not 0.0 < s < 1.0]
+    if bad:
+        raise UsageError(f"--pruning_percentages {bad}: pruned sparsities lie in (0, 1), e.g. 0.5,0.9")
+    unknown = [p for p in cfg.pruning_methods if p not in PRUNING_METHODS]
+    if unknown:
+        raise UsageError(f"--pruning_methods {unknown}: use some of {', '.join(PRUNING_METHODS)}")
+    if cfg.max_pie_images < 0 or cfg.batch_size < 1:
+        raise UsageError("--max_pie_images must be >= 0 and --batch_size >= 1")
+    if cfg.umap_neighbors < 2 or cfg.umap_min_dist < 0:
+        raise UsageError(f"--umap_neighbors {cfg.umap_neighbors} --umap_min_dist {cfg.umap_min_dist}: "
+                         f"need n_neighbors >= 2 and min_dist >= 0")
+
+
+def make_command(method: str, pruning: str, sparsity: float, preset: str) -> str:
+    """The command that trains a missing population (for warnings and errors)."""
+    prefix = "sup" if method == "supervised" else "clr"
+    flags = f" --preset {preset}" if preset != "paper" else ""
+    if pruning in ("global", "layerwise", "random"):
+        return f"{prefix}_pruning_finetune.py{flags} --pruning_method {pruning} --pruning_percentages {sparsity:g}"
+    if pruning == "gmp_custom":
+        flags += " --begin_step B --end_step E --frequency F"
+    elif pruning != "dense":
+        flags += f" --gmp_schedule {pruning.removeprefix('gmp_')}"
+    return f"{prefix}_training.py{flags} --pruning_percentages {sparsity:g}" + (".0" if sparsity == 0 else "")
+
+
+def select_populations(populations: dict, cfg: PieConfig, method: str, preset: str, where: Path,
+                       other_archs: str = ""):
+    """(dense members, {(pruning, sparsity): pruned members}, warnings). Missing grid cells (asked pruning
+    methods x sparsities, or those on disk) are warnings; no dense or no pruned population at all is an error."""
+    dense = populations.get(("dense", 0.0))
+    if not dense:
+        raise UsageError(f"no dense {method} {cfg.arch} population on {cfg.dataset} in {where}{other_archs}: train "
+                         f"it with `{make_command(method, 'dense', 0.0, preset)}`")
+    on_disk = {(p, sparsity_tag(s)): members for (p, s), members in populations.items() if p != "dense"}
+    methods = cfg.pruning_methods or sorted({p for p, _ in on_disk})
+    sparsities = cfg.pruning_percentages or sorted({m[0].sparsity for m in on_disk.values()})
+    chosen, warnings = {}, []
+    for pruning in dict.fromkeys(methods):
+        for s in dict.fromkeys(sparsities):
+            members = on_disk.get((pruning, sparsity_tag(s)))
+            if members:
+                chosen[(pruning, members[0].sparsity)] = members
+            else:
+                warnings.append(f"no {method} {pruning} population at sparsity {s:g} in {where}: skipped "
+                                f"(make it with `{make_command(method, pruning, s, preset)}`)")
+    if not chosen:
+        asked = " among --pruning_methods/--pruning_percentages" if cfg.pruning_methods or \
+            cfg.pruning_percentages else ""
+        schedule = "gmp_" + preset_config(method, preset).gmp_schedule
+        raise UsageError(f"no pruned {method} {cfg.arch} population on {cfg.dataset}{asked} in {where}: train one "
+                         f"with `{make_command(method, schedule, 0.9, preset)}`")
+    return dense, chosen, warnings
+
+
+def first_members(members: list[ModelSpec], k: int, label: str) -> list[ModelSpec]:
+    if len(members) < k:
+        log.warning("%s: only %d of the %d models asked (--models_number) are on disk; using %d", label,
+                    len(members), k, len(members))
+    return members[:k]
+
+
+# ---- population outputs (one pass per population, cached) ----------------------------------------------
+
+@dataclass(frozen=True)
+class PopulationOutputs:
+    """What the analysis needs from one population's pass over the test set."""
+
+    names: tuple  # member model names, in seed order
+    preds: np.ndarray  # [K, N] predicted labels
+    scores: dict | None  # {'q_score'|'z_score'|'l1_norm': [N]} averaged over the K members
+    features0: np.ndarray | None  # [N, D] the first member's encoder representation (UMAP)
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+
+def data_fingerprint(data: Dataset) -> str:
+    """Changes with the test set's images, labels or normalisation (a cache must not outlive them)."""
+    digest = hashlib.sha1(data.test_images.cpu().numpy().tobytes())
+    digest.update(data.test_labels.cpu().numpy().tobytes())
+    digest.update(json.dumps([data.name, data.mean, data.std]).encode())
+    return digest.hexdigest()
+
+
+def _cache_key(paths: Paths, specs: list[ModelSpec], data_key: str) -> str | None:
+    """Changes when a member is added, removed or rewritten (name, size and mtime of every checkpoint file) or
+    the test set changes; None (no caching) when a file vanished since it was listed."""
+    try:
+        stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for s in specs for p in paths.checkpoints(s)]
+    except OSError:
+        return None
+    return hashlib.sha1(json.dumps([data_key, stamp]).encode()).hexdigest()
+
+
+def _read_cache(path: Path, key: str | None, with_features: bool) -> PopulationOutputs | None:
+    if key is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if str(npz["key"]) != key or (with_features and "features0" not in npz.files):
+                return None
+            scores = {k: npz[k] for k in SCORES} if "q_score" in npz.files else None
+            features0 = npz["features0"] if "features0" in npz.files else None
+            return PopulationOutputs(tuple(npz["names"].tolist()), npz["preds"].astype(np.int64), scores, features0)
+    except (OSError, ValueError, KeyError) as err:
+        log.warning("ignoring unreadable cache %s (%s)", path, err)
+        return None
+
+
+def _write_cache(path: Path, key: str, outputs: PopulationOutputs) -> None:
+    arrays = dict(key=np.array(key), names=np.array(outputs.names), preds=outputs.preds.astype(np.int16))
+    if outputs.scores is not None:
+        arrays.update(outputs.scores, features0=outputs.features0)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def population_outputs(paths: Paths, specs: list[ModelSpec], data: Dataset, device: torch.device,
+                       with_features: bool, batch_size: int, data_key: str) -> PopulationOutputs:
+    """Predictions of every member on the test set (one batched pass over the stacked population), and with
+    `with_features` the per-example Q-Score / z-score / L1 norm of the L2-normalised encoder representation
+    averaged over the members (the authors' --plot_q_score), plus member 0's representation. A member whose
+    file cannot be read is left out with a warning (zoo.load_readable_population)."""
+    first = specs[0]
+    cache = paths.pie_predictions(first.dataset, first.method, first.pruning, first.sparsity)
+    key = _cache_key(paths, specs, data_key)
+    cached = _read_cache(cache, key, with_features)
+    if cached is not None:
+        log.info("%s %s s=%g: %d members' predictions from %s", first.method, first.pruning, first.sparsity,
+                 cached.size, cache)
+        return cached
+    pop, _, loaded = load_readable_population(paths, specs, device, data.num_classes)
+    with torch.no_grad():
+        preds = predict(pop, data.test_images, data.normalize, "logits", batch_size).argmax(-1).cpu().numpy()
+        scores = features0 = None
+        if with_features:
+            features = predict(pop, data.test_images, data.normalize, "features", batch_size)  # [K, N, D]
+            members, examples = features.shape[:2]
+            flat = representation_scores(features.flatten(0, 1))  # [K*N] each
+            scores = {k: v.view(members, examples).mean(0).cpu().numpy() for k, v in flat.items()}
+            features0 = features[0].cpu().numpy()
+    del pop
+    outputs = PopulationOutputs(tuple(s.name for s in loaded), preds.astype(np.int64), scores, features0)
+    if key is not None and len(loaded) == len(specs):  # a population missing a member is not cached
+        _write_cache(cache, key, outputs)
+    return outputs
+
+
+# ---- per-example and summary tables (pure) ---------------------------------------------------------------
+
+def example_table(dense: PopulationOutputs, pruned: PopulationOutputs, labels: np.ndarray,
+                  num_classes: int) -> pd.DataFrame:
+    """One row per test example: modal labels, PIE flag, each population's agreement with its modal label and
+    accuracy (fraction of members correct), and the averaged scores when both populations have them."""
+    dense_modal = modal_labels(dense.preds, num_classes)
+    pruned_modal = modal_labels(pruned.preds, num_classes)
+    table = pd.DataFrame(dict(
+        index=np.arange(len(labels)), true_label=labels, dense_modal_label=dense_modal,
+        pruned_modal_label=pruned_modal, pie=dense_modal != pruned_modal,
+        dense_agreement=agreement(dense.preds, dense_modal), pruned_agreement=agreement(pruned.preds, pruned_modal),
+        dense_accuracy=(dense.preds == labels).mean(0), pruned_accuracy=(pruned.preds == labels).mean(0)))
+    if dense.scores is not None and pruned.scores is not None:
+        for score in SCORES:
+            table[f"dense_{score}"] = dense.scores[score]
+            table[f"pruned_{score}"] = pruned.scores[score]
+    return table
+
+
+def summary_row(table: pd.DataFrame, dense: PopulationOutputs, pruned: PopulationOutputs) -> dict:
+    """Population sizes, member accuracy (mean ± std over members), modal-label accuracy, PIE count and rate,
+    and accuracies on PIEs vs the rest: 'modal' = accuracy of the population's modal label, 'member' = mean
+    over examples of the fraction of members correct."""
+    labels = table["true_label"].to_numpy()
+    pies = table["pie"].to_numpy()
+    dense_acc = (dense.preds == labels).mean(1)
+    pruned_acc = (pruned.preds == labels).mean(1)
+    row = dict(dense_models=dense.size, pruned_models=pruned.size, examples=len(table),
+               dense_accuracy_mean=dense_acc.mean(), dense_accuracy_std=dense_acc.std(ddof=1) if dense.size > 1
+               else np.nan, pruned_accuracy_mean=pruned_acc.mean(),
+               pruned_accuracy_std=pruned_acc.std(ddof=1) if pruned.size > 1 else np.nan,
+               dense_modal_accuracy=(table["dense_modal_label"] == table["true_label"]).mean(),
+               pruned_modal_accuracy=(table["pruned_modal_label"] == table["true_label"]).mean(),
+               pies=int(pies.sum()), pie_rate=pies.mean())
+    for who in ("dense", "pruned"):
+        modal_correct = (table[f"{who}_modal_label"] == table["true_label"]).to_numpy()
+        member_correct = table[f"{who}_accuracy"].to_numpy()
+        for part, mask in (("pies", pies), ("rest", ~pies)):
+            row[f"{who}_modal_accuracy_on_{part}"] = modal_correct[mask].mean() if mask.any() else np.nan
+            row[f"{who}_member_accuracy_on_{part}"] = member_correct[mask].mean() if mask.any() else np.nan
+    for score in SCORES:
+        if f"dense_{score}" not in table:
+            continue
+        for who in ("dense", "pruned"):
+            values = table[f"{who}_{score}"].to_numpy()
+            row[f"{who}_{score}_mean"] = values.mean()
+            row[f"{who}_{score}_std"] = values.std()
+            row[f"{who}_{score}_pies"] = values[pies].mean() if pies.any() else np.nan
+            row[f"{who}_{score}_rest"] = values[~pies].mean() if (~pies).any() else np.nan
+    return row
+
+
+def merge_table(path: Path, new: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows of `new` replace those of the table at `path` with the same keys; other rows are kept, so a run over
+    a few configurations does not erase the others."""
+    if path.is_file():
+        try:
+            old = pd.read_csv(path)
+            if set(keys) <= set(old.columns) and not old.empty:
+                new = pd.concat([old, new], ignore_index=True).drop_duplicates(keys, keep="last")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
+            log.warning("rewriting unreadable %s (%s)", path, err)
+    return new.sort_values(keys).reset_index(drop=True)
+
+
+# ---- UMAP -----------------------------------------------------------------------------------------------
+
+def umap_embedding(features: np.ndarray, cfg: PieConfig) -> np.ndarray:
+    """2-D UMAP of ONE model's representations [N, D] -> [N, 2], in this process (no multiprocessing).
+
+    One model, not an average: members are trained independently, so their feature axes are unaligned and
+    averaging their representations (what the authors' code does when more than one model is loaded,
+    paper_recipe A.7/C.9) mixes unrelated coordinates. random_state makes the embedding repeatable.
+
+    The Euclidean k-NN graph is computed exactly by scikit-learn and handed to UMAP: the same graph UMAP builds
+    itself below 4,096 points (above, it approximates it with NN-descent), and it skips half of UMAP's numba
+    compilation, which dominates on small test sets."""
+    import umap  # slow import (numba): only when --plot_umap asks for it
+    from sklearn.neighbors import NearestNeighbors
+
+    features = np.asarray(features, dtype=np.float32)
+    neighbors = min(cfg.umap_neighbors, len(features) - 1)
+    distances, indices = NearestNeighbors(n_neighbors=neighbors).fit(features).kneighbors(features)
+    reducer = umap.UMAP(n_neighbors=neighbors, min_dist=cfg.umap_min_dist, n_components=2,
+                        random_state=cfg.umap_seed, n_jobs=1,
+                        precomputed_knn=(indices, distances.astype(np.float32), None))
+    with warnings.catch_warnings():  # no search index: only UMAP.transform (never used here) would need one
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+        return reducer.fit_transform(features)
+
+
+# ---- the stage ------------------------------------------------------------------------------------------
+
+@dataclass
+class Stage:
+    """One run's context (configuration, output paths, test data, device) and the steps that need all of it."""
+
+    cfg: PieConfig
+    method: str
+    paths: Paths
+    data: Dataset
+    device: torch.device
+
+    def __post_init__(self):
+        self.data_key = data_fingerprint(self.data)
+
+    def outputs(self, specs: list[ModelSpec], with_features: bool) -> PopulationOutputs:
+        return population_outputs(self.paths, specs, self.data, self.device, with_features, self.cfg.batch_size,
+                                  self.data_key)
+
+    def title(self, pruning: str, sparsity: float, dense: PopulationOutputs, pruned: PopulationOutputs) -> str:
+        return (f"{METHOD_DIRS[self.method]} {self.cfg.dataset} {self.cfg.arch}: {pruning} {sparsity:g} "
+                f"(K={pruned.size}) vs dense (K={dense.size})")
+
+    def figure(self, kind: str, pruning: str = "", sparsity: float | None = None, ext: str = "png") -> Path:
+        return self.paths.pie_figure(self.cfg.dataset, self.method, kind, pruning, sparsity, ext)
+
+    def plot_configuration(self, table: pd.DataFrame, pruning: str, sparsity: float, dense: PopulationOutputs,
+                           pruned: PopulationOutputs, dense_embedding: np.ndarray | None) -> None:
+        title = self.title(pruning, sparsity, dense, pruned)
+        labels, pies = table["true_label"].to_numpy(), table["pie"].to_numpy()
+        classes = self.data.num_classes
+        plot_pies_per_class(np.bincount(labels[pies], minlength=classes), np.bincount(labels, minlength=classes),
+                            title, self.figure("pies_per_class", pruning, sparsity))
+        shown = np.flatnonzero(pies)[:self.cfg.max_pie_images]
+        plot_pie_images(self.data.test_images[torch.from_numpy(shown)].numpy(), labels[shown],
+                        table["dense_modal_label"].to_numpy()[shown], table["pruned_modal_label"].to_numpy()[shown],
+                        f"{title}: {len(shown)} of {pies.sum()} PIEs", self.figure("pie_images", pruning, sparsity))
+        if self.cfg.plot_q_score:
+            for score, label in SCORES.items():
+                plot_score_scatter(table[f"dense_{score}"], table[f"pruned_{score}"], pies, label, sparsity, title,
+                                   self.figure(score, pruning, sparsity))
+        if dense_embedding is not None:
+            self.plot_umap(table, pruning, sparsity, dense, pruned, dense_embedding)
+
+    def plot_umap(self, table, pruning, sparsity, dense, pruned, dense_embedding) -> None:
+        """Dense and pruned UMAP panels (model 0 of each population) plus their embeddings as npz.
+
+        Colours default to the TRUE label: it is the same for both panels, so a class that the pruned encoder
+        mixes into another shows up as mixed colours. The authors coloured by each population's modal predicted
+        label (`--umap_color predicted`), which paints a misclassified point in the colour of the cluster it sits
+        in and so hides exactly the confusions the figure is meant to show."""
+        pruned_embedding = umap_embedding(pruned.features0, self.cfg)
+        pies = table["pie"].to_numpy()
+        true, dense_modal, pruned_modal = (table[c].to_numpy() for c in ("true_label", "dense_modal_label",
+                                                                            "pruned_modal_label"))
+        with atomic_path(self.figure("umap", pruning, sparsity, "npz")) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, dense_embedding=dense_embedding, pruned_embedding=pruned_embedding, true_labels=true,
+                     dense_modal_labels=dense_modal, pruned_modal_labels=pruned_modal, pies=pies,
+                     dense_model=dense.names[0], pruned_model=pruned.names[0])
+        colors = (true, true) if self.cfg.umap_color == "true" else (dense_modal, pruned_modal)
+        color_label = "true label" if self.cfg.umap_color == "true" else "modal predicted label of the population"
+        seed = lambda name: name.rsplit("_seed", 1)[-1]
+        titles = (f"dense (model seed {seed(dense.names[0])})",
+                  f"{pruning} {sparsity:g} (model seed {seed(pruned.names[0])})")
+        plot_umap_panels(dense_embedding, pruned_embedding, colors[0], colors[1], pies, self.data.num_classes,
+                         titles, color_label, f"UMAP of test representations, {METHOD_DIRS[self.method]} "
+                         f"{self.cfg.dataset} (x = PIE)", self.figure("umap", pruning, sparsity))
+
+    def overlaps_between_prunings(self, pie_sets: dict) -> pd.DataFrame:
+        """PIEs shared by each pair of pruning methods at the same sparsity: table rows and per-class figures."""
+        labels = self.data.test_labels.numpy()
+        rows = []
+        for sparsity in sorted({s for _, s in pie_sets}):
+            at_s = {p: mask for (p, s), mask in pie_sets.items() if s == sparsity}
+            for row in pairwise_overlaps(at_s):
+                rows.append(dict(method=METHOD_DIRS[self.method], sparsity=sparsity, **row))
+                per_class = per_class_overlap(at_s[row["a"]], at_s[row["b"]], labels, self.data.num_classes)
+                plot_overlap_per_class(per_class, row["a"], row["b"],
+                                       f"{METHOD_DIRS[self.method]} {self.cfg.dataset}: PIEs of {row['a']} vs "
+                                       f"{row['b']} at sparsity {sparsity:g}",
+                                       self.figure("overlaps", f"{row['a']}_vs_{row['b']}", sparsity))
+        return pd.DataFrame(rows, columns=["method", "sparsity", "a", "b", "size_a", "size_b", "common",
+                                           "unique_a", "unique_b", "jaccard"])
+
+    def compare_methods(self, pie_sets: dict) -> pd.DataFrame | None:
+        """Supervised vs SupCon PIEs at the same pruning method and sparsity, when the other method's dense and
+        pruned populations are on disk (their predictions come from that method's cache when it is current)."""
+        other = "supcon" if self.method == "supervised" else "supervised"
+        populations = group_populations(finished_specs(self.paths, self.cfg.dataset, other, self.cfg.arch))
+        by_tag = {(p, sparsity_tag(s)): members for (p, s), members in populations.items()}
+        shared = [key for key in pie_sets if (key[0], sparsity_tag(key[1])) in by_tag]
+        if ("dense", "0") not in by_tag or not shared:
+            log.info("no %s populations matching these configurations on disk: supervised vs SupCon comparison "
+                     "skipped", other)
+            return None
+        k = self.cfg.models_number
+        other_dense = self.outputs(first_members(by_tag[("dense", "0")], k, f"{other} dense"), False)
+        labels = self.data.test_labels.numpy()
+        rows = []
+        for pruning, sparsity in shared:
+            members = first_members(by_tag[(pruning, sparsity_tag(sparsity))], k, f"{other} {pruning} {sparsity:g}")
+            other_pruned = self.outputs(members, False)
+            other_pies = modal_labels(other_dense.preds, self.data.num_classes) != \
+                modal_labels(other_pruned.preds, self.data.num_classes)
+            pies = {self.method: pie_sets[(pruning, sparsity)], other: other_pies}
+            sup, supcon = pies["supervised"], pies["supcon"]
+            rows += [dict(pruning=pruning, sparsity=sparsity, **row)
+                     for row in pairwise_overlaps({"supervised": sup, "SupCon": supcon})]
+            plot_overlap_per_class(per_class_overlap(sup, supcon, labels, self.data.num_classes), "supervised",
+                                   "SupCon", f"{self.cfg.dataset}: PIEs of supervised vs SupCon, {pruning} "
+                                   f"{sparsity:g}", self.paths.pie_comparison(self.cfg.dataset, pruning, sparsity))
+        table = merge_table(self.paths.pie_comparison(self.cfg.dataset), pd.DataFrame(rows),
+                            ["pruning", "sparsity"])
+        write_table(table, self.paths.pie_comparison(self.cfg.dataset))
+        return table
+
+
+def main(method: str, argv=None) -> pd.DataFrame:
+    """Run the stage for one learning method; returns the summary table (also written to summary.csv)."""
+    started = time.time()
+    cfg, run = parse(method, argv)
+    validate(cfg)
+    paths = Paths(Path(run.output_root) if run.output_root else REPO_ROOT)
+    data = load_dataset(cfg.dataset, run.data_dir)
+    specs = finished_specs(paths, cfg.dataset, method)
+    archs = sorted({s.arch for s in specs} - {cfg.arch})
+    populations = group_populations([s for s in specs if s.arch == cfg.arch])
+    dense_members, configs, missing = select_populations(
+        populations, cfg, method, run.preset, paths.model_dir(cfg.dataset, method),
+        f" (models of {', '.join(archs)} are there: pass --arch or --preset)" if archs else "")
+    folders = [paths.pies_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)]
+    preflight.check_outputs(folders + ([paths.pie_comparison(cfg.dataset).parent] if cfg.compare else []),
+                            preflight.ANALYSIS_BYTES)
+    device = select_device(run.cuda_device)
+    setup_logging(paths.log_file(cfg.dataset, method, "pie_kmodels_detection"))
+    for line in missing:
+        log.warning(line)
+    stage = Stage(cfg, method, paths, data, device)
+    with_features = cfg.plot_q_score or cfg.plot_umap
+    dense = stage.outputs(first_members(dense_members, cfg.models_number, f"{method} dense"), with_features)
+    dense_embedding = umap_embedding(dense.features0, cfg) if cfg.plot_umap else None
+    labels = data.test_labels.numpy()
+
+    rows, pie_sets = [], {}
+    for (pruning, sparsity), members in tqdm(configs.items(), desc="PIEs", disable=not run.progress):
+        tick = time.time()
+        members = first_members(members, cfg.models_number, f"{method} {pruning} {sparsity:g}")
+        pruned = stage.outputs(members, with_features)
+        table = example_table(dense, pruned, labels, data.num_classes)
+        write_table(table, paths.pie_examples(cfg.dataset, method, pruning, sparsity))
+        pie_sets[(pruning, sparsity)] = table["pie"].to_numpy()
+        rows.append(dict(method=METHOD_DIRS[method], dataset=cfg.dataset, arch=cfg.arch, pruning=pruning,
+                         sparsity=sparsity, **summary_row(table, dense, pruned)))
+        stage.plot_configuration(table, pruning, sparsity, dense, pruned, dense_embedding)
+        log.info("Method: %s Pruning method: %s Pruned: %g Models pruned: %d Models not pruned: %d Found PIEs: %d "
+                 "(%.1fs)", METHOD_DIRS[method], pruning, sparsity, pruned.size, dense.size, rows[-1]["pies"],
+                 time.time() - tick)
+
+    summary = merge_table(paths.pie_summary(cfg.dataset, method), pd.DataFrame(rows), ["pruning", "sparsity"])
+    write_table(summary, paths.pie_summary(cfg.dataset, method))
+    plot_pies_vs_sparsity(summary, f"{METHOD_DIRS[method]} {cfg.dataset} {cfg.arch}",
+                          stage.figure("pies_vs_sparsity"))
+    overlaps = stage.overlaps_between_prunings(pie_sets)
+    write_table(merge_table(paths.pie_overlaps(cfg.dataset, method), overlaps, ["sparsity", "a", "b"]),
+                paths.pie_overlaps(cfg.dataset, method))
+    if cfg.compare:
+        stage.compare_methods(pie_sets)
+    log.info("PIE stage done in %.1fs: %s", time.time() - started, paths.pies_dir(cfg.dataset, method))
+    return summary
