@@ -60,17 +60,7 @@ class WideResNet(nn.Module):
         _init(self)
 
     def forward(self, x, with_hidden: bool = False):
-        taps = [] if with_hidden else None
-        x = self.conv1(x)
-        if with_hidden:
-            taps.append(_pool(x))
-        for group in self.groups:
-            for block in group:
-                x = block(x, taps)
-            if with_hidden:
-                taps.append(_pool(x))
-        feature = _pool(F.relu(self.bn(x)))
-        return (feature, taps) if with_hidden else feature
+        return _run_encoder(self.conv1(x), self.groups, lambda x: _pool(F.relu(self.bn(x))), with_hidden)
 
 
 class BasicBlock(nn.Module):
@@ -111,17 +101,20 @@ class ResNet18(nn.Module):
         _init(self)
 
     def forward(self, x, with_hidden: bool = False):
-        taps = [] if with_hidden else None
-        x = F.relu(self.bn1(self.conv1(x)))
+        return _run_encoder(F.relu(self.bn1(self.conv1(x))), self.groups, _pool, with_hidden)
+
+
+def _run_encoder(stem_out, groups, head, with_hidden: bool):
+    """Blocks group by group after the stem; probes: the stem output, each block's taps, each group's output."""
+    taps = [_pool(stem_out)] if with_hidden else None
+    x = stem_out
+    for group in groups:
+        for block in group:
+            x = block(x, taps)
         if with_hidden:
             taps.append(_pool(x))
-        for group in self.groups:
-            for block in group:
-                x = block(x, taps)
-            if with_hidden:
-                taps.append(_pool(x))
-        feature = _pool(x)
-        return (feature, taps) if with_hidden else feature
+    feature = head(x)
+    return (feature, taps) if with_hidden else feature
 
 
 def _init(module: nn.Module) -> None:
