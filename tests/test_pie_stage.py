@@ -1,6 +1,5 @@
 """The PIE stage end to end on tiny digits populations (both learning methods, two GMP schedules), plus the
 pure overlap functions. The populations are the session's tiny zoo (tests/conftest.py) plus one trained here."""
-import logging
 import shutil
 
 import numpy as np
