@@ -60,7 +60,7 @@ from common.plots import write_table
 from common.prediction_depth import prediction_depth
 from common.run_training import setup_logging
 from common.training import predict
-from common.zoo import finished_specs, group_populations, load_population
+from common.zoo import finished_specs, group_populations, load_population, population_command
 
 log = logging.getLogger("prune")
 
@@ -146,16 +146,8 @@ def validate(cfg: DepthConfig) -> None:
 
 
 def make_command(method: str, cfg: DepthConfig, pruning: str, sparsity: float) -> str:
-    """The command that trains a missing population (one-shot methods: the finetune script)."""
-    prefix = "sup" if method == "supervised" else "clr"
-    flags = f"--preset {cfg.preset} --dataset {cfg.dataset} --arch {cfg.arch}"
-    if pruning in ("global", "layerwise", "random"):
-        return f"{prefix}_pruning_finetune.py {flags} --pruning_method {pruning} --pruning_percentages {sparsity:g}"
-    if pruning == "gmp_custom":
-        flags += " --begin_step B --end_step E --frequency F"
-    elif pruning != "dense":
-        flags += f" --gmp_schedule {pruning.removeprefix('gmp_')}"
-    return f"{prefix}_training.py {flags} --pruning_percentages {sparsity:g}"
+    return population_command(method, pruning, sparsity, f" --preset {cfg.preset} --dataset {cfg.dataset} "
+                                                         f"--arch {cfg.arch}")
 
 
 def select_populations(paths: Paths, cfg: DepthConfig, method: str) -> tuple[list, dict, list[str]]:

@@ -44,7 +44,7 @@ from common.plots import write_table
 from common.qscore import representation_scores
 from common.run_training import setup_logging
 from common.training import predict
-from common.zoo import finished_specs, group_populations, load_readable_population
+from common.zoo import finished_specs, group_populations, load_readable_population, population_command
 
 log = logging.getLogger("prune")
 
@@ -111,16 +111,7 @@ def validate(cfg: PieConfig) -> None:
 
 
 def make_command(method: str, pruning: str, sparsity: float, preset: str) -> str:
-    """The command that trains a missing population (for warnings and errors)."""
-    prefix = "sup" if method == "supervised" else "clr"
-    flags = f" --preset {preset}" if preset != "paper" else ""
-    if pruning in ("global", "layerwise", "random"):
-        return f"{prefix}_pruning_finetune.py{flags} --pruning_method {pruning} --pruning_percentages {sparsity:g}"
-    if pruning == "gmp_custom":
-        flags += " --begin_step B --end_step E --frequency F"
-    elif pruning != "dense":
-        flags += f" --gmp_schedule {pruning.removeprefix('gmp_')}"
-    return f"{prefix}_training.py{flags} --pruning_percentages {sparsity:g}" + (".0" if sparsity == 0 else "")
+    return population_command(method, pruning, sparsity, f" --preset {preset}" if preset != "paper" else "")
 
 
 def select_populations(populations: dict, cfg: PieConfig, method: str, preset: str, where: Path,

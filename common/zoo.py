@@ -71,6 +71,22 @@ def spec_from_filename(name: str) -> ModelSpec | None:
                      int(match["seed"]))
 
 
+ONE_SHOT = ("global", "layerwise", "random")
+
+
+def population_command(method: str, pruning: str, sparsity: float, flags: str = "") -> str:
+    """The script and flags that make a population (reruns skip its finished models); `flags` go right after
+    the script name (e.g. ' --preset demo')."""
+    prefix = "sup" if method == "supervised" else "clr"
+    if pruning in ONE_SHOT:
+        return f"{prefix}_pruning_finetune.py{flags} --pruning_method {pruning} --pruning_percentages {sparsity:g}"
+    if pruning == "gmp_custom":
+        flags += " --begin_step B --end_step E --frequency F"
+    elif pruning != "dense":
+        flags += f" --gmp_schedule {pruning.removeprefix('gmp_')}"
+    return f"{prefix}_training.py{flags} --pruning_percentages {sparsity:g}"
+
+
 def retrain_command(spec: ModelSpec) -> str:
     """The command that trains `spec` again (reruns skip finished models, so it trains only the missing one),
     under the preset of its dataset (demo for digits); add the recipe flags its population was trained with."""
@@ -78,18 +94,11 @@ def retrain_command(spec: ModelSpec) -> str:
 
     preset = "demo" if spec.dataset == "digits" else "paper"
     recipe = preset_config(spec.method, preset)
-    flags = f"--preset {preset}" + "".join(f" --{k} {getattr(spec, k)}" for k in ("dataset", "arch")
-                                           if getattr(spec, k) != getattr(recipe, k))
-    script = _script(spec)
-    if spec.pruning in ("global", "layerwise", "random"):
-        return (f"python {script} {flags} --pruning_method {spec.pruning} --pruning_percentages {spec.sparsity:g} "
-                f"--models_number {spec.seed + 1}")
-    if spec.pruning == "gmp_custom":
-        flags += " --begin_step B --end_step E --frequency F"
-    elif spec.pruning != "dense":
-        flags += f" --gmp_schedule {spec.pruning.removeprefix('gmp_')}"
-    return (f"python {script} {flags} --pruning_percentages {spec.sparsity:g} --index_start {spec.seed} "
-            f"--index_end {spec.seed}")
+    flags = f" --preset {preset}" + "".join(f" --{k} {getattr(spec, k)}" for k in ("dataset", "arch")
+                                            if getattr(spec, k) != getattr(recipe, k))
+    seeds = (f" --models_number {spec.seed + 1}" if spec.pruning in ONE_SHOT
+             else f" --index_start {spec.seed} --index_end {spec.seed}")
+    return f"python {population_command(spec.method, spec.pruning, spec.sparsity, flags)}{seeds}"
 
 
 def group_populations(specs: list[ModelSpec]) -> dict[tuple, list[ModelSpec]]:
@@ -165,5 +174,5 @@ def load_readable_population(paths: Paths, specs: list[ModelSpec], device: torch
 
 def _script(spec: ModelSpec) -> str:
     prefix = "sup" if spec.method == "supervised" else "clr"
-    return f"{prefix}_pruning_finetune.py" if spec.pruning in ("global", "layerwise", "random") \
+    return f"{prefix}_pruning_finetune.py" if spec.pruning in ONE_SHOT \
         else f"{prefix}_training.py"
