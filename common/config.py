@@ -71,14 +71,9 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """How and where a job runs: never part of a model's identity."""
+class JobConfig:
+    """How and where a training or finetuning job runs: never part of a model's identity."""
 
-    index_start: int = help_field(0, "first model index (seed = index)")
-    index_end: int = help_field(29, "last model index, inclusive")
-    pruning_percentages: tuple = help_field((0.0, 0.3, 0.5, 0.7, 0.9),
-                                            "final sparsities; 0.0 = dense (comma or space separated)",
-                                            nargs="*", item=float)
     population_size: int = help_field(0, "models trained together in one process; 0 = fill the device "
                                           "(32 on a GPU, 8 on the CPU), 1 = one at a time")
     cuda_device: int = help_field(0, "GPU index; without CUDA the script says so and runs on the CPU")
@@ -91,6 +86,17 @@ class RunConfig:
     amp: bool = help_field(True, "bf16 autocast on CUDA (ignored on the CPU)")
     compile: bool = help_field(False, "torch.compile the population forward (CUDA only)")
     progress: bool = help_field(True, "tqdm progress bars")
+
+
+@dataclass(frozen=True)
+class RunConfig(JobConfig):
+    """A training job: which seeds and sparsities."""
+
+    index_start: int = help_field(0, "first model index (seed = index)")
+    index_end: int = help_field(29, "last model index, inclusive")
+    pruning_percentages: tuple = help_field((0.0, 0.3, 0.5, 0.7, 0.9),
+                                            "final sparsities; 0.0 = dense (comma or space separated)",
+                                            nargs="*", item=float)
 
 
 # ---- presets ---------------------------------------------------------------------------------------

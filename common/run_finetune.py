@@ -25,7 +25,7 @@ from tqdm import tqdm
 from common import checkpoint as ckpt, preflight
 from common.augment import ContrastiveAugment, SupervisedAugment
 from common.cli import OneLineParser, UsageError, add_config_args, given_values, select_device
-from common.config import ARCHS, DATASETS, help_field, preset_config
+from common.config import ARCHS, DATASETS, JobConfig, help_field, preset_config
 from common.data import load_dataset
 from common.models import build_network
 from common.paths import REPO_ROOT, ModelSpec, Paths
@@ -81,24 +81,12 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
-class FinetuneRunConfig:
-    """How and where finetuning runs: never part of a model's identity."""
+class FinetuneRunConfig(JobConfig):
+    """A finetuning job: which dense models and sparsities."""
 
     models_number: int = help_field(30, "dense models to prune: seeds 0..models_number-1 (the authors' flag)")
     pruning_percentages: tuple = help_field((0.3, 0.5, 0.7, 0.9), "target sparsities in (0, 1), comma or "
                                                                   "space separated", nargs="*", item=float)
-    population_size: int = help_field(0, "models finetuned together in one process; 0 = fill the device "
-                                          "(32 on a GPU, 8 on the CPU), 1 = one at a time")
-    cuda_device: int = help_field(0, "GPU index; without CUDA the script says so and runs on the CPU")
-    data_dir: str = help_field("./data", "folder holding (or receiving) cifar-10-batches-py")
-    output_root: str = help_field("", "root of models/ and logs/ (default: the repository folder)")
-    preset: str = help_field("paper", "recipe preset: paper (the authors' recipe) or demo (digits, CPU seconds)",
-                             choices=("paper", "demo"))
-    checkpoint_every: int = help_field(10, "save resumable state every N epochs (and on SIGTERM/SIGINT)")
-    eval_every: int = help_field(1, "evaluate on the test set every N epochs (and always at the end)")
-    amp: bool = help_field(True, "bf16 autocast on CUDA (ignored on the CPU)")
-    compile: bool = help_field(False, "torch.compile the population forward (CUDA only)")
-    progress: bool = help_field(True, "tqdm progress bars")
 
 
 # Demo: digits / wrn10_1 (as the training demo), ~30 s per 4 models on one CPU thread. Measured at 0.9 sparsity

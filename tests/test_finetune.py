@@ -6,7 +6,6 @@ import sys
 
 import pandas as pd
 import pytest
-import torch
 
 from common import checkpoint as ckpt
 from common import run_finetune, run_training
@@ -18,14 +17,7 @@ FAST = ["--preset", "demo", "--no-progress", "--epochs", "1", "--head_epochs", "
         "--batch_size_head", "256"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine their spin-waits cost ~5x
-    the CPU time; restored afterwards for the other test modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,14 +20,7 @@ from common.zoo import finished_specs, group_populations, load_population
 from conftest import ZOO_FLAGS
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine their spin-waits cost several
-    times the CPU time; restored for the other test modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
