@@ -1,6 +1,6 @@
 """Prediction depth (k-NN probes per layer) of SupCon models, dense vs pruned, with PIEs. See common/run_depth.py."""
 from common.cli import run_main
-from common.run_depth import main
+from common.studies.corti2022.depth import main
 
 if __name__ == "__main__":
     run_main(lambda argv: main("supcon", argv))

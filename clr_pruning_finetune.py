@@ -1,6 +1,6 @@
 """Prune trained SupCon models (encoder + linear classifier) once and finetune them with the masks held."""
 from common.cli import run_main
-from common.run_finetune import main
+from common.studies.corti2022.finetune import main
 
 if __name__ == "__main__":
     run_main(lambda argv: main("supcon", argv))

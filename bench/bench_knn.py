@@ -1,4 +1,4 @@
-"""Benchmark: torch k-NN probes (common.knn.knn_predict) vs scikit-learn, for one WRN-16-2 model.
+"""Benchmark: torch k-NN probes (common.metrics.knn.knn_predict) vs scikit-learn, for one WRN-16-2 model.
 
 What it measures. Prediction depth fits one k-NN probe (k=30, Euclidean, uniform votes) per hidden
 representation of a model: WRN-16-2 has 16 probes of widths [16] + [32]*5 + [64]*5 + [128]*5, the support set
@@ -26,7 +26,7 @@ import torch
 from sklearn.neighbors import KNeighborsClassifier
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from common.knn import knn_predict  # noqa: E402
+from common.metrics.knn import knn_predict  # noqa: E402
 
 WIDTHS = [16] + [32] * 5 + [64] * 5 + [128] * 5  # WRN-16-2 probes, in depth order
 

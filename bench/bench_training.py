@@ -6,7 +6,7 @@ the population (a SupCon image counts once although it is seen in two views):
   baseline  the authors' pipeline shape: a torchvision DataLoader with per-image PIL transforms (their workers=0
             default, `--baseline_workers` to change), fp32, one model per process. Training 30 models this way
             takes 30 times one model's time, so its throughput for any population size is the single-model figure.
-  ours K    K members trained together by common.training on uint8 data resident on the device with batched
+  ours K    K members trained together by common.engine on uint8 data resident on the device with batched
             augmentation (bf16 autocast on CUDA).
 
 The ratio column is ours / baseline measured in the same run on the same device. Data are random CIFAR-shaped
@@ -27,12 +27,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.augment import ContrastiveAugment, SupervisedAugment  # noqa: E402
-from common.data import CIFAR_MEAN, CIFAR_STD, Dataset  # noqa: E402
-from common.losses import SupConLoss  # noqa: E402
+from common.data import Dataset  # noqa: E402
+from common.data.augment import ContrastiveAugment, SupervisedAugment  # noqa: E402
+from common.data.datasets import CIFAR_MEAN, CIFAR_STD  # noqa: E402
+from common.engine.batches import Batches  # noqa: E402
+from common.engine.losses import SupConLoss  # noqa: E402
+from common.engine.objectives import make_objective  # noqa: E402
+from common.engine.population import Population  # noqa: E402
 from common.models import build_network  # noqa: E402
-from common.population import Population  # noqa: E402
-from common.training import Phase, objective_losses  # noqa: E402
 
 
 def device_name(device: torch.device) -> str:
@@ -114,10 +116,10 @@ def time_population(arch, method, data: Dataset, size, batch, steps, device, amp
     torch.manual_seed(0)
     pop = Population([build_network(arch, method) for _ in range(size)], device)
     aug = SupervisedAugment() if method == "supervised" else ContrastiveAugment()
-    phase = Phase("bench", "ce" if method == "supervised" else "supcon", 1, batch, 0.01, momentum=0.9,
-                  weight_decay=5e-4, trainable=tuple(pop.params), augment=aug)
+    objective = make_objective("ce" if method == "supervised" else "supcon")
     opt = torch.optim.SGD(list(pop.params.values()), lr=0.01, momentum=0.9, weight_decay=5e-4)
     generators = [torch.Generator().manual_seed(i) for i in range(size)]
+    batches = Batches(data, aug, generators, device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and amp)
     started = None
     for step in range(steps + 1):
@@ -126,7 +128,7 @@ def time_population(arch, method, data: Dataset, size, batch, steps, device, amp
             started = time.perf_counter()
         idx = torch.stack([torch.randint(0, len(data.train_labels), (batch,), generator=g) for g in generators])
         with autocast:
-            losses, _ = objective_losses(pop, phase, data, idx, generators, device)
+            losses, _ = objective.losses(pop, batches, idx)
         opt.zero_grad(set_to_none=True)
         losses.sum().backward()
         opt.step()

@@ -4,45 +4,21 @@ temporary file in the same folder and is renamed into place, so a kill leaves th
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from common.io import atomic_path
+
 FORMAT = "prune-contrastive/1"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 MASK_PREFIX = "mask::"
 
 
 class CheckpointError(Exception):
     """A checkpoint that is missing, unreadable or of another configuration: one line naming it and the fix."""
-
-
-@contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside `path`; on success rename it over `path`, on failure remove it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results should read like any other file
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def library_versions() -> dict:

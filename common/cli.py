@@ -65,6 +65,22 @@ def given_values(args: argparse.Namespace, cls) -> dict:
     return out
 
 
+def script_prefix(method: str) -> str:
+    """The paired scripts' prefix: sup_ for supervised, clr_ for SupCon."""
+    return "sup" if method == "supervised" else "clr"
+
+
+def parse_flags(prog: str, doc: str, argv, *configs) -> list[dict]:
+    """Parse `argv` into the flags of each config class (a class, or (class, only these fields)); -> the given
+    values of each, in order (what was not given is left to the preset and the defaults)."""
+    parser = OneLineParser(description=doc.splitlines()[0], prog=prog)
+    configs = [c if isinstance(c, tuple) else (c, None) for c in configs]
+    for cls, only in configs:
+        add_config_args(parser, cls, only)
+    args = parser.parse_args(argv)
+    return [given_values(args, cls) for cls, _ in configs]
+
+
 def select_device(cuda_device: int) -> torch.device:
     if not torch.cuda.is_available():
         print("CUDA is not available: running on the CPU.", file=sys.stderr)
@@ -80,7 +96,7 @@ def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = 
     """Run a script's main; known user errors become one line on stderr and exit status 2."""
     from common.checkpoint import CheckpointError
     from common.data import DataError
-    from common.training import Preempted
+    from common.engine.hooks import Preempted
 
     prog = sys.argv[0].rsplit("/", 1)[-1] or "script"
     try:

@@ -16,47 +16,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.spec import METHOD_DIRS, ModelSpec, sparsity_tag
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = REPO_ROOT / "figures"
-
-# The authors' folder names for the two learning methods (pies/cifar10/SupCon, pies/cifar10/supervised).
-METHOD_DIRS = {"supervised": "supervised", "supcon": "SupCon"}
-
-
-def sparsity_tag(sparsity: float) -> str:
-    """0.9 -> '0.9', 0.0 -> '0': short, exact for the paper's levels, and stable across runs."""
-    return f"{sparsity:g}"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """The identity of one trained model: what a population member is and what its file is called."""
-
-    method: str  # 'supervised' | 'supcon'
-    arch: str
-    dataset: str
-    pruning: str  # 'dense', 'gmp_early', 'gmp_late', 'gmp_custom', 'global', 'layerwise', 'random'
-    sparsity: float
-    seed: int
-
-    @property
-    def name(self) -> str:
-        method = METHOD_DIRS[self.method]
-        return f"{method}_{self.arch}_{self.dataset}_{self.pruning}_s{sparsity_tag(self.sparsity)}_seed{self.seed}"
-
-    @property
-    def parts(self) -> tuple[str, ...]:
-        """A supervised model is one file; a SupCon model is its encoder (+ projection) and its classifier."""
-        return ("model",) if self.method == "supervised" else ("encoder", "classifier")
-
-    def population(self) -> tuple:
-        """Everything but the seed: members of one population share this key."""
-        return (self.method, self.arch, self.dataset, self.pruning, self.sparsity)
 
 
 @dataclass(frozen=True)
 class Paths:
     root: Path = REPO_ROOT
+
+    @classmethod
+    def at(cls, output_root: str) -> "Paths":
+        """The paths under `--output_root` (empty: the repository folder)."""
+        return cls(Path(output_root) if output_root else REPO_ROOT)
 
     @property
     def models(self) -> Path:
@@ -84,8 +57,9 @@ class Paths:
     def checkpoints(self, spec: ModelSpec) -> list[Path]:
         return [self.checkpoint(spec, part) for part in spec.parts]
 
-    def run_state(self, dataset: str, method: str, run_name: str) -> Path:
-        return self.model_dir(dataset, method) / ".state" / f"{run_name}.pt"
+    def state_dir(self, dataset: str, method: str) -> Path:
+        """Resumable states of unfinished populations: <run name>.pt, deleted when the population finishes."""
+        return self.model_dir(dataset, method) / ".state"
 
     def failed_checkpoint(self, spec: ModelSpec) -> Path:
         """Last good state of a member whose loss turned non-finite (never loaded as a finished model)."""

@@ -1,17 +1,23 @@
-"""Finding and loading the trained models on disk: one population at a time, stacked for batched inference."""
+"""The models on disk: finding them (identity from checkpoint metadata), loading one population at a time stacked
+for batched inference, and saving the finished members of a trained population."""
 from __future__ import annotations
 
 import logging
-import re
 from collections import defaultdict
 
 import torch
 
+import pandas as pd
+
 from common import checkpoint as ckpt
-from common.config import ARCHS, DATASETS
-from common.models import build_network
-from common.paths import METHOD_DIRS, ModelSpec, Paths
-from common.population import Population
+from common.cli import UsageError
+from common.commands import retrain_command, script_for
+from common.engine.population import Population
+from common.io import write_csv
+from common.models import build_network, part_of
+from common.paths import Paths
+from common.plots.history import plot_history
+from common.spec import ModelSpec, spec_from_filename
 
 log = logging.getLogger("prune")
 
@@ -25,7 +31,7 @@ def finished_specs(paths: Paths, dataset: str, method: str, arch: str | None = N
     specs = []
     for path in sorted(paths.model_dir(dataset, method).glob(pattern)):
         try:
-            spec = ModelSpec(**ckpt.read_meta(path)["spec"])
+            spec = ModelSpec.from_meta(ckpt.read_meta(path)["spec"])
         except (ckpt.CheckpointError, TypeError, KeyError) as err:
             log.warning(_unreadable(path, err))
             continue
@@ -56,51 +62,6 @@ def _unreadable(path, err: Exception) -> str:
     return f"skipping {path}: unreadable or corrupt ({type(reason).__name__}: {reason}); delete it and {fix}"
 
 
-_NAME = re.compile(rf"(?P<method>supervised|SupCon)_(?P<arch>{'|'.join(ARCHS)})_(?P<dataset>{'|'.join(DATASETS)})_"
-                   r"(?P<pruning>dense|gmp_early|gmp_late|gmp_custom|global|layerwise|random)_s(?P<sparsity>[0-9.e+-]+)"
-                   r"_seed(?P<seed>\d+)(_encoder|_classifier)?\.safetensors")
-
-
-def spec_from_filename(name: str) -> ModelSpec | None:
-    """The identity of a model from its file name (for a file whose metadata cannot be read), or None."""
-    match = _NAME.fullmatch(name)
-    if not match:
-        return None
-    method = {v: k for k, v in METHOD_DIRS.items()}[match["method"]]
-    return ModelSpec(method, match["arch"], match["dataset"], match["pruning"], float(match["sparsity"]),
-                     int(match["seed"]))
-
-
-ONE_SHOT = ("global", "layerwise", "random")
-
-
-def population_command(method: str, pruning: str, sparsity: float, flags: str = "") -> str:
-    """The script and flags that make a population (reruns skip its finished models); `flags` go right after
-    the script name (e.g. ' --preset demo')."""
-    prefix = "sup" if method == "supervised" else "clr"
-    if pruning in ONE_SHOT:
-        return f"{prefix}_pruning_finetune.py{flags} --pruning_method {pruning} --pruning_percentages {sparsity:g}"
-    if pruning == "gmp_custom":
-        flags += " --begin_step B --end_step E --frequency F"
-    elif pruning != "dense":
-        flags += f" --gmp_schedule {pruning.removeprefix('gmp_')}"
-    return f"{prefix}_training.py{flags} --pruning_percentages {sparsity:g}"
-
-
-def retrain_command(spec: ModelSpec) -> str:
-    """The command that trains `spec` again (reruns skip finished models, so it trains only the missing one),
-    under the preset of its dataset (demo for digits); add the recipe flags its population was trained with."""
-    from common.config import preset_config
-
-    preset = "demo" if spec.dataset == "digits" else "paper"
-    recipe = preset_config(spec.method, preset)
-    flags = f" --preset {preset}" + "".join(f" --{k} {getattr(spec, k)}" for k in ("dataset", "arch")
-                                            if getattr(spec, k) != getattr(recipe, k))
-    seeds = (f" --models_number {spec.seed + 1}" if spec.pruning in ONE_SHOT
-             else f" --index_start {spec.seed} --index_end {spec.seed}")
-    return f"python {population_command(spec.method, spec.pruning, spec.sparsity, flags)}{seeds}"
-
-
 def group_populations(specs: list[ModelSpec]) -> dict[tuple, list[ModelSpec]]:
     """{(pruning, sparsity): members sorted by seed}."""
     groups = defaultdict(list)
@@ -116,7 +77,7 @@ def load_member(paths: Paths, spec: ModelSpec) -> tuple[dict, dict, dict]:
     for part in spec.parts:
         path = paths.checkpoint(spec, part)
         if not path.is_file():
-            raise ckpt.CheckpointError(f"{path} is missing: train it with the {_script(spec)} command")
+            raise ckpt.CheckpointError(f"{path} is missing: train it with {script_for(spec)}")
         part_state, part_masks, meta = ckpt.load_model(path)
         stored = meta.get("spec", {})
         for key in ("arch", "dataset", "method"):
@@ -172,7 +133,53 @@ def load_readable_population(paths: Paths, specs: list[ModelSpec], device: torch
     return Population.from_states(network, states, device), metas, loaded
 
 
-def _script(spec: ModelSpec) -> str:
-    prefix = "sup" if spec.method == "supervised" else "clr"
-    return f"{prefix}_pruning_finetune.py" if spec.pruning in ONE_SHOT \
-        else f"{prefix}_training.py"
+# ---- saving ----------------------------------------------------------------------------------------
+
+def finished_or_conflict(paths: Paths, spec: ModelSpec, fingerprint: str) -> bool:
+    """True when the model is already trained with this recipe; an error when it was trained with another."""
+    files = paths.checkpoints(spec)
+    if not all(p.is_file() for p in files):
+        return False
+    for path in files:
+        meta = ckpt.read_meta(path)
+        if meta.get("fingerprint") != fingerprint:
+            raise UsageError(f"{path} exists with another recipe (fingerprint {meta.get('fingerprint')} != "
+                             f"{fingerprint}): move it away or use another --output_root; it is never overwritten")
+    return True
+
+
+def save_member(paths: Paths, spec: ModelSpec, state: dict, masks: dict, meta: dict) -> None:
+    """Write a finished member: one file, or encoder + classifier for SupCon (classifier last, so a model counts
+    as finished only when both exist)."""
+    for part in spec.parts:
+        keep = (lambda k: True) if part == "model" else (lambda k, p=part: part_of(k) == p)
+        ckpt.save_model(paths.checkpoint(spec, part), {k: v for k, v in state.items() if keep(k)},
+                        {**meta, "part": part}, {k: m for k, m in masks.items() if keep(k)})
+
+
+def save_population(paths: Paths, job, state) -> list[dict]:
+    """Every member of a finished TrainState as its own checkpoint (a failed member's last good state under
+    .failed/), with its metrics CSV and curves; returns the members' metadata."""
+    results = []
+    tested = [r for r in state.history if r["test_accuracy"] is not None]
+    for i, spec in enumerate(job.specs):
+        rows = [r for r in state.history if r["model"] == spec.name]
+        accuracy = next((r["test_accuracy"] for r in reversed(tested) if r["model"] == spec.name), None)
+        failed = not state.alive[i]
+        member_masks = state.masks.member(i)
+        meta = dict(spec=spec.to_meta(), config=job.recipe, fingerprint=job.fingerprint, test_accuracy=accuracy,
+                    sparsity=state.masks.member_sparsity(i),
+                    layer_sparsity={k: float((~m).float().mean()) for k, m in member_masks.items()},
+                    epochs={p.name: p.epochs for p in job.phases}, failed=failed,
+                    versions=ckpt.library_versions(), **(job.member_meta[i] if job.member_meta else {}))
+        history = pd.DataFrame(rows)
+        write_csv(history, paths.metrics_csv(spec))
+        plot_history(history, paths.curves_png(spec))
+        if failed:
+            path = paths.failed_checkpoint(spec)
+            ckpt.save_model(path, state.failed_states[spec.name], meta, member_masks)
+            log.error("%s failed (non-finite loss): last good state in %s, not a finished model", spec.name, path)
+        else:
+            save_member(paths, spec, state.population.member_state(i), member_masks, meta)
+        results.append(meta)
+    return results

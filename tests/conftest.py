@@ -20,7 +20,7 @@ ZOO_FLAGS = {
 def tiny_zoo(tmp_path_factory):
     """Root holding seeds 0-1 of: supervised dense + gmp_early 0.5, SupCon dense + gmp_late 0.5 (wrn10_1, digits).
     Read-only by convention."""
-    from common import run_training
+    from common.studies.corti2022 import training as run_training
 
     root = tmp_path_factory.mktemp("tiny_zoo")
     threads = torch.get_num_threads()

@@ -9,7 +9,7 @@ import torch
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 
-from common.augment import ContrastiveAugment, SupervisedAugment, two_views
+from common.data.augment import ContrastiveAugment, SupervisedAugment, two_views
 
 SIZE = 32
 N_DIST = 20_000  # draws for distribution tests

@@ -5,17 +5,18 @@ import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
-from common import run_training
-from common.augment import SupervisedAugment
+from common.studies.corti2022 import training as run_training
+from common.data.augment import SupervisedAugment
 from common.cli import UsageError
-from common.config import preset_config
-from common.data import load_digits
+from common.studies.corti2022.config import preset_config
+from common.data.datasets import load_digits
 from common.models import build_network
-from common.paths import ModelSpec, Paths
-from common.prediction_depth import prediction_depth
-from common.run_depth import augmented_probes, main
-from common.training import predict, save_member
-from common.zoo import finished_specs, group_populations, load_population
+from common.paths import Paths
+from common.spec import ModelSpec
+from common.metrics.prediction_depth import prediction_depth
+from common.studies.corti2022.depth import augmented_probes, main
+from common.engine.inference import predict
+from common.zoo import finished_specs, group_populations, load_population, save_member
 
 WRN10_1_PROBES = 10
 DEMO = ["--preset", "demo", "--no-progress"]
@@ -93,7 +94,7 @@ def test_pie_flags_are_cross_checked_with_the_pie_stage(sup_run, caplog):
 
 def test_missing_populations_are_usage_errors(sup_run, tmp_path):
     paths, _ = sup_run
-    with pytest.raises(UsageError, match="no pruned population.*sup_training.py"):
+    with pytest.raises(UsageError, match="no pruned supervised .*population.*sup_training.py"):
         main("supervised", DEMO + ["--output_root", str(paths.root), "--pruning_percentages", "0.7"])
     with pytest.raises(UsageError, match="no dense"):
         main("supervised", DEMO + ["--output_root", str(tmp_path)])
@@ -127,7 +128,7 @@ def untrained_supcon(root):
             torch.manual_seed(seed)
             network = build_network(cfg.arch, "supcon", 10, cfg.projection_dim)
             save_member(paths, spec, network.state_dict(), {},
-                        dict(spec=vars(spec), config=cfg.to_dict(), fingerprint=cfg.fingerprint()))
+                        dict(spec=spec.to_meta(), config=cfg.to_dict(), fingerprint=cfg.fingerprint()))
     return paths
 
 

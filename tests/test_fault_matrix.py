@@ -6,7 +6,6 @@
 * A truncated checkpoint in a trained zoo: the PIE and depth stages skip that model, say so, and finish.
 * A member whose loss turns NaN: the others finish and are saved; its last good state is kept aside, marked failed.
 Everything runs in-process on tiny digits populations (tests/conftest.py: tiny_zoo)."""
-import inspect
 import logging
 import math
 import os
@@ -17,10 +16,14 @@ import pandas as pd
 import pytest
 import torch
 
-from common import preflight, reproduce, run_depth, run_finetune, run_pies, run_training, training
+from common import preflight
+from common.engine import objectives
+from common.studies.corti2022 import depth as run_depth, finetune as run_finetune, pies as run_pies, reproduce, \
+    training as run_training
 from common.checkpoint import CheckpointError, load_model, read_meta
 from common.cli import UsageError, run_main
-from common.paths import ModelSpec, Paths
+from common.paths import Paths
+from common.spec import ModelSpec
 from common.zoo import finished_specs, load_member, load_population, load_readable_population
 
 from conftest import ZOO_FLAGS
@@ -142,11 +145,6 @@ def test_unwritable_output_root_is_one_line_exit_2(tmp_path, capsys, script, blo
     assert snapshot(tmp_path) == before
 
 
-def xfail_without_pie_preflight(script: str) -> None:
-    if SCRIPTS[script][1] == "pies" and "preflight" not in inspect.getsource(run_pies.main):
-        pytest.xfail("common/run_pies.main does not call common.preflight.check_outputs yet")
-
-
 @pytest.fixture
 def zoo_copy(tiny_zoo, tmp_path):
     root = tmp_path / "zoo"
@@ -167,7 +165,6 @@ BLOCKED = [(script, folder) for script in BLOCKED_RUNS for folder in ("logs", "p
 @pytest.mark.parametrize("script,blocked", BLOCKED, ids=[f"{s}-{b}" for s, b in BLOCKED])
 def test_unwritable_output_folder_is_caught_before_any_work(zoo_copy, capsys, script, blocked):
     """A regular file where logs/ or pies/ should be: one line naming the folder, nothing else written."""
-    xfail_without_pie_preflight(script)
     shutil.rmtree(zoo_copy / blocked, ignore_errors=True)
     (zoo_copy / blocked).write_text("in the way")
     before = snapshot(zoo_copy, files_only=True)
@@ -178,7 +175,6 @@ def test_unwritable_output_folder_is_caught_before_any_work(zoo_copy, capsys, sc
 
 @pytest.mark.parametrize("script", list(BLOCKED_RUNS))
 def test_full_disk_is_caught_before_any_work(zoo_copy, capsys, monkeypatch, script):
-    xfail_without_pie_preflight(script)
     usage = shutil.disk_usage(zoo_copy)
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: usage._replace(free=1000))
     before = snapshot(zoo_copy, files_only=True)
@@ -296,11 +292,11 @@ NAN_MEMBER, NAN_FROM_STEP = 1, 3  # member 1 of [dense s0, dense s1, gmp s0, gmp
 def nan_run(tmp_path_factory):
     """The zoo's supervised population trained again, member 1's loss NaN from its 4th step on."""
     root = tmp_path_factory.mktemp("nan")
-    real = training.objective_losses
+    real = objectives.CrossEntropy.losses
     steps = []
 
-    def nan_from_step(pop, phase, data, idx, generators, device):
-        losses, hits = real(pop, phase, data, idx, generators, device)
+    def nan_from_step(self, pop, batches, idx):
+        losses, hits = real(self, pop, batches, idx)
         steps.append(1)
         if len(steps) > NAN_FROM_STEP:
             poisoned = torch.zeros_like(losses, dtype=torch.bool)
@@ -309,7 +305,7 @@ def nan_run(tmp_path_factory):
         return losses, hits
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "objective_losses", nan_from_step)
+        patch.setattr(objectives.CrossEntropy, "losses", nan_from_step)
         results = run_training.main("supervised", ZOO_FLAGS["supervised"] + ["--output_root", str(root)])
     assert len(steps) > NAN_FROM_STEP + 1
     return root, results
@@ -318,7 +314,7 @@ def nan_run(tmp_path_factory):
 def test_nan_member_fails_alone(nan_run, tiny_zoo):
     root, results = nan_run
     paths = Paths(root)
-    specs = [ModelSpec(**r["spec"]) for r in results]
+    specs = [ModelSpec.from_meta(r["spec"]) for r in results]
     failed = specs[NAN_MEMBER]
     assert failed == ModelSpec("supervised", "wrn10_1", "digits", "dense", 0.0, 1)
     assert [r["failed"] for r in results] == [i == NAN_MEMBER for i in range(4)]
@@ -328,7 +324,7 @@ def test_nan_member_fails_alone(nan_run, tiny_zoo):
     assert set(finished_specs(paths, "digits", "supervised")) == set(specs) - {failed}
     # its last good state is kept aside, finite, marked failed
     meta = read_meta(paths.failed_checkpoint(failed))
-    assert meta["failed"] is True and meta["spec"] == vars(failed)
+    assert meta["failed"] is True and meta["spec"] == failed.to_meta()
     state, _, _ = load_model(paths.failed_checkpoint(failed))
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     history = pd.read_csv(paths.metrics_csv(failed))
@@ -346,5 +342,5 @@ def test_nan_member_is_retrained_by_the_same_command(nan_run):
     """The rerun finds the three finished models and trains only the failed one (its failed file stays aside)."""
     root, _ = nan_run
     results = run_training.main("supervised", ZOO_FLAGS["supervised"] + ["--output_root", str(root)])
-    assert [(ModelSpec(**r["spec"]).seed, r["failed"]) for r in results] == [(1, False)]
+    assert [(ModelSpec.from_meta(r["spec"]).seed, r["failed"]) for r in results] == [(1, False)]
     assert len(finished_specs(Paths(root), "digits", "supervised")) == 4

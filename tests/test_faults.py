@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.paths import ModelSpec, Paths
+from common.paths import Paths
+from common.spec import ModelSpec
 from common.zoo import load_member
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,3 +87,28 @@ def check_corrupt_state_is_one_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert "unreadable" in lines[-1] and "delete it" in lines[-1] and "Traceback" not in proc.stderr
+
+
+def test_a_state_left_by_another_population_size_is_resumed(tmp_path, reference):
+    """Stopped while both members trained as one population (the CPU default packs 8), rerun with one model per
+    population: the saved population is found and resumed as it was packed, ending identical."""
+    code, _ = run_until_state_then(tmp_path, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+    proc = subprocess.run(command(tmp_path) + ["--population_size", "1"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming" in proc.stderr
+    assert_same(weights(tmp_path), reference)
+    assert not any((Paths(tmp_path).model_dir("digits", "supervised") / ".state").glob("*.pt"))
+
+
+def test_a_state_holding_models_not_asked_is_named_in_one_line(tmp_path):
+    code, _ = run_until_state_then(tmp_path, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+    state = next((Paths(tmp_path).model_dir("digits", "supervised") / ".state").glob("*.pt"))
+    only_seed0 = [a if a != "1" or i != command(tmp_path).index("--index_end") + 1 else "0"
+                  for i, a in enumerate(command(tmp_path))]
+    proc = subprocess.run(only_seed0, cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "resume state" in line]
+    assert len(lines) == 1 and str(state) in lines[0] and "seed1" in lines[0], proc.stderr
+    assert state.is_file()  # left where it was, for the run that asks for it

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from common import checkpoint as ckpt
-from common import run_finetune, run_training
+from common.studies.corti2022 import finetune as run_finetune, training as run_training
 from common.cli import run_main
-from common.paths import REPO_ROOT, ModelSpec, Paths
+from common.paths import REPO_ROOT, Paths
+from common.spec import ModelSpec
 
 # One epoch everywhere keeps the module in seconds; accuracy is not the point here.
 FAST = ["--preset", "demo", "--no-progress", "--epochs", "1", "--head_epochs", "1", "--batch_size", "256",

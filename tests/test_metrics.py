@@ -6,10 +6,10 @@ import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
-from common.knn import knn_predict, knn_predict_layers
-from common.pies import agreement, find_pies, modal_labels
-from common.prediction_depth import prediction_depth
-from common.qscore import l1_norm, q_score, representation_scores, z_score
+from common.metrics.knn import knn_predict, knn_predict_layers
+from common.metrics.pies import agreement, find_pies, modal_labels
+from common.metrics.prediction_depth import prediction_depth
+from common.metrics.qscore import l1_norm, q_score, representation_scores, z_score
 
 
 # ---------------------------------------------------------------- PIEs

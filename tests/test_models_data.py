@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from common.data import DataError, load_cifar10, load_dataset, load_digits
+from common.data import DataError, load_dataset
+from common.data.datasets import load_cifar10, load_digits
 from common.models import build_network
 
 

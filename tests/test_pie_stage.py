@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 import torch
 
-from common import run_training
+from common.studies.corti2022 import training as run_training
 from common.cli import run_main
-from common.data import load_digits
-from common.overlaps import overlap_counts, pairwise_overlaps, per_class_overlap
+from common.data.datasets import load_digits
+from common.metrics.overlaps import overlap_counts, pairwise_overlaps, per_class_overlap
 from common.paths import Paths
-from common.pies import find_pies
-from common.run_pies import main as pie_main
-from common.training import predict
-from common.zoo import finished_specs, group_populations, load_population
+from common.metrics.pies import find_pies
+from common.studies.corti2022.pies import main as pie_main
+from common.engine.inference import predict
+from common.zoo import finished_specs, group_populations, load_population, save_member
 
 from conftest import ZOO_FLAGS
 

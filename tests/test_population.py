@@ -4,12 +4,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from common.config import RunConfig, preset_config
-from common.data import load_digits
+from common.studies.corti2022.config import RunConfig, preset_config
+from common.data.datasets import load_digits
 from common.models import build_network
-from common.paths import ModelSpec, Paths
-from common.run_training import build_phases
-from common.training import Job, Trainer
+from common.paths import Paths
+from common.spec import ModelSpec
+from common.studies.corti2022.training import build_phases
+from common.engine.phase import Job
+from common.stage import train_populations
 from common.zoo import load_member
 
 
@@ -42,7 +44,8 @@ def train(tmp_path, data, method, members, gmp):
     job = Job(specs=specs, phases=phases, make_networks=networks, recipe=cfg.to_dict(),
               fingerprint=cfg.fingerprint(), final_sparsity=[s for _, s in members])
     paths = Paths(tmp_path)
-    Trainer(job, data, torch.device("cpu"), paths, RunConfig(progress=False, eval_every=100), method).fit()
+    train_populations([job], data, torch.device("cpu"), RunConfig(progress=False, eval_every=100), paths,
+                      paths.state_dir("digits", method), "test")
     return {spec.seed: load_member(paths, spec) for spec in specs}
 
 

@@ -3,9 +3,11 @@ import torch
 import torch.nn as nn
 
 from common import global_magnitude_prune, gmp_sparsity, layerwise_magnitude_prune, random_prune
-from common.config import GMPWindow, resolve_gmp
+from common.pruning.gmp import GMPWindow
+from common.studies.corti2022.config import resolve_gmp
 from common.models import build_network
-from common.pruning import magnitude_masks, prunable_names
+from common.pruning.criteria import magnitude_masks
+from common.pruning.pools import prunable_names
 
 
 def small_net():
@@ -92,14 +94,14 @@ def test_already_pruned_entries_stay_pruned():
 
 
 def test_masks_hold_through_sgd_with_momentum_and_weight_decay():
-    from common.training import _hold_masks
-    from common.population import Population
+    from common.engine.population import Population
+    from common.pruning.masks import Masks
 
     net = build_network("wrn10_1", "supervised")
     masks = {k: v.unsqueeze(0) for k, v in global_magnitude_prune(net, 0.8).items()}
     pop = Population([net])
     opt = torch.optim.SGD(list(pop.params.values()), lr=0.5, momentum=0.9, weight_decay=5e-4)
-    _hold_masks(pop, opt, masks)
+    Masks(masks).hold(pop.params, opt)
     x, y = torch.randn(1, 8, 3, 16, 16), torch.randint(0, 10, (1, 8))
     for _ in range(20):
         loss = nn.functional.cross_entropy(pop(x)[0], y[0])

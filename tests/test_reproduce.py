@@ -3,9 +3,9 @@ import re
 
 import pytest
 
-from common import config, run_finetune
+from common.studies.corti2022 import config, finetune as run_finetune
 from common.paths import Paths
-from common.reproduce import main
+from common.studies.corti2022.reproduce import main
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from common.cli import run_main
-from common.paths import ModelSpec, Paths
-from common.run_training import main
+from common.paths import Paths
+from common.spec import ModelSpec
+from common.studies.corti2022.training import main
 from common.zoo import load_member
 
 FAST = {

@@ -37,6 +37,7 @@ Outputs, under pies/<dataset>/<SupCon|supervised>/prediction_depth/ (variant = r
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -45,27 +46,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from common import checkpoint as ckpt, preflight
-from common.augment import SupervisedAugment
-from common.cli import OneLineParser, UsageError, add_config_args, given_values, select_device
-from common.config import ARCHS, DATASETS, help_field, preset_config
-from common.data import Dataset, load_dataset
-from common.depth_plots import plot_depth_histograms, plot_depth_scatter, plot_depth_vs_sparsity
-from common.knn import knn_predict_layers
-from common.paths import METHOD_DIRS, REPO_ROOT, ModelSpec, Paths, sparsity_tag
-from common.pies import find_pies, modal_labels
-from common.plots import write_table
-from common.prediction_depth import prediction_depth
-from common.run_training import setup_logging
-from common.training import predict
-from common.zoo import finished_specs, group_populations, load_population, population_command
+from common.cli import UsageError, parse_flags, script_prefix
+from common.config import help_field
+from common.data import Dataset
+from common.data.augment import SupervisedAugment
+from common.engine.inference import predict
+from common.io import atomic_path, upsert_csv, write_csv
+from common.log import progress
+from common.metrics.knn import knn_predict_layers
+from common.metrics.pies import find_pies, modal_labels
+from common.metrics.prediction_depth import prediction_depth
+from common.paths import Paths
+from common.plots.depth import plot_depth_histograms, plot_depth_scatter, plot_depth_vs_sparsity
+from common.spec import METHOD_DIRS, PRUNED, ModelSpec, sparsity_tag
+from common.stage import AnalysisContext, checkpoint_stamp, validate_selection
+from common.studies.corti2022.config import ARCHS, DATASETS, preset_config
+from common.zoo import load_population
 
 log = logging.getLogger("prune")
 
 REFERENCES = ("final_prediction", "true_label")
-PRUNING_METHODS = ("gmp_early", "gmp_late", "gmp_custom", "global", "layerwise", "random")
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class DepthConfig:
     knn_k: int = help_field(30, "neighbours of each k-NN probe (the authors' and Baldock's k)")
     prediction_depth_models: int = help_field(5, "models per population (first seeds) whose depths are averaged")
     models_number: int = help_field(30, "models per population (first seeds) whose modal predictions define PIEs")
-    pruning_methods: tuple = help_field((), f"pruning methods to analyse, from {PRUNING_METHODS}; empty = all on "
+    pruning_methods: tuple = help_field((), f"pruning methods to analyse, from {PRUNED}; empty = all on "
                                             "disk", nargs="*", item=str)
     pruning_percentages: tuple = help_field((), "sparsities to analyse, comma or space separated; empty = all on "
                                                 "disk", nargs="*", item=float)
@@ -119,10 +120,8 @@ class PopulationDepth:
 # ---- configuration -------------------------------------------------------------------------------
 
 def parse(method: str, argv=None) -> DepthConfig:
-    prefix = "sup" if method == "supervised" else "clr"
-    parser = OneLineParser(description=__doc__.splitlines()[0], prog=f"{prefix}_prediction_depth.py")
-    add_config_args(parser, DepthConfig)
-    cfg = DepthConfig(**given_values(parser.parse_args(argv), DepthConfig))
+    [given] = parse_flags(f"{script_prefix(method)}_prediction_depth.py", __doc__, argv, DepthConfig)
+    cfg = DepthConfig(**given)
     recipe = preset_config(method, cfg.preset)  # the models' dataset and arch under that preset
     return replace(cfg, dataset=cfg.dataset or recipe.dataset, arch=cfg.arch or recipe.arch)
 
@@ -137,43 +136,7 @@ def validate(cfg: DepthConfig) -> None:
         raise UsageError(f"--models_number {cfg.models_number}: need at least 1 model per population for the PIEs")
     if cfg.batch_size < 1:
         raise UsageError(f"--batch_size {cfg.batch_size}: must be >= 1")
-    bad = [s for s in cfg.pruning_percentages if not 0.0 <= s < 1.0]
-    if bad:
-        raise UsageError(f"--pruning_percentages {bad}: sparsities must lie in [0, 1), e.g. 0.5,0.9")
-    unknown = [m for m in cfg.pruning_methods if m not in PRUNING_METHODS]
-    if unknown:
-        raise UsageError(f"--pruning_methods {unknown}: choose from {', '.join(PRUNING_METHODS)}")
-
-
-def make_command(method: str, cfg: DepthConfig, pruning: str, sparsity: float) -> str:
-    return population_command(method, pruning, sparsity, f" --preset {cfg.preset} --dataset {cfg.dataset} "
-                                                         f"--arch {cfg.arch}")
-
-
-def select_populations(paths: Paths, cfg: DepthConfig, method: str) -> tuple[list, dict, list[str]]:
-    """(dense members, {(pruning, sparsity): members}, warnings) on disk, restricted by the flags. Requested
-    populations that are missing are skipped with a warning (logged by the caller once the log file is open);
-    no dense or no pruned population at all is a UsageError."""
-    groups = group_populations(finished_specs(paths, cfg.dataset, method, cfg.arch))
-    dense = groups.pop(("dense", 0.0), [])
-    where = f"{METHOD_DIRS[method]} {cfg.arch} models on {cfg.dataset} under {paths.models}"
-    if not dense:
-        raise UsageError(f"no dense {where}: train them with {make_command(method, cfg, 'dense', 0.0)}")
-    asked_sparsities = [s for s in cfg.pruning_percentages if s > 0]
-    if not cfg.pruning_methods and not asked_sparsities:
-        wanted = list(groups)
-    else:
-        methods = cfg.pruning_methods or sorted({p for p, _ in groups})
-        sparsities = asked_sparsities or sorted({s for _, s in groups})
-        wanted = [(p, s) for p in methods for s in sorted(set(sparsities))]
-    warnings = [f"skipping {key[0]} at sparsity {sparsity_tag(key[1])}: no finished {where}; make it with "
-                f"{make_command(method, cfg, *key)}" for key in wanted if key not in groups]
-    pruned = {key: groups[key] for key in wanted if key in groups}
-    if not pruned:
-        example = make_command(method, cfg, "gmp_early" if method == "supervised" else "gmp_late", 0.9)
-        raise UsageError(f"no pruned population to compare with among the {where}"
-                         f"{' matching the flags' if wanted else ''}: train one, e.g. {example}")
-    return dense, pruned, warnings
+    validate_selection(cfg.pruning_methods, cfg.pruning_percentages)
 
 
 # ---- computing ----------------------------------------------------------------------------------
@@ -212,16 +175,14 @@ def probe_predictions(paths: Paths, specs: list[ModelSpec], data: Dataset, cfg: 
         train_probes = predict(pop, data.train_images, data.normalize, "hidden", cfg.batch_size)[1]
     test_probes = predict(pop, data.test_images, data.normalize, "hidden", cfg.batch_size)[1]
     del pop
-    members = tqdm(range(len(specs)), desc="k-NN probes", leave=False, disable=not cfg.progress)
     out = [knn_predict_layers([t[i] for t in train_probes], data.train_labels, [q[i] for q in test_probes],
-                              cfg.knn_k, device=device).cpu().numpy() for i in members]
+                              cfg.knn_k, device=device).cpu().numpy() for i in range(len(specs))]
     return np.stack(out)
 
 
 def model_source(paths: Paths, spec: ModelSpec) -> str:
     """Identifies the checkpoint files a cache entry was computed from (a retrained model invalidates it)."""
-    stats = [p.stat() for p in paths.checkpoints(spec)]
-    return ";".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stats)
+    return json.dumps(checkpoint_stamp(paths, [spec]))
 
 
 def read_cache(paths: Paths, spec: ModelSpec, cfg: DepthConfig, n_test: int) -> np.ndarray | None:
@@ -242,7 +203,7 @@ def read_cache(paths: Paths, spec: ModelSpec, cfg: DepthConfig, n_test: int) -> 
 def write_cache(paths: Paths, spec: ModelSpec, cfg: DepthConfig, probes: np.ndarray) -> None:
     if not cfg.cache:
         return
-    with ckpt.atomic_path(paths.depth_cache(spec, cfg.support, cfg.knn_k)) as tmp, open(tmp, "wb") as fh:
+    with atomic_path(paths.depth_cache(spec, cfg.support, cfg.knn_k)) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, probe_preds=probes.astype(np.int16), source=np.array(model_source(paths, spec)))
 
 
@@ -305,18 +266,6 @@ def summary_row(method: str, cfg: DepthConfig, key: tuple, dense: PopulationDept
     return row
 
 
-def merge_summary(path: Path, rows: list[dict]) -> pd.DataFrame:
-    """This run's rows replace those of the same configuration; other configurations' rows are kept."""
-    fresh = pd.DataFrame(rows)
-    key = ["arch", "pruning", "sparsity", "reference", "knn_k", "support"]
-    if path.is_file():
-        old = pd.read_csv(path)
-        if set(key) <= set(old.columns):
-            merged = old.merge(fresh[key], on=key, how="left", indicator=True)
-            fresh = pd.concat([old[(merged["_merge"] == "left_only").to_numpy()], fresh], ignore_index=True)
-    return fresh.sort_values(key).reset_index(drop=True)
-
-
 def cross_check_pies(paths: Paths, cfg: DepthConfig, method: str, key: tuple, pies: np.ndarray) -> None:
     """Compare with the PIE stage's per-example table when it exists; a mismatch is a warning (that stage may
     use another number of models)."""
@@ -345,46 +294,50 @@ def cross_check_pies(paths: Paths, cfg: DepthConfig, method: str, key: tuple, pi
 def main(method: str, argv=None) -> pd.DataFrame:
     cfg = parse(method, argv)
     validate(cfg)
-    paths = Paths(Path(cfg.output_root) if cfg.output_root else REPO_ROOT)
-    dense_specs, pruned_groups, warnings = select_populations(paths, cfg, method)  # before any download
-    data = load_dataset(cfg.dataset, cfg.data_dir)
+    context = AnalysisContext(method, cfg.dataset, cfg.arch, cfg.preset, Paths.at(cfg.output_root), cfg.progress)
+    selection = context.select(cfg.pruning_methods, cfg.pruning_percentages)  # before any download
+    paths = context.paths
+    folders = [paths.depth_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)]
+    data, device = context.start(folders, "prediction_depth", cfg.data_dir, cfg.cuda_device, selection)
     if cfg.knn_k > len(data.train_labels):
         raise UsageError(f"--knn_k {cfg.knn_k}: larger than the {len(data.train_labels)} training images")
-    preflight.check_outputs([paths.depth_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)],
-                            preflight.ANALYSIS_BYTES)
-    device = select_device(cfg.cuda_device)
-    torch.backends.cuda.matmul.allow_tf32 = False  # the k-NN shortlist needs full float32 (common/knn.py)
-    setup_logging(paths.log_file(cfg.dataset, method, "prediction_depth"))
+    torch.backends.cuda.matmul.allow_tf32 = False  # the k-NN shortlist needs full float32 (common/metrics/knn.py)
     log.info("%s prediction depth (%s), device %s: dense + %d pruned populations, k=%d, %s support", method,
-             cfg.depth_reference, device, len(pruned_groups), cfg.knn_k, cfg.support)
-    for warning in warnings:
-        log.warning(warning)
+             cfg.depth_reference, device, len(selection.pruned), cfg.knn_k, cfg.support)
     data = data.to(device)
     true_labels = data.test_labels.cpu().numpy()
-
     started = time.time()
-    dense = population_depth(paths, dense_specs, data, cfg, device)
     rows = []
-    for key, specs in tqdm(pruned_groups.items(), desc="populations", disable=not cfg.progress):
-        pruned = population_depth(paths, specs, data, cfg, device)
-        pies = find_pies(dense.preds, pruned.preds)
-        cross_check_pies(paths, cfg, method, key, pies)
-        table = example_table(dense, pruned, true_labels, pies, data.num_classes, cfg.per_model_depths)
-        write_table(table, paths.depth_examples(cfg.dataset, method, *key, cfg.variant))
-        rows.append(summary_row(method, cfg, key, dense, pruned, pies))
-        draw_population(paths, cfg, method, key, dense, pruned, pies)
-        log.info("%s s=%s: %d PIEs; mean depth dense PIEs %.2f rest %.2f | pruned PIEs %.2f rest %.2f", key[0],
-                 sparsity_tag(key[1]), rows[-1]["pies"], rows[-1]["depth_dense_pies_mean"],
-                 rows[-1]["depth_dense_rest_mean"], rows[-1]["depth_pruned_pies_mean"],
-                 rows[-1]["depth_pruned_rest_mean"])
-    summary = merge_summary(paths.depth_summary(cfg.dataset, method), rows)
-    write_table(summary, paths.depth_summary(cfg.dataset, method))
+    with progress(1 + len(selection.pruned), f"{method} prediction depth", cfg.progress, unit="population") as bar:
+        dense = population_depth(paths, selection.dense, data, cfg, device)
+        bar.update(1)
+        for key, specs in selection.pruned.items():
+            pruned = population_depth(paths, specs, data, cfg, device)
+            rows.append(compare(paths, cfg, method, key, dense, pruned, true_labels, data.num_classes))
+            bar.update(1)
+    key = ["arch", "pruning", "sparsity", "reference", "knn_k", "support"]
+    summary = upsert_csv(paths.depth_summary(cfg.dataset, method), pd.DataFrame(rows), key)
     mine = summary[(summary["reference"] == cfg.depth_reference) & (summary["knn_k"] == cfg.knn_k)
                    & (summary["support"] == cfg.support) & (summary["arch"] == cfg.arch)]
     title = f"{METHOD_DIRS[method]} {cfg.arch} on {cfg.dataset}: prediction depth ({_reference_words(cfg)})"
     plot_depth_vs_sparsity(mine, title, paths.depth_summary_figure(cfg.dataset, method, cfg.variant))
     log.info("prediction depth done in %.1fs: %s", time.time() - started, paths.depth_dir(cfg.dataset, method))
     return summary
+
+
+def compare(paths: Paths, cfg: DepthConfig, method: str, key: tuple, dense: PopulationDepth,
+            pruned: PopulationDepth, true_labels: np.ndarray, num_classes: int) -> dict:
+    """PIEs and depths of one pruned population against the dense one: table, figures, summary row."""
+    pies = find_pies(dense.preds, pruned.preds)
+    cross_check_pies(paths, cfg, method, key, pies)
+    table = example_table(dense, pruned, true_labels, pies, num_classes, cfg.per_model_depths)
+    write_csv(table, paths.depth_examples(cfg.dataset, method, *key, cfg.variant))
+    row = summary_row(method, cfg, key, dense, pruned, pies)
+    draw_population(paths, cfg, method, key, dense, pruned, pies)
+    log.info("%s s=%s: %d PIEs; mean depth dense PIEs %.2f rest %.2f | pruned PIEs %.2f rest %.2f", key[0],
+             sparsity_tag(key[1]), row["pies"], row["depth_dense_pies_mean"], row["depth_dense_rest_mean"],
+             row["depth_pruned_pies_mean"], row["depth_pruned_rest_mean"])
+    return row
 
 
 def draw_population(paths: Paths, cfg: DepthConfig, method: str, key: tuple, dense: PopulationDepth,

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-from common.cli import OneLineParser, UsageError, add_config_args, given_values
+from common.cli import UsageError, parse_flags
 from common.config import help_field
-from common.paths import REPO_ROOT, Paths
+from common.log import setup_logging
+from common.paths import Paths
 
 log = logging.getLogger("prune")
 METHODS = ("supervised", "supcon")
@@ -46,7 +46,7 @@ STAGES = ("train_gmp_early", "train_gmp_late", "finetune", "pies", "depth", "rep
 
 def stage_commands(study: StudyConfig, method: str) -> dict[str, tuple]:
     """{stage: (module main, argv)} for one learning method: the same commands a user would type."""
-    from common import run_depth, run_finetune, run_pies, run_training
+    from common.studies.corti2022 import depth, finetune, pies, training
 
     common = ["--preset", study.preset, "--cuda_device", str(study.cuda_device), "--data_dir", study.data_dir]
     if study.output_root:
@@ -57,22 +57,20 @@ def stage_commands(study: StudyConfig, method: str) -> dict[str, tuple]:
              "--population_size", str(study.population_size)]
     k = ["--models_number", str(study.models_number)]
     return {
-        "train_gmp_early": (run_training.main, common + quiet + seeds + ["--pruning_percentages", f"0.0,{sparsities}",
+        "train_gmp_early": (training.main, common + quiet + seeds + ["--pruning_percentages", f"0.0,{sparsities}",
                                                                         "--gmp_schedule", "early"]),
-        "train_gmp_late": (run_training.main, common + quiet + seeds + ["--pruning_percentages", sparsities,
+        "train_gmp_late": (training.main, common + quiet + seeds + ["--pruning_percentages", sparsities,
                                                                        "--gmp_schedule", "late"]),
-        "finetune": (run_finetune.main, common + quiet + k + ["--pruning_percentages", sparsities,
+        "finetune": (finetune.main, common + quiet + k + ["--pruning_percentages", sparsities,
                                                               "--population_size", str(study.population_size)]),
         # UMAP draws model 0 of each population, so one PIE pass with all K models serves both
-        "pies": (run_pies.main, common + k + ["--plot_q_score", "--plot_umap"]),
-        "depth": (run_depth.main, common + k + ["--prediction_depth_models", str(study.prediction_depth_models)]),
+        "pies": (pies.main, common + k + ["--plot_q_score", "--plot_umap"]),
+        "depth": (depth.main, common + k + ["--prediction_depth_models", str(study.prediction_depth_models)]),
     }
 
 
 def parse(argv=None) -> StudyConfig:
-    parser = OneLineParser(prog="reproduce.py", description=__doc__.splitlines()[0])
-    add_config_args(parser, StudyConfig)
-    given = given_values(parser.parse_args(argv), StudyConfig)
+    [given] = parse_flags("reproduce.py", __doc__, argv, StudyConfig)
     study = replace(StudyConfig(), **{**PRESETS[given.get("preset", "demo")], **given})
     unknown = [s for s in study.stages if s not in STAGES]
     if unknown:
@@ -85,12 +83,11 @@ def parse(argv=None) -> StudyConfig:
     return study
 
 
-def main(argv=None) -> Path:
-    from common.report import write_report
-    from common.run_training import setup_logging
+def main(argv=None):
+    from common.studies.corti2022.report import write_report
 
     study = parse(argv)
-    paths = Paths(Path(study.output_root) if study.output_root else REPO_ROOT)
+    paths = Paths.at(study.output_root)
     dataset = "digits" if study.preset == "demo" else "cifar10"
     wanted = study.stages or STAGES
     timings = []

@@ -58,11 +58,10 @@ class Dataset:
 
 
 def load_dataset(name: str, data_dir: str | Path = "./data", download: bool = True) -> Dataset:
-    if name == "cifar10":
-        return load_cifar10(Path(data_dir), download)
-    if name == "digits":
-        return load_digits()
-    raise DataError(f"unknown dataset {name!r}: use cifar10 or digits")
+    """The dataset registered as `name` (DATASETS), as uint8 tensors on the CPU."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
+    return DATASETS[name](Path(data_dir), download)
 
 
 # ---- CIFAR-10 ------------------------------------------------------------------------------------
@@ -133,3 +132,10 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     std = tuple(train_float.std(dim=(0, 2, 3)).tolist())
     return Dataset(name="digits", train_images=images[train_idx], train_labels=labels[train_idx],
                    test_images=images[test_idx], test_labels=labels[test_idx], mean=mean, std=std)
+
+
+# name -> loader(data_dir, download): adding a dataset is one entry here
+DATASETS = {
+    "cifar10": load_cifar10,
+    "digits": lambda data_dir, download: load_digits(),
+}

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.checkpoint import write_text
-from common.paths import METHOD_DIRS, Paths, sparsity_tag
+from common.io import write_text
+from common.paths import Paths
 
 NAMES = {"supervised": "supervised", "supcon": "SupCon"}
 

@@ -1,35 +1,15 @@
-"""Plotting: arrays or tables in, PNG files out (written atomically). Nothing here computes a metric."""
+"""Training curves of one model: loss and accuracy per phase."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from common.checkpoint import atomic_path  # noqa: E402
-
-plt.rcParams.update({"figure.dpi": 120, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
-                     "axes.spines.right": False})
+from common.plots import plt, save_figure
 
 
-def save_figure(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-    plt.close(fig)
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-
-
-def write_history(rows: list[dict], csv_path: Path, png_path: Path) -> None:
-    """Per-epoch metrics of one model as CSV, and its loss / accuracy curves per phase as one PNG."""
-    frame = pd.DataFrame(rows)
-    write_table(frame, csv_path)
+def plot_history(frame: pd.DataFrame, path: Path) -> None:
+    """Loss (top) and accuracy (bottom) against epoch, one column per phase, train and test."""
     if frame.empty:
         return
     phases = list(dict.fromkeys(frame["phase"]))
@@ -51,4 +31,4 @@ def write_history(rows: list[dict], csv_path: Path, png_path: Path) -> None:
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(frameon=False)
     fig.suptitle(frame["model"].iloc[0], fontsize=8)
-    save_figure(fig, png_path)
+    save_figure(fig, path)

@@ -28,27 +28,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from common import preflight
-from common.checkpoint import atomic_path
-from common.cli import OneLineParser, UsageError, add_config_args, given_values, select_device
-from common.config import ARCHS, DATASETS, RunConfig, help_field, preset_config
-from common.data import Dataset, load_dataset
-from common.overlaps import pairwise_overlaps, per_class_overlap
-from common.paths import METHOD_DIRS, REPO_ROOT, ModelSpec, Paths, sparsity_tag
-from common.pie_plots import (plot_overlap_per_class, plot_pie_images, plot_pies_per_class, plot_pies_vs_sparsity,
-                              plot_score_scatter, plot_umap_panels)
-from common.pies import agreement, modal_labels
-from common.plots import write_table
-from common.qscore import representation_scores
-from common.run_training import setup_logging
-from common.training import predict
-from common.zoo import finished_specs, group_populations, load_readable_population, population_command
+from common.cli import UsageError, parse_flags, script_prefix
+from common.config import help_field
+from common.data import Dataset
+from common.engine.inference import predict
+from common.io import atomic_path, upsert_csv, write_csv
+from common.log import progress
+from common.metrics.overlaps import pairwise_overlaps, per_class_overlap
+from common.metrics.pies import agreement, modal_labels
+from common.metrics.qscore import representation_scores
+from common.paths import Paths
+from common.plots.pies import (plot_overlap_per_class, plot_pie_images, plot_pies_per_class, plot_pies_vs_sparsity,
+                               plot_score_scatter, plot_umap_panels)
+from common.spec import METHOD_DIRS, PRUNED, ModelSpec, sparsity_tag
+from common.stage import AnalysisContext, checkpoint_stamp, first_members, validate_selection
+from common.studies.corti2022.config import ARCHS, DATASETS, RunConfig, preset_config
+from common.zoo import load_readable_population
 
 log = logging.getLogger("prune")
 
-PRUNING_METHODS = ("gmp_early", "gmp_late", "gmp_custom", "global", "layerwise", "random")
 SCORES = {"q_score": "Q-Score", "z_score": "z-score", "l1_norm": "L1 norm"}  # column -> the authors' axis name
 RUN_FIELDS = ("preset", "data_dir", "output_root", "cuda_device", "progress")
 
@@ -60,7 +59,7 @@ class PieConfig:
     arch: str = help_field("wrn16_2", "architecture; when not given, the preset's (paper: wrn16_2, demo: wrn10_1)",
                            choices=ARCHS)
     models_number: int = help_field(30, "models per population: the first K seeds on disk (fewer: all, warned)")
-    pruning_methods: tuple = help_field((), f"pruning methods to analyse, of {', '.join(PRUNING_METHODS)}; "
+    pruning_methods: tuple = help_field((), f"pruning methods to analyse, of {', '.join(PRUNED)}; "
                                             f"none = all on disk", nargs="*", item=str)
     pruning_percentages: tuple = help_field((), "sparsities to analyse (comma or space separated); none = all on disk",
                                             nargs="*", item=float)
@@ -83,71 +82,22 @@ class PieConfig:
 # ---- flags -------------------------------------------------------------------------------------------
 
 def parse(method: str, argv=None) -> tuple[PieConfig, RunConfig]:
-    prefix = "sup" if method == "supervised" else "clr"
-    parser = OneLineParser(description=__doc__.splitlines()[0], prog=f"{prefix}_pie_kmodels_detection.py")
-    add_config_args(parser, PieConfig)
-    add_config_args(parser, RunConfig, only=RUN_FIELDS)
-    args = parser.parse_args(argv)
-    run = RunConfig(**given_values(args, RunConfig))
+    given, job = parse_flags(f"{script_prefix(method)}_pie_kmodels_detection.py", __doc__, argv, PieConfig,
+                             (RunConfig, RUN_FIELDS))
+    run = RunConfig(**job)
     recipe = preset_config(method, run.preset)
-    cfg = PieConfig(**{"dataset": recipe.dataset, "arch": recipe.arch, **given_values(args, PieConfig)})
-    return cfg, run
+    return PieConfig(**{"dataset": recipe.dataset, "arch": recipe.arch, **given}), run
 
 
 def validate(cfg: PieConfig) -> None:
     if cfg.models_number < 1:
         raise UsageError(f"--models_number {cfg.models_number}: use 1 or more models per population")
-    bad = [s for s in cfg.pruning_percentages if not 0.0 < s < 1.0]
-    if bad:
-        raise UsageError(f"--pruning_percentages {bad}: pruned sparsities lie in (0, 1), e.g. 0.5,0.9")
-    unknown = [p for p in cfg.pruning_methods if p not in PRUNING_METHODS]
-    if unknown:
-        raise UsageError(f"--pruning_methods {unknown}: use some of {', '.join(PRUNING_METHODS)}")
+    validate_selection(cfg.pruning_methods, cfg.pruning_percentages)
     if cfg.max_pie_images < 0 or cfg.batch_size < 1:
         raise UsageError("--max_pie_images must be >= 0 and --batch_size >= 1")
     if cfg.umap_neighbors < 2 or cfg.umap_min_dist < 0:
         raise UsageError(f"--umap_neighbors {cfg.umap_neighbors} --umap_min_dist {cfg.umap_min_dist}: "
                          f"need n_neighbors >= 2 and min_dist >= 0")
-
-
-def make_command(method: str, pruning: str, sparsity: float, preset: str) -> str:
-    return population_command(method, pruning, sparsity, f" --preset {preset}" if preset != "paper" else "")
-
-
-def select_populations(populations: dict, cfg: PieConfig, method: str, preset: str, where: Path,
-                       other_archs: str = ""):
-    """(dense members, {(pruning, sparsity): pruned members}, warnings). Missing grid cells (asked pruning
-    methods x sparsities, or those on disk) are warnings; no dense or no pruned population at all is an error."""
-    dense = populations.get(("dense", 0.0))
-    if not dense:
-        raise UsageError(f"no dense {method} {cfg.arch} population on {cfg.dataset} in {where}{other_archs}: train "
-                         f"it with `{make_command(method, 'dense', 0.0, preset)}`")
-    on_disk = {(p, sparsity_tag(s)): members for (p, s), members in populations.items() if p != "dense"}
-    methods = cfg.pruning_methods or sorted({p for p, _ in on_disk})
-    sparsities = cfg.pruning_percentages or sorted({m[0].sparsity for m in on_disk.values()})
-    chosen, warnings = {}, []
-    for pruning in dict.fromkeys(methods):
-        for s in dict.fromkeys(sparsities):
-            members = on_disk.get((pruning, sparsity_tag(s)))
-            if members:
-                chosen[(pruning, members[0].sparsity)] = members
-            else:
-                warnings.append(f"no {method} {pruning} population at sparsity {s:g} in {where}: skipped "
-                                f"(make it with `{make_command(method, pruning, s, preset)}`)")
-    if not chosen:
-        asked = " among --pruning_methods/--pruning_percentages" if cfg.pruning_methods or \
-            cfg.pruning_percentages else ""
-        schedule = "gmp_" + preset_config(method, preset).gmp_schedule
-        raise UsageError(f"no pruned {method} {cfg.arch} population on {cfg.dataset}{asked} in {where}: train one "
-                         f"with `{make_command(method, schedule, 0.9, preset)}`")
-    return dense, chosen, warnings
-
-
-def first_members(members: list[ModelSpec], k: int, label: str) -> list[ModelSpec]:
-    if len(members) < k:
-        log.warning("%s: only %d of the %d models asked (--models_number) are on disk; using %d", label,
-                    len(members), k, len(members))
-    return members[:k]
 
 
 # ---- population outputs (one pass per population, cached) ----------------------------------------------
@@ -175,13 +125,9 @@ def data_fingerprint(data: Dataset) -> str:
 
 
 def _cache_key(paths: Paths, specs: list[ModelSpec], data_key: str) -> str | None:
-    """Changes when a member is added, removed or rewritten (name, size and mtime of every checkpoint file) or
-    the test set changes; None (no caching) when a file vanished since it was listed."""
-    try:
-        stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for s in specs for p in paths.checkpoints(s)]
-    except OSError:
-        return None
-    return hashlib.sha1(json.dumps([data_key, stamp]).encode()).hexdigest()
+    """Changes when a member is added, removed or rewritten, or the test set changes; None: do not cache."""
+    stamp = checkpoint_stamp(paths, specs)
+    return None if stamp is None else hashlib.sha1(json.dumps([data_key, stamp]).encode()).hexdigest()
 
 
 def _read_cache(path: Path, key: str | None, with_features: bool) -> PopulationOutputs | None:
@@ -291,19 +237,6 @@ def summary_row(table: pd.DataFrame, dense: PopulationOutputs, pruned: Populatio
     return row
 
 
-def merge_table(path: Path, new: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Rows of `new` replace those of the table at `path` with the same keys; other rows are kept, so a run over
-    a few configurations does not erase the others."""
-    if path.is_file():
-        try:
-            old = pd.read_csv(path)
-            if set(keys) <= set(old.columns) and not old.empty:
-                new = pd.concat([old, new], ignore_index=True).drop_duplicates(keys, keep="last")
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
-            log.warning("rewriting unreadable %s (%s)", path, err)
-    return new.sort_values(keys).reset_index(drop=True)
-
-
 # ---- UMAP -----------------------------------------------------------------------------------------------
 
 def umap_embedding(features: np.ndarray, cfg: PieConfig) -> np.ndarray:
@@ -337,10 +270,17 @@ class Stage:
     """One run's context (configuration, output paths, test data, device) and the steps that need all of it."""
 
     cfg: PieConfig
-    method: str
-    paths: Paths
+    context: AnalysisContext
     data: Dataset
     device: torch.device
+
+    @property
+    def method(self) -> str:
+        return self.context.method
+
+    @property
+    def paths(self) -> Paths:
+        return self.context.paths
 
     def __post_init__(self):
         self.data_key = data_fingerprint(self.data)
@@ -355,6 +295,24 @@ class Stage:
 
     def figure(self, kind: str, pruning: str = "", sparsity: float | None = None, ext: str = "png") -> Path:
         return self.paths.pie_figure(self.cfg.dataset, self.method, kind, pruning, sparsity, ext)
+
+    def configuration(self, pruning: str, sparsity: float, members: list[ModelSpec], dense: PopulationOutputs,
+                      dense_embedding: np.ndarray | None, pie_sets: dict) -> dict:
+        """PIEs of one pruned population against the dense one: per-example table, figures, summary row."""
+        tick = time.time()
+        cfg, labels = self.cfg, self.data.test_labels.numpy()
+        members = first_members(members, cfg.models_number, f"{self.method} {pruning} {sparsity:g}")
+        pruned = self.outputs(members, cfg.plot_q_score or cfg.plot_umap)
+        table = example_table(dense, pruned, labels, self.data.num_classes)
+        write_csv(table, self.paths.pie_examples(cfg.dataset, self.method, pruning, sparsity))
+        pie_sets[(pruning, sparsity)] = table["pie"].to_numpy()
+        row = dict(method=METHOD_DIRS[self.method], dataset=cfg.dataset, arch=cfg.arch, pruning=pruning,
+                   sparsity=sparsity, **summary_row(table, dense, pruned))
+        self.plot_configuration(table, pruning, sparsity, dense, pruned, dense_embedding)
+        log.info("Method: %s Pruning method: %s Pruned: %g Models pruned: %d Models not pruned: %d Found PIEs: %d "
+                 "(%.1fs)", METHOD_DIRS[self.method], pruning, sparsity, pruned.size, dense.size, row["pies"],
+                 time.time() - tick)
+        return row
 
     def plot_configuration(self, table: pd.DataFrame, pruning: str, sparsity: float, dense: PopulationOutputs,
                            pruned: PopulationOutputs, dense_embedding: np.ndarray | None) -> None:
@@ -418,7 +376,7 @@ class Stage:
         """Supervised vs SupCon PIEs at the same pruning method and sparsity, when the other method's dense and
         pruned populations are on disk (their predictions come from that method's cache when it is current)."""
         other = "supcon" if self.method == "supervised" else "supervised"
-        populations = group_populations(finished_specs(self.paths, self.cfg.dataset, other, self.cfg.arch))
+        populations = self.context.populations(other)
         by_tag = {(p, sparsity_tag(s)): members for (p, s), members in populations.items()}
         shared = [key for key in pie_sets if (key[0], sparsity_tag(key[1])) in by_tag]
         if ("dense", "0") not in by_tag or not shared:
@@ -441,10 +399,7 @@ class Stage:
             plot_overlap_per_class(per_class_overlap(sup, supcon, labels, self.data.num_classes), "supervised",
                                    "SupCon", f"{self.cfg.dataset}: PIEs of supervised vs SupCon, {pruning} "
                                    f"{sparsity:g}", self.paths.pie_comparison(self.cfg.dataset, pruning, sparsity))
-        table = merge_table(self.paths.pie_comparison(self.cfg.dataset), pd.DataFrame(rows),
-                            ["pruning", "sparsity"])
-        write_table(table, self.paths.pie_comparison(self.cfg.dataset))
-        return table
+        return upsert_csv(self.paths.pie_comparison(self.cfg.dataset), pd.DataFrame(rows), ["pruning", "sparsity"])
 
 
 def main(method: str, argv=None) -> pd.DataFrame:
@@ -452,49 +407,26 @@ def main(method: str, argv=None) -> pd.DataFrame:
     started = time.time()
     cfg, run = parse(method, argv)
     validate(cfg)
-    paths = Paths(Path(run.output_root) if run.output_root else REPO_ROOT)
-    data = load_dataset(cfg.dataset, run.data_dir)
-    specs = finished_specs(paths, cfg.dataset, method)
-    archs = sorted({s.arch for s in specs} - {cfg.arch})
-    populations = group_populations([s for s in specs if s.arch == cfg.arch])
-    dense_members, configs, missing = select_populations(
-        populations, cfg, method, run.preset, paths.model_dir(cfg.dataset, method),
-        f" (models of {', '.join(archs)} are there: pass --arch or --preset)" if archs else "")
+    context = AnalysisContext(method, cfg.dataset, cfg.arch, run.preset, Paths.at(run.output_root), run.progress)
+    selection = context.select(cfg.pruning_methods, cfg.pruning_percentages)
+    paths = context.paths
     folders = [paths.pies_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)]
-    preflight.check_outputs(folders + ([paths.pie_comparison(cfg.dataset).parent] if cfg.compare else []),
-                            preflight.ANALYSIS_BYTES)
-    device = select_device(run.cuda_device)
-    setup_logging(paths.log_file(cfg.dataset, method, "pie_kmodels_detection"))
-    for line in missing:
-        log.warning(line)
-    stage = Stage(cfg, method, paths, data, device)
+    folders += [paths.pie_comparison(cfg.dataset).parent] if cfg.compare else []
+    data, device = context.start(folders, "pie_kmodels_detection", run.data_dir, run.cuda_device, selection)
+    stage = Stage(cfg, context, data, device)
     with_features = cfg.plot_q_score or cfg.plot_umap
-    dense = stage.outputs(first_members(dense_members, cfg.models_number, f"{method} dense"), with_features)
+    dense = stage.outputs(first_members(selection.dense, cfg.models_number, f"{method} dense"), with_features)
     dense_embedding = umap_embedding(dense.features0, cfg) if cfg.plot_umap else None
-    labels = data.test_labels.numpy()
-
     rows, pie_sets = [], {}
-    for (pruning, sparsity), members in tqdm(configs.items(), desc="PIEs", disable=not run.progress):
-        tick = time.time()
-        members = first_members(members, cfg.models_number, f"{method} {pruning} {sparsity:g}")
-        pruned = stage.outputs(members, with_features)
-        table = example_table(dense, pruned, labels, data.num_classes)
-        write_table(table, paths.pie_examples(cfg.dataset, method, pruning, sparsity))
-        pie_sets[(pruning, sparsity)] = table["pie"].to_numpy()
-        rows.append(dict(method=METHOD_DIRS[method], dataset=cfg.dataset, arch=cfg.arch, pruning=pruning,
-                         sparsity=sparsity, **summary_row(table, dense, pruned)))
-        stage.plot_configuration(table, pruning, sparsity, dense, pruned, dense_embedding)
-        log.info("Method: %s Pruning method: %s Pruned: %g Models pruned: %d Models not pruned: %d Found PIEs: %d "
-                 "(%.1fs)", METHOD_DIRS[method], pruning, sparsity, pruned.size, dense.size, rows[-1]["pies"],
-                 time.time() - tick)
-
-    summary = merge_table(paths.pie_summary(cfg.dataset, method), pd.DataFrame(rows), ["pruning", "sparsity"])
-    write_table(summary, paths.pie_summary(cfg.dataset, method))
+    with progress(len(selection.pruned), f"{method} PIEs", run.progress, unit="population") as bar:
+        for (pruning, sparsity), members in selection.pruned.items():
+            rows.append(stage.configuration(pruning, sparsity, members, dense, dense_embedding, pie_sets))
+            bar.update(1)
+    summary = upsert_csv(paths.pie_summary(cfg.dataset, method), pd.DataFrame(rows), ["pruning", "sparsity"])
     plot_pies_vs_sparsity(summary, f"{METHOD_DIRS[method]} {cfg.dataset} {cfg.arch}",
                           stage.figure("pies_vs_sparsity"))
-    overlaps = stage.overlaps_between_prunings(pie_sets)
-    write_table(merge_table(paths.pie_overlaps(cfg.dataset, method), overlaps, ["sparsity", "a", "b"]),
-                paths.pie_overlaps(cfg.dataset, method))
+    upsert_csv(paths.pie_overlaps(cfg.dataset, method), stage.overlaps_between_prunings(pie_sets),
+               ["sparsity", "a", "b"])
     if cfg.compare:
         stage.compare_methods(pie_sets)
     log.info("PIE stage done in %.1fs: %s", time.time() - started, paths.pies_dir(cfg.dataset, method))

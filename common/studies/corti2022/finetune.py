@@ -12,35 +12,41 @@ loss and then the linear classifier on the frozen encoder.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
-import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from common import checkpoint as ckpt, preflight
-from common.augment import ContrastiveAugment, SupervisedAugment
-from common.cli import OneLineParser, UsageError, add_config_args, given_values, select_device
-from common.config import ARCHS, DATASETS, JobConfig, help_field, preset_config
+from common.cli import UsageError, parse_flags, script_prefix, select_device
+from common.commands import preset_flags
+from common.config import JobConfig, help_field
 from common.data import load_dataset
+from common.data.augment import ContrastiveAugment
+from common.engine.inference import evaluate
+from common.engine.objectives import make_objective
+from common.engine.phase import Job, Phase
+from common.engine.population import Population
+from common.io import write_csv
+from common.log import setup_logging
 from common.models import build_network
-from common.paths import REPO_ROOT, ModelSpec, Paths
-from common.plots import write_table
-from common.population import Population
-from common.pruning import apply_masks_, magnitude_masks, prunable_names, random_masks
-from common.run_training import default_population_size, finished_or_conflict, setup_logging
-from common.training import Job, Phase, Trainer, evaluate
-from common.zoo import finished_specs, load_member
+from common.paths import Paths
+from common.pruning.criteria import CRITERIA, prune_once
+from common.pruning.pools import CLASSIFIER, POOLS
+from common.spec import ModelSpec
+from common.stage import plan_chunks, train_populations
+from common.studies.corti2022.config import ARCHS, DATASETS
+from common.studies.corti2022.training import supervised_augment
+from common.zoo import finished_or_conflict, finished_specs, load_member
 
 log = logging.getLogger("prune")
 
-PRUNING_METHODS = ("global", "layerwise", "random")
+PRUNING_METHODS = tuple(CRITERIA)
 FINETUNE_MODES = ("end_to_end", "representation")
-CLASSIFIER = ("classifier.weight", "classifier.bias")
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,6 @@ class FinetuneConfig:
     learning_rate_head: float = help_field(1e-3, "representation mode: classifier learning rate (constant)")
 
     def fingerprint(self) -> str:
-        import hashlib
-        import json
         return "ft" + hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
 
     def to_dict(self) -> dict:
@@ -105,26 +109,8 @@ def preset_finetune(method: str, preset: str = "paper", **overrides) -> Finetune
 # ---- what is pruned and how it is finetuned -----------------------------------------------------------
 
 def pruned_pool(network, prune_bias: bool) -> list[str]:
-    """The authors' one-shot pool: every conv weight of the encoder, the classifier weight (and bias). The
-    SupCon projection head is never pruned."""
-    convs = prunable_names(network, exclude=("classifier", "projection"))
-    return convs + list(CLASSIFIER if prune_bias else CLASSIFIER[:1])
-
-
-def weight_names(network) -> list[str]:
-    """Conv + Linear weights of the classifying model (the authors' sparsity measure: no biases, no projection)."""
-    return prunable_names(network, exclude=("projection",))
-
-
-def one_shot_masks(params: dict, names: list[str], sparsities: list[float], criterion: str,
-                   seeds: list[int]) -> dict:
-    """Stacked keep-masks {name: [P, ...]} pruning each member once to its sparsity over the pool `names`."""
-    pool = {n: params[n].detach() for n in names}
-    if criterion in ("global", "layerwise"):
-        return magnitude_masks(pool, sparsities, scope="global" if criterion == "global" else "layer")
-    members = [random_masks({n: t[i:i + 1] for n, t in pool.items()}, sparsities[i],
-                            torch.Generator().manual_seed(seed)) for i, seed in enumerate(seeds)]
-    return {n: torch.cat([m[n] for m in members]) for n in names}
+    """The authors' one-shot pool: every conv weight of the encoder, the classifier weight (and bias)."""
+    return POOLS["encoder_convs_and_classifier" if prune_bias else "encoder_convs_and_classifier_weight"](network)
 
 
 def build_phases(cfg: FinetuneConfig, network, image_size: int) -> list[Phase]:
@@ -132,17 +118,18 @@ def build_phases(cfg: FinetuneConfig, network, image_size: int) -> list[Phase]:
     head kept, not pruned) followed by the classifier on the frozen encoder."""
     names = [n for n, _ in network.named_parameters()]
     classify = tuple(n for n in names if not n.startswith("projection."))
-    supervised_aug = SupervisedAugment(padding=image_size // 8, vertical_flip=0.5 if cfg.vertical_flip else 0.0)
     sgd = dict(momentum=cfg.momentum, nesterov=cfg.nesterov)
     if cfg.finetune_mode == "end_to_end":
-        return [Phase("finetune", "ce", cfg.epochs, cfg.batch_size, cfg.learning_rate, weight_decay=cfg.weight_decay,
-                      trainable=classify, augment=supervised_aug, **sgd)]
-    encoder = Phase("finetune_encoder", "supcon", cfg.epochs, cfg.batch_size, cfg.learning_rate,
+        return [Phase("finetune", make_objective("ce"), cfg.epochs, cfg.batch_size, cfg.learning_rate,
+                      weight_decay=cfg.weight_decay, trainable=classify,
+                      augment=supervised_augment(cfg, image_size), **sgd)]
+    supcon = make_objective("supcon", temperature=cfg.temperature, base_temperature=cfg.base_temperature)
+    encoder = Phase("finetune_encoder", supcon, cfg.epochs, cfg.batch_size, cfg.learning_rate,
                     weight_decay=cfg.weight_decay, trainable=tuple(n for n in names if n not in CLASSIFIER),
-                    augment=ContrastiveAugment(), evaluate=False, temperature=cfg.temperature,
-                    base_temperature=cfg.base_temperature, **sgd)
-    head = Phase("finetune_head", "linear", cfg.head_epochs, cfg.batch_size_head, cfg.learning_rate_head,
-                 weight_decay=0.0, trainable=CLASSIFIER, augment=supervised_aug, **sgd)
+                    augment=ContrastiveAugment(), evaluate=False, **sgd)
+    head = Phase("finetune_head", make_objective("linear"), cfg.head_epochs, cfg.batch_size_head,
+                 cfg.learning_rate_head, weight_decay=0.0, trainable=CLASSIFIER,
+                 augment=supervised_augment(cfg, image_size), **sgd)
     return [encoder, head]
 
 
@@ -168,12 +155,9 @@ def validate(cfg: FinetuneConfig, run: FinetuneRunConfig) -> None:
 
 def training_command(cfg: FinetuneConfig, run: FinetuneRunConfig, seeds: list[int]) -> str:
     """The command that trains the missing dense models with this run's preset, arch and dataset."""
-    script = "sup_training.py" if cfg.method == "supervised" else "clr_training.py"
-    preset = preset_config(cfg.method, run.preset)
-    extra = "".join(f" --{k} {getattr(cfg, k)}" for k in ("dataset", "arch") if getattr(cfg, k) != getattr(preset, k))
     root = f" --output_root {run.output_root}" if run.output_root else ""
-    return (f"python {script} --preset {run.preset}{extra} --index_start {min(seeds)} --index_end {max(seeds)} "
-            f"--pruning_percentages 0.0{root}")
+    return (f"python {script_prefix(cfg.method)}_training.py{preset_flags(run.preset, cfg.method, cfg.dataset, cfg.arch)} --index_start "
+            f"{min(seeds)} --index_end {max(seeds)} --pruning_percentages 0.0{root}")
 
 
 def dense_specs(paths: Paths, cfg: FinetuneConfig, run: FinetuneRunConfig) -> list[ModelSpec]:
@@ -231,21 +215,20 @@ def prune_chunk(chunk: list[ModelSpec], dense: dict, cfg: FinetuneConfig, data, 
     pop = Population([dense[s.seed] for s in chunk], device)
     template = dense[chunk[0].seed]
     pool = pruned_pool(template, cfg.prune_bias)
-    masks = one_shot_masks(pop.params, pool, [s.sparsity for s in chunk], cfg.pruning_method,
-                           [s.seed for s in chunk])
-    apply_masks_(pop.params, masks)
+    masks = prune_once(pop.params, pool, [s.sparsity for s in chunk], cfg.pruning_method, [s.seed for s in chunk])
+    masks.apply_(pop.params)
     after = member_accuracies(pop, data, device, run)
     pool_size = sum(masks[n][0].numel() for n in pool)
-    weights = weight_names(template)
+    weights = POOLS["weights"](template)
     metas = []
     for i, spec in enumerate(chunk):
-        pruned = sum(int((~masks[n][i]).sum()) for n in pool)
         zeros = sum(int((pop.params[n][i] == 0).sum()) for n in weights)
         metas.append(dict(pruning_method=cfg.pruning_method, target_sparsity=spec.sparsity,
-                          accuracy_after_pruning=after[i], pool=pool, pool_size=pool_size, pruned_entries=pruned,
-                          pool_sparsity=pruned / pool_size,
+                          accuracy_after_pruning=after[i], pool=pool, pool_size=pool_size,
+                          pruned_entries=masks.member_pruned(i),
+                          pool_sparsity=masks.member_sparsity(i),
                           weight_sparsity=zeros / sum(pop.params[n][i].numel() for n in weights)))
-    return {k: v.cpu() for k, v in masks.items()}, metas
+    return masks.state_dict(), metas
 
 
 def dense_accuracies(dense: dict, data, device, run, size: int) -> dict[int, float]:
@@ -291,13 +274,10 @@ def summary_table(paths: Paths, cfg: FinetuneConfig) -> pd.DataFrame:
 # ---- entry point -------------------------------------------------------------------------------
 
 def parse(method: str, argv=None) -> tuple[FinetuneConfig, FinetuneRunConfig]:
-    prefix = "sup" if method == "supervised" else "clr"
-    parser = OneLineParser(description=__doc__.splitlines()[0], prog=f"{prefix}_pruning_finetune.py")
-    add_config_args(parser, FinetuneConfig)
-    add_config_args(parser, FinetuneRunConfig)
-    args = parser.parse_args(argv)
-    run = FinetuneRunConfig(**given_values(args, FinetuneRunConfig))
-    return preset_finetune(method, run.preset, **given_values(args, FinetuneConfig)), run
+    recipe, job = parse_flags(f"{script_prefix(method)}_pruning_finetune.py", __doc__, argv, FinetuneConfig,
+                              FinetuneRunConfig)
+    run = FinetuneRunConfig(**job)
+    return preset_finetune(method, run.preset, **recipe), run
 
 
 def plan(paths: Paths, cfg: FinetuneConfig, run: FinetuneRunConfig, fingerprint: str):
@@ -311,7 +291,7 @@ def plan(paths: Paths, cfg: FinetuneConfig, run: FinetuneRunConfig, fingerprint:
 
 def main(method: str, argv=None) -> list[dict]:
     cfg, run = parse(method, argv)
-    paths = Paths(Path(run.output_root) if run.output_root else REPO_ROOT)
+    paths = Paths.at(run.output_root)
     fingerprint = cfg.fingerprint()
     dense_list, todo = plan(paths, cfg, run, fingerprint)
     dense, dense_meta = load_dense(paths, dense_list)  # before the dataset: CIFAR-10 may be downloaded
@@ -326,35 +306,38 @@ def main(method: str, argv=None) -> list[dict]:
              len(dense_list) * len(run.pruning_percentages) - len(todo), device)
     log.info("recipe %s: %s", fingerprint, cfg.to_dict())
     data = data.to(device)
-    size = run.population_size or default_population_size(device)
-    template = dense[dense_list[0].seed]
-    phases = build_phases(cfg, template, data.image_size)
+    size = run.default_population_size(device)
+    phases = build_phases(cfg, dense[dense_list[0].seed], data.image_size)
     before = dense_accuracies(dense, data, device, run, size) if todo else {}
-    results = []
-    for start in tqdm(range(0, len(todo), size), desc="populations", disable=not run.progress or len(todo) <= size):
-        chunk = todo[start:start + size]
-        started = time.time()
-        masks, metas = prune_chunk(chunk, dense, cfg, data, device, run)
-        for spec, meta in zip(chunk, metas):
-            meta.update(accuracy_before_pruning=before[spec.seed],
-                        dense_fingerprint=dense_meta[spec.seed].get("fingerprint"))
-            log.info("%s: accuracy dense %.4f, after one-shot pruning %.4f (pool sparsity %.4f)", spec.name,
-                     meta["accuracy_before_pruning"], meta["accuracy_after_pruning"], meta["pool_sparsity"])
-        projection = int(dense_meta[chunk[0].seed].get("config", {}).get("projection_dim", 128))
-        job = Job(specs=chunk, phases=phases, recipe={**cfg.to_dict(), "projection_dim": projection},
-                  fingerprint=fingerprint, final_sparsity=[s.sparsity for s in chunk], initial_masks=masks,
-                  member_meta=metas,
-                  make_networks=lambda chunk=chunk: [copy.deepcopy(dense[s.seed]) for s in chunk])
-        results += Trainer(job, data, device, paths, run, method).fit()
-        log.info("finetuned %d models in %.1fs", len(chunk), time.time() - started)
+    state_dir = paths.state_dir(cfg.dataset, method)
+    chunks, orphans = plan_chunks(todo, size, state_dir, fingerprint)
+    for line in orphans:
+        log.warning(line)
+    jobs = [pruned_job(chunk, dense, dense_meta, before, cfg, phases, data, device, run) for chunk in chunks]
+    results = train_populations(jobs, data, device, run, paths, state_dir, f"{method} {cfg.pruning_method} finetune")
     for r in results:
         log.info("%s: accuracy dense %.4f -> pruned %.4f -> finetuned %s, pool sparsity %.4f%s",
-                 ModelSpec(**r["spec"]).name, r["accuracy_before_pruning"], r["accuracy_after_pruning"],
+                 ModelSpec.from_meta(r["spec"]).name, r["accuracy_before_pruning"], r["accuracy_after_pruning"],
                  "n/a" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}", r["sparsity"],
                  " FAILED" if r["failed"] else "")
     table = summary_table(paths, cfg)
     if not table.empty:
         out = paths.finetune_summary(cfg.dataset, method, cfg.arch, cfg.pruning_method)
-        write_table(table, out)
+        write_csv(table, out)
         log.info("summary (%s):\n%s", out, table.drop(columns=["fingerprint"]).to_string(index=False))
     return results
+
+
+def pruned_job(chunk: list[ModelSpec], dense: dict, dense_meta: dict, before: dict, cfg: FinetuneConfig,
+               phases: list[Phase], data, device, run) -> Job:
+    """Prune the chunk's dense members once and make the job that finetunes them with the masks held."""
+    masks, metas = prune_chunk(chunk, dense, cfg, data, device, run)
+    for spec, meta in zip(chunk, metas):
+        meta.update(accuracy_before_pruning=before[spec.seed],
+                    dense_fingerprint=dense_meta[spec.seed].get("fingerprint"))
+        log.info("%s: accuracy dense %.4f, after one-shot pruning %.4f (pool sparsity %.4f)", spec.name,
+                 meta["accuracy_before_pruning"], meta["accuracy_after_pruning"], meta["pool_sparsity"])
+    projection = int(dense_meta[chunk[0].seed].get("config", {}).get("projection_dim", 128))
+    return Job(specs=chunk, phases=phases, recipe={**cfg.to_dict(), "projection_dim": projection},
+               fingerprint=cfg.fingerprint(), final_sparsity=[s.sparsity for s in chunk], initial_masks=masks,
+               member_meta=metas, make_networks=lambda: [copy.deepcopy(dense[s.seed]) for s in chunk])

@@ -1,0 +1,35 @@
+"""Training batches of a population: each member draws its data order and augmentation parameters from its own
+generator, so a member trained inside a population sees exactly what it sees when trained alone."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from common.data import Dataset
+
+
+@dataclass
+class Batches:
+    """The augmented, normalised images and labels of one step, for a phase's augmentation."""
+
+    data: Dataset
+    augment: object  # SupervisedAugment | ContrastiveAugment
+    generators: list[torch.Generator]
+    device: torch.device
+
+    def labels(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx [P, B] -> labels [P, B]."""
+        return self.data.train_labels[idx.to(self.data.train_labels.device)].to(self.device)
+
+    def images(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx [P, B] -> one augmented view per image [P, B, C, H, W]."""
+        members, batch = idx.shape
+        images = self.data.train_images[idx.reshape(-1).to(self.data.train_images.device)].to(self.device)
+        params = [self.augment.sample(batch, self.data.image_size, g) for g in self.generators]
+        stacked = {k: torch.cat([p[k] for p in params]) for k in params[0]}
+        return self.data.normalize(self.augment.apply(images, stacked)).view(members, batch, *images.shape[1:])
+
+    def two_views(self, idx: torch.Tensor) -> torch.Tensor:
+        """Two independent views per image [P, 2B, ...], view 1 then view 2 (the authors' torch.cat order)."""
+        return torch.cat([self.images(idx), self.images(idx)], dim=1)

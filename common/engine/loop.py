@@ -1,0 +1,156 @@
+"""The training loop: a `Trainer` runs a `Job` through its phases; a `PhaseRun` is one phase's step loop, with
+everything around the steps composed as hooks (common.engine.hooks).
+
+Every member has its own CPU generator (seeded by its seed) that draws its data order and augmentation
+parameters, so a member trained inside a population follows exactly the trajectory it follows when trained
+alone. Masks hold through training: gradients of pruned entries are zeroed before each step and weights are
+multiplied by their masks after it, so momentum and weight decay can never regrow them.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from common.data import Dataset
+from common.engine.batches import Batches
+from common.engine.hooks import Checkpoint, GMPEvents, History, Preemption, Signals, Snapshot, freeze_failed
+from common.engine.optimizers import build_optimizer
+from common.engine.phase import Job, Phase
+from common.engine.state import EpochCursor, TrainState
+
+log = logging.getLogger("prune")
+
+
+class Trainer:
+    """Runs one Job: resumes from its saved state when there is one, trains every phase, returns the state."""
+
+    def __init__(self, job: Job, data: Dataset, device: torch.device, run, state_path: Path, bar=None):
+        self.job, self.data, self.device, self.run, self.state_path = job, data, device, run, state_path
+        self.bar = bar  # the stage's progress bar (one per stage), advanced once per step
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and run.amp
+                         else nullcontext())
+
+    def total_steps(self) -> int:
+        n_train = len(self.data.train_labels)
+        return sum(phase.steps_per_epoch(n_train) * phase.epochs for phase in self.job.phases)
+
+    def steps_done(self, state: TrainState) -> int:
+        n_train = len(self.data.train_labels)
+        done = sum(p.steps_per_epoch(n_train) * p.epochs for p in self.job.phases[:state.phase])
+        if state.phase < len(self.job.phases):
+            per_epoch = self.job.phases[state.phase].steps_per_epoch(n_train)
+            done += state.epoch * per_epoch + (state.cursor.batch if state.cursor else 0)
+        return done
+
+    def fit(self) -> TrainState:
+        if self.state_path.is_file():
+            state = TrainState.load(self.state_path, self.job, self.device)
+            log.info("resuming %s from phase %d epoch %d", self.state_path.name, state.phase, state.epoch)
+            if self.bar is not None:
+                self.bar.update(self.steps_done(state))
+        else:
+            state = TrainState.fresh(self.job, self.device)
+        if self.run.compile and self.device.type == "cuda":
+            state.population.compile()
+        with Signals() as signals:
+            while state.phase < len(self.job.phases):
+                PhaseRun(self, state, signals).run()
+                state.next_phase()
+                if state.phase < len(self.job.phases):
+                    state.save(self.state_path, self.job)
+        return state
+
+
+class PhaseRun:
+    """One phase of one job: builds the optimizer (restoring a saved one), then runs its epochs step by step."""
+
+    def __init__(self, trainer: Trainer, state: TrainState, signals: Signals):
+        self.trainer, self.state, self.signals = trainer, state, signals
+        self.job, self.data, self.state_path = trainer.job, trainer.data, trainer.state_path
+        self.phase: Phase = self.job.phases[state.phase]
+        self.pop = state.population
+        state.optimizer, state.schedulers = build_optimizer([self.pop.params[n] for n in self.phase.trainable],
+                                                            self.phase)
+        state.restore_optimizer()
+        self.phase.objective.load_state_dict(state.objective_state.get(self.phase.name, {}))
+        self.n_train = len(self.data.train_labels)
+        self.per_epoch = self.phase.steps_per_epoch(self.n_train)
+        self.batches = Batches(self.data, self.phase.augment, state.generators, trainer.device)
+        self.hooks = self._hooks()
+        self.cursor: EpochCursor | None = None
+
+    def _hooks(self) -> list:
+        hooks = [Snapshot(self.phase.snapshot_steps)] if self.phase.snapshot_steps else []
+        if self.phase.gmp and any(t > 0 for t in self.job.final_sparsity):
+            hooks.append(GMPEvents(self.phase.gmp, self.phase.prune_names, self.job.final_sparsity))
+        return hooks + [History(self.trainer.run.eval_every, self.trainer.autocast),
+                        Checkpoint(self.trainer.run.checkpoint_every), Preemption()]
+
+    def run(self) -> None:
+        for epoch in range(self.state.epoch, self.phase.epochs):
+            # a run stopped mid-epoch resumes at its next batch with the same data order
+            self.cursor = self.state.cursor or EpochCursor.start(self.state.generators, self.n_train)
+            self.state.cursor = None
+            self.alive = torch.tensor(self.state.alive, device=self.trainer.device)
+            self.loss_sum = self.cursor.loss_sum.to(self.trainer.device)
+            self.correct = self.cursor.correct.to(self.trainer.device)
+            self.started = time.time()
+            while self.cursor.batch < self.per_epoch:
+                self.step(epoch * self.per_epoch + self.cursor.batch)
+            self.end_epoch(epoch)
+
+    def step(self, step: int) -> None:
+        for hook in self.hooks:
+            getattr(hook, "before_step", _nothing)(self, step)
+        b, size = self.cursor.batch, self.phase.batch_size
+        idx = self.cursor.order[:, b * size:(b + 1) * size]
+        with self.trainer.autocast:
+            losses, hits = self.phase.objective.losses(self.pop, self.batches, idx)
+        self.alive &= torch.isfinite(losses.detach())
+        optimizer, masks = self.state.optimizer, self.state.masks
+        optimizer.zero_grad(set_to_none=True)
+        torch.where(self.alive, losses, torch.zeros_like(losses)).sum().backward()
+        freeze_failed(self, self.alive)
+        grads = {n: self.pop.params[n].grad for n in masks if self.pop.params[n].grad is not None}
+        masks.apply_(grads, names=grads)  # masked tensors this phase never touches have no gradient
+        optimizer.step()
+        masks.apply_(self.pop.params)
+        self.loss_sum += torch.where(self.alive, losses.detach(), torch.zeros_like(losses)) * idx.shape[1]
+        if hits is not None:
+            self.correct += hits
+        self.cursor.batch += 1
+        if self.trainer.bar is not None:
+            self.trainer.bar.update(1)
+        for hook in self.hooks:
+            getattr(hook, "after_step", _nothing)(self, step)
+
+    def end_epoch(self, epoch: int) -> None:
+        for scheduler in self.state.schedulers:
+            scheduler.step()
+        self.epoch_seconds = self.cursor.seconds + time.time() - self.started
+        self.state.epoch, self.state.alive = epoch + 1, self.alive.tolist()
+        for hook in self.hooks:
+            getattr(hook, "end_of_epoch", _nothing)(self, epoch)
+
+    def epoch_means(self):
+        """(train loss [P], train accuracy [P] or None) of the epoch that just ended."""
+        accuracy = self.correct / self.n_train if self.phase.objective.reports_accuracy else None
+        return self.loss_sum / self.n_train, accuracy
+
+    def save(self, with_cursor: bool = False) -> None:
+        """Save the state; mid-epoch with the cursor, so the resumed run continues at the next batch."""
+        self.state.alive = self.alive.tolist()
+        if with_cursor:
+            self.state.cursor = EpochCursor(self.cursor.order, self.cursor.batch, self.loss_sum.cpu(),
+                                            self.correct.cpu(), self.cursor.seconds + time.time() - self.started)
+        self.state.objective_state[self.phase.name] = self.phase.objective.state_dict()
+        self.state.save(self.state_path, self.job)
+        self.state.cursor = None
+
+
+def _nothing(*args) -> None:
+    pass

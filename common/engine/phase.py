@@ -1,0 +1,64 @@
+"""What the engine runs: a `Job` (the members, their initial networks and the phases to train them through) and
+its `Phase`s (one optimizer run each: objective, schedule, trainable parameters, GMP window)."""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from common.engine.objectives import Objective
+from common.pruning.gmp import GMPWindow
+from common.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    objective: Objective
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    momentum: float
+    weight_decay: float
+    trainable: tuple  # names of the parameters this phase optimises
+    augment: object  # SupervisedAugment | ContrastiveAugment
+    optimizer: str = "sgd"  # a key of engine.optimizers.OPTIMIZERS
+    nesterov: bool = False
+    milestones: tuple = ()
+    gamma: float = 0.1
+    cosine: bool = False
+    eta_min: float = 0.0
+    prune_names: tuple = ()  # GMP pool, every tensor pruned to the same sparsity (the authors' layer-wise GMP)
+    gmp: GMPWindow | None = None
+    evaluate: bool = True
+    snapshot_steps: tuple = ()  # steps whose weights are kept in the state (rewind points)
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        return math.ceil(n_train / self.batch_size)
+
+
+@dataclass
+class Job:
+    """Members to train together: their identities, initial networks, targets and phases."""
+
+    specs: list[ModelSpec]
+    phases: list[Phase]
+    make_networks: Callable[[], list]  # -> list[Network], called only when not resuming
+    recipe: dict  # plain config stored in every checkpoint
+    fingerprint: str
+    final_sparsity: list[float] = field(default_factory=list)  # GMP target per member
+    initial_masks: dict | None = None  # stacked masks held from the start (finetuning, a ticket's level)
+    member_meta: list[dict] = field(default_factory=list)
+
+    @property
+    def run_name(self) -> str:
+        """Names the resume state: the pruning, the recipe and exactly these members."""
+        seeds = "-".join(str(s.seed) for s in self.specs)
+        key = hashlib.sha1("|".join(s.name for s in self.specs).encode()).hexdigest()[:10]
+        return f"{self.specs[0].pruning}_{self.fingerprint}_{key}_seeds{seeds[:40]}"
+
+    @property
+    def label(self) -> str:
+        first = self.specs[0]
+        return f"{first.pruning} s={first.sparsity:g} x{len(self.specs)}"

@@ -1,0 +1,53 @@
+"""Pruning criteria: which entries of a pool each member loses. A criterion is one registry entry
+`name -> fn(pool, sparsities, seeds) -> Masks` over a stacked pool {parameter name: [P, ...]} with one target
+sparsity and one seed per member; adding one is adding an entry here."""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import torch
+
+from common.pruning.masks import Masks, lowest_scores
+
+
+def magnitude_masks(tensors: Mapping[str, torch.Tensor], sparsity, scope: str = "global",
+                    masks: Mapping[str, torch.Tensor] | None = None) -> Masks:
+    """Masks that prune the smallest-magnitude entries of stacked tensors {name: [P, ...]}.
+
+    scope='global' ranks all tensors of a member together (one-shot global pruning); scope='layer' gives every
+    tensor the same sparsity (the authors' GMP). `masks` marks entries already pruned: they rank below all."""
+    scores = {}
+    for name, tensor in tensors.items():
+        score = tensor.detach().abs().float()
+        if masks is not None and name in masks:
+            score = score.masked_fill(~masks[name], -1.0)
+        scores[name] = score
+    return lowest_scores(scores, sparsity, scope)
+
+
+def random_masks(tensors: Mapping[str, torch.Tensor], sparsity, generator: torch.Generator | None = None,
+                 scope: str = "global") -> Masks:
+    """Exactly round(s * size) entries pruned uniformly at random per member (per tensor with scope='layer')."""
+    noise = {name: torch.rand(t.shape, generator=generator).to(t.device) for name, t in tensors.items()}
+    return lowest_scores(noise, sparsity, scope)
+
+
+def _per_member_random(pool: Mapping[str, torch.Tensor], sparsities: list[float], seeds: list[int]) -> Masks:
+    """Each member's random draw comes from its own generator (seeded by its seed): the same as pruned alone."""
+    members = [random_masks({n: t[i:i + 1] for n, t in pool.items()}, sparsities[i],
+                            torch.Generator().manual_seed(seed)) for i, seed in enumerate(seeds)]
+    return Masks({n: torch.cat([m[n] for m in members]) for n in pool})
+
+
+Criterion = Callable[[Mapping[str, torch.Tensor], list, list], Masks]
+CRITERIA: dict[str, Criterion] = {
+    "global": lambda pool, sparsities, seeds: magnitude_masks(pool, sparsities, "global"),
+    "layerwise": lambda pool, sparsities, seeds: magnitude_masks(pool, sparsities, "layer"),
+    "random": _per_member_random,
+}
+
+
+def prune_once(params: Mapping[str, torch.Tensor], pool: list[str], sparsities: list[float], criterion: str,
+               seeds: list[int]) -> Masks:
+    """Stacked keep-masks pruning each member once to its sparsity over the parameters named in `pool`."""
+    return CRITERIA[criterion]({n: params[n].detach() for n in pool}, sparsities, seeds)

@@ -1,0 +1,109 @@
+"""Model identity: what a model is (`ModelSpec`), what its files are called, and the registry of pruning names.
+
+A model's identity is read from its checkpoint's metadata (`ModelSpec.from_meta`); the file name is derived from
+it and parsed back only to name a file whose metadata cannot be read. Corti et al.'s models are named
+`<method>_<arch>_<dataset>_<pruning>_s<sparsity>_seed<k>`; a study's knobs (an IMP level, a rewind point, a
+temperature …) go between the sparsity and the seed as `_<key><value>`, e.g. `..._imp_s0.488_L3_rw1ep_seed0`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+
+# The authors' folder names for the two learning methods (pies/cifar10/SupCon, pies/cifar10/supervised).
+METHOD_DIRS = {"supervised": "supervised", "supcon": "SupCon"}
+DEFAULT_STUDY = "corti2022"
+
+
+def sparsity_tag(sparsity: float) -> str:
+    """0.9 -> '0.9', 0.0 -> '0': short, exact for the paper's levels, and stable across runs."""
+    return f"{sparsity:g}"
+
+
+@dataclass(frozen=True)
+class PruningName:
+    """One way a population is pruned: which stage makes it and the flags that ask for it there."""
+
+    name: str
+    made_by: str  # 'training' (dense or GMP during training) | 'finetune' (one-shot pruning + finetuning)
+    flags: str  # what the making script needs besides the sparsity
+    help: str
+
+
+PRUNINGS = {p.name: p for p in (
+    PruningName("dense", "training", "", "not pruned (sparsity 0)"),
+    PruningName("gmp_early", "training", "--gmp_schedule early", "gradual magnitude pruning, early window"),
+    PruningName("gmp_late", "training", "--gmp_schedule late", "gradual magnitude pruning, late window"),
+    PruningName("gmp_custom", "training", "--begin_step B --end_step E --frequency F",
+                "gradual magnitude pruning, a window given by steps"),
+    PruningName("global", "finetune", "--pruning_method global", "one-shot global magnitude + finetuning"),
+    PruningName("layerwise", "finetune", "--pruning_method layerwise", "one-shot layer-wise magnitude + finetuning"),
+    PruningName("random", "finetune", "--pruning_method random", "one-shot random + finetuning"),
+)}
+PRUNED = tuple(name for name in PRUNINGS if name != "dense")  # what an analysis compares with the dense population
+ONE_SHOT = tuple(name for name, p in PRUNINGS.items() if p.made_by == "finetune")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The identity of one trained model: what a population member is and what its file is called."""
+
+    method: str  # 'supervised' | 'supcon'
+    arch: str
+    dataset: str
+    pruning: str  # a key of PRUNINGS
+    sparsity: float
+    seed: int
+    study: str = DEFAULT_STUDY
+    knobs: tuple = ()  # ((key, value), ...) of the study: what else shapes this model and has a name
+
+    @property
+    def name(self) -> str:
+        knobs = "".join(f"_{key}{_value_tag(value)}" for key, value in self.knobs)
+        return (f"{METHOD_DIRS[self.method]}_{self.arch}_{self.dataset}_{self.pruning}_s{sparsity_tag(self.sparsity)}"
+                f"{knobs}_seed{self.seed}")
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """A supervised model is one file; a SupCon model is its encoder (+ projection) and its classifier."""
+        return ("model",) if self.method == "supervised" else ("encoder", "classifier")
+
+    def to_meta(self) -> dict:
+        """Plain metadata; the study and knobs only where they differ from the defaults, so a Corti et al. model
+        is stored exactly as before they existed."""
+        meta = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.study == DEFAULT_STUDY:
+            del meta["study"]
+        if not self.knobs:
+            del meta["knobs"]
+        else:
+            meta["knobs"] = [list(pair) for pair in self.knobs]
+        return meta
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "ModelSpec":
+        knobs = tuple(tuple(pair) for pair in meta.get("knobs", ()))
+        return cls(**{**meta, "knobs": knobs})
+
+
+def _value_tag(value) -> str:
+    return sparsity_tag(value) if isinstance(value, float) else str(value)
+
+
+_NAME = re.compile(r"(?P<method>supervised|SupCon)_(?P<arch>[a-z0-9]+(?:_[0-9]+)?)_(?P<dataset>[a-z0-9_]+?)_"
+                   rf"(?P<pruning>{'|'.join(PRUNINGS)})_s(?P<sparsity>[0-9.e+-]+)"
+                   r"(?P<knobs>(?:_[A-Za-z]+[0-9][0-9A-Za-z.+-]*)*)_seed(?P<seed>\d+)(?:_encoder|_classifier)?"
+                   r"\.safetensors")
+_KNOB = re.compile(r"_([A-Za-z]+)([0-9][0-9A-Za-z.+-]*)")
+
+
+def spec_from_filename(name: str) -> ModelSpec | None:
+    """The identity of a model from its file name (for a file whose metadata cannot be read), or None. Knob
+    values come back as text."""
+    match = _NAME.fullmatch(name)
+    if not match:
+        return None
+    method = {v: k for k, v in METHOD_DIRS.items()}[match["method"]]
+    knobs = tuple(_KNOB.findall(match["knobs"]))
+    return ModelSpec(method, match["arch"], match["dataset"], match["pruning"], float(match["sparsity"]),
+                     int(match["seed"]), knobs=knobs)

@@ -1,0 +1,170 @@
+"""What the stages share. Analyses: the run's context (paths, data, device, logging, preflight), the selection
+of populations on disk with one line per missing one, and the "make it with …" commands. Training: packing
+members into populations (resuming states left by another --population_size) and training them under one
+progress bar. A stage module keeps only its own computing, tables and figures."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from common import preflight
+from common.cli import UsageError, select_device
+from common.commands import population_command, preset_flags
+from common.data import Dataset, load_dataset
+from common.engine.loop import Trainer
+from common.engine.state import saved_members
+from common.log import progress, setup_logging
+from common.paths import Paths
+from common.spec import METHOD_DIRS, PRUNED, ModelSpec, sparsity_tag
+from common.zoo import finished_specs, group_populations, save_population
+
+log = logging.getLogger("prune")
+
+
+def validate_selection(pruning_methods: tuple, sparsities: tuple) -> None:
+    """The analyses' --pruning_methods / --pruning_percentages: known names, pruned sparsities in (0, 1)."""
+    unknown = [p for p in pruning_methods if p not in PRUNED]
+    if unknown:
+        raise UsageError(f"--pruning_methods {unknown}: choose from {', '.join(PRUNED)}")
+    bad = [s for s in sparsities if not 0.0 < s < 1.0]
+    if bad:
+        raise UsageError(f"--pruning_percentages {bad}: pruned sparsities lie in (0, 1), e.g. 0.5,0.9")
+
+
+@dataclass
+class Selection:
+    """The dense population and the pruned ones an analysis compares with it, members sorted by seed."""
+
+    dense: list[ModelSpec]
+    pruned: dict[tuple, list[ModelSpec]]  # (pruning, sparsity) -> members
+    warnings: list[str] = field(default_factory=list)  # one line per asked population that is not on disk
+
+
+@dataclass
+class AnalysisContext:
+    """One analysis run of one learning method on one (dataset, arch) under one output root."""
+
+    method: str
+    dataset: str
+    arch: str
+    preset: str
+    paths: Paths
+    progress: bool = True
+
+    def command(self, pruning: str, sparsity: float) -> str:
+        """The command that makes a missing population under this run's preset, dataset and arch."""
+        return population_command(self.method, pruning, sparsity,
+                                  preset_flags(self.preset, self.method, self.dataset, self.arch))
+
+    def populations(self, method: str | None = None) -> dict[tuple, list[ModelSpec]]:
+        """{(pruning, sparsity): members} of the finished models on disk of `method` (default: this run's)."""
+        return group_populations(finished_specs(self.paths, self.dataset, method or self.method, self.arch))
+
+    def select(self, pruning_methods: tuple = (), sparsities: tuple = ()) -> Selection:
+        """The dense population and the pruned ones asked (none asked: all on disk). Asked populations that are
+        missing become warnings; no dense or no pruned population at all is a UsageError naming the command."""
+        groups = self.populations()
+        where = f"{self.paths.model_dir(self.dataset, self.method)}"
+        dense = groups.pop(("dense", 0.0), [])
+        if not dense:
+            raise UsageError(f"no dense {self.method} {self.arch} population on {self.dataset} in {where}"
+                             f"{self._other_archs()}: train it with `{self.command('dense', 0.0)}`")
+        by_tag = {(p, sparsity_tag(s)): members for (p, s), members in groups.items()}
+        methods = pruning_methods or sorted({p for p, _ in groups})
+        wanted = sparsities or sorted({s for _, s in groups})
+        pruned, warnings = {}, []
+        for pruning in dict.fromkeys(methods):
+            for sparsity in dict.fromkeys(wanted):
+                members = by_tag.get((pruning, sparsity_tag(sparsity)))
+                if members:
+                    pruned[(pruning, members[0].sparsity)] = members
+                elif pruning_methods or sparsities:
+                    warnings.append(f"no {self.method} {pruning} population at sparsity {sparsity:g} in {where}: "
+                                    f"skipped (make it with `{self.command(pruning, sparsity)}`)")
+        if not pruned:
+            asked = " among --pruning_methods/--pruning_percentages" if pruning_methods or sparsities else ""
+            example = "gmp_early" if self.method == "supervised" else "gmp_late"
+            raise UsageError(f"no pruned {self.method} {self.arch} population on {self.dataset}{asked} in {where}: "
+                             f"train one with `{self.command(example, 0.9)}`")
+        return Selection(dense, pruned, warnings)
+
+    def _other_archs(self) -> str:
+        others = sorted({s.arch for s in finished_specs(self.paths, self.dataset, self.method)} - {self.arch})
+        return f" (models of {', '.join(others)} are there: pass --arch or --preset)" if others else ""
+
+    def start(self, folders: list[Path], script: str, data_dir: str, cuda_device: int,
+              selection: Selection) -> tuple[Dataset, torch.device]:
+        """Load the data, check the output folders, pick the device, open the log and log the selection's
+        warnings. -> (data on the CPU, device)."""
+        data = load_dataset(self.dataset, data_dir)
+        preflight.check_outputs(folders, preflight.ANALYSIS_BYTES)
+        device = select_device(cuda_device)
+        setup_logging(self.paths.log_file(self.dataset, self.method, script))
+        for line in selection.warnings:
+            log.warning(line)
+        return data, device
+
+    @property
+    def method_dir(self) -> str:
+        return METHOD_DIRS[self.method]
+
+
+def first_members(members: list[ModelSpec], k: int, label: str) -> list[ModelSpec]:
+    """The first k members by seed; fewer on disk is a warning, not an error."""
+    if len(members) < k:
+        log.warning("%s: only %d of the %d models asked are on disk; using %d", label, len(members), k, len(members))
+    return members[:k]
+
+
+def checkpoint_stamp(paths: Paths, specs: list[ModelSpec]) -> list | None:
+    """Name, size and modification time of every checkpoint file of `specs`: a cache computed from them is
+    stale once this changes. None when a file vanished since it was listed (then nothing is cached)."""
+    try:
+        return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for s in specs for p in paths.checkpoints(s)]
+    except OSError:
+        return None
+
+
+# ---- training stages ----------------------------------------------------------------------------------
+
+def plan_chunks(todo: list[ModelSpec], size: int, state_dir: Path, fingerprint: str) -> tuple[list[list], list]:
+    """Populations to train: first every resume state of this recipe whose members are all still to do (whatever
+    --population_size made it), then the rest of `todo` in chunks of `size`. -> (chunks, one line for each
+    state left with members this run does not ask for)."""
+    by_name = {spec.name: spec for spec in todo}
+    chunks, taken, orphans = [], set(), []
+    for path in sorted(state_dir.glob("*.pt")) if state_dir.is_dir() else []:
+        saved_fingerprint, names = saved_members(path)
+        if saved_fingerprint != fingerprint or not names:
+            continue
+        if all(name in by_name and name not in taken for name in names):
+            chunks.append([by_name[name] for name in names])
+            taken.update(names)
+        elif any(name in by_name for name in names):
+            orphans.append(f"resume state {path} holds {len(names)} models of this recipe, some not asked by this "
+                           f"run ({', '.join(n for n in names if n not in by_name)[:200]}): rerun with the flags "
+                           f"that asked for them to resume it, or delete it; its models are trained from scratch")
+    rest = [spec for spec in todo if spec.name not in taken]
+    return chunks + [rest[i:i + size] for i in range(0, len(rest), size)], orphans
+
+
+def train_populations(jobs: list, data: Dataset, device: torch.device, run, paths: Paths, state_dir: Path,
+                      desc: str) -> list[dict]:
+    """Train the jobs one after the other under one progress bar (steps of all of them, with an ETA) and save
+    every finished member. -> the members' metadata."""
+    trainers = [Trainer(job, data, device, run, state_dir / f"{job.run_name}.pt") for job in jobs]
+    results = []
+    with progress(sum(t.total_steps() for t in trainers), desc, run.progress, unit="step") as bar:
+        for trainer in trainers:
+            trainer.bar = bar
+            started = time.time()
+            state = trainer.fit()
+            results += save_population(paths, trainer.job, state)
+            trainer.state_path.unlink(missing_ok=True)
+            log.info("trained %d models (%s) in %.1fs", len(trainer.job.specs),
+                     ", ".join(s.name for s in trainer.job.specs), time.time() - started)
+    return results

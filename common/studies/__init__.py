@@ -1,0 +1,1 @@
+"""One package per study: its configuration, its stages and its report."""

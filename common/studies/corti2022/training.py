@@ -1,0 +1,170 @@
+"""`sup_training.py` / `clr_training.py`: train populations, dense or with gradual magnitude pruning.
+
+Models `--index_start..--index_end` (seed = index) are trained for every sparsity in `--pruning_percentages`
+(0.0 = dense). Members of all requested sparsities are packed into populations of `--population_size` that
+train together; every member is saved as an ordinary per-model checkpoint.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import pandas as pd
+import torch
+
+from common import checkpoint as ckpt, preflight
+from common.cli import UsageError, parse_flags, script_prefix, select_device
+from common.data import load_dataset
+from common.data.augment import ContrastiveAugment, SupervisedAugment
+from common.engine.objectives import make_objective
+from common.engine.phase import Job, Phase
+from common.io import write_csv
+from common.log import setup_logging
+from common.models import build_network
+from common.paths import Paths
+from common.pruning.pools import CLASSIFIER, POOLS
+from common.spec import ModelSpec
+from common.stage import plan_chunks, train_populations
+from common.studies.corti2022.config import RunConfig, TrainConfig, preset_config, pruning_name, resolve_gmp
+from common.zoo import finished_or_conflict
+
+log = logging.getLogger("prune")
+
+
+# ---- phases --------------------------------------------------------------------------------------
+
+def supervised_augment(cfg, image_size: int) -> SupervisedAugment:
+    """RandomCrop(32, padding=4) on CIFAR; the padding keeps that 1/8 ratio on other image sizes."""
+    return SupervisedAugment(padding=image_size // 8, vertical_flip=0.5 if cfg.vertical_flip else 0.0)
+
+
+def build_phases(cfg: TrainConfig, n_train: int, network, image_size: int = 32) -> list[Phase]:
+    """The paper's recipe as phases. Supervised: one CE phase, GMP over every conv weight plus the classifier's
+    weight and bias. SupCon: the encoder with the SupCon loss (GMP over its convs), then the linear classifier on
+    the frozen encoder with CE (its own GMP over weight and bias), as the authors' clr_training.py."""
+    names = [n for n, _ in network.named_parameters()]
+    steps = math.ceil(n_train / cfg.batch_size) * cfg.epochs
+    window = resolve_gmp(cfg.method, cfg.gmp_schedule, steps, (cfg.begin_step, cfg.end_step, cfg.frequency))
+    sgd = dict(momentum=cfg.momentum, nesterov=cfg.nesterov, milestones=cfg.lr_milestones, gamma=cfg.lr_gamma)
+    if cfg.method == "supervised":
+        return [Phase("train", make_objective("ce"), cfg.epochs, cfg.batch_size, cfg.learning_rate,
+                      weight_decay=cfg.weight_decay, trainable=tuple(names),
+                      augment=supervised_augment(cfg, image_size),
+                      prune_names=tuple(POOLS["encoder_convs_and_classifier"](network)), gmp=window, **sgd)]
+    head_steps = math.ceil(n_train / cfg.batch_size_head) * cfg.head_epochs
+    head_window = resolve_gmp("supcon", "head", head_steps,
+                              (cfg.begin_step_head, cfg.end_step_head, cfg.frequency_head))
+    encoder = Phase("encoder", make_objective("supcon", temperature=cfg.temperature,
+                                              base_temperature=cfg.base_temperature),
+                    cfg.epochs, cfg.batch_size, cfg.learning_rate, weight_decay=cfg.weight_decay,
+                    trainable=tuple(n for n in names if n not in CLASSIFIER), augment=ContrastiveAugment(),
+                    prune_names=tuple(POOLS["encoder_convs"](network)), gmp=window, evaluate=False, **sgd)
+    head = Phase("head", make_objective("linear"), cfg.head_epochs, cfg.batch_size_head, cfg.learning_rate_head,
+                 momentum=cfg.momentum, weight_decay=0.0, trainable=CLASSIFIER,
+                 augment=supervised_augment(cfg, image_size), milestones=cfg.head_milestones, gamma=cfg.head_gamma,
+                 cosine=cfg.head_cosine, eta_min=cfg.head_eta_min, prune_names=tuple(POOLS["classifier"](network)),
+                 gmp=head_window)
+    return [encoder, head]
+
+
+# ---- validation ----------------------------------------------------------------------------------
+
+def validate(run: RunConfig, phases: list[Phase], n_train: int) -> None:
+    bad = [s for s in run.pruning_percentages if not 0.0 <= s < 1.0]
+    if bad or not run.pruning_percentages:
+        raise UsageError(f"--pruning_percentages {bad or 'is empty'}: sparsities must lie in [0, 1), e.g. 0.0,0.5,0.9")
+    if run.index_start < 0 or run.index_start > run.index_end:
+        raise UsageError(f"--index_start {run.index_start} --index_end {run.index_end}: need 0 <= start <= end")
+    if run.population_size < 0:
+        raise UsageError(f"--population_size {run.population_size}: use 0 (auto), 1, or more")
+    for phase in phases:
+        if phase.epochs < 1 or phase.batch_size < 1:
+            raise UsageError(f"{phase.name}: epochs and batch sizes must be >= 1")
+        if any(s > 0 for s in run.pruning_percentages):
+            validate_window(phase, n_train)
+
+
+def validate_window(phase: Phase, n_train: int) -> None:
+    window, last = phase.gmp, phase.steps_per_epoch(n_train) * phase.epochs - 1
+    flags = "--begin_step_head/--end_step_head" if phase.name == "head" else "--begin_step/--end_step"
+    if window.begin_step < 0 or window.begin_step >= window.end_step:
+        raise UsageError(f"{flags} {window.begin_step}/{window.end_step}: the begin step must be >= 0 and "
+                         f"< the end step")
+    if window.end_step > last:
+        raise UsageError(f"{flags}: end step {window.end_step} is past this run's last step {last} "
+                         f"({phase.epochs} epochs x {phase.steps_per_epoch(n_train)} steps); lower it")
+    if window.frequency < 1:
+        raise UsageError(f"GMP frequency {window.frequency}: must be >= 1")
+
+
+# ---- summaries -------------------------------------------------------------------------------------
+
+def models_table(paths: Paths, dataset: str, method: str) -> pd.DataFrame:
+    """One row per finished model on disk (read from checkpoint metadata): loadable with pandas."""
+    rows = []
+    pattern = "*.safetensors" if method == "supervised" else "*_classifier.safetensors"
+    for path in sorted(paths.model_dir(dataset, method).glob(pattern)):
+        try:
+            meta = ckpt.read_meta(path)
+        except ckpt.CheckpointError as err:
+            log.warning("skipping %s", err)
+            continue
+        rows.append(dict(**ModelSpec.from_meta(meta["spec"]).to_meta(), test_accuracy=meta.get("test_accuracy"),
+                         measured_sparsity=meta.get("sparsity"),
+                         accuracy_after_pruning=meta.get("accuracy_after_pruning"), file=path.name))
+    return pd.DataFrame(rows)
+
+
+# ---- entry point -------------------------------------------------------------------------------
+
+def parse(method: str, argv=None) -> tuple[TrainConfig, RunConfig]:
+    recipe, job = parse_flags(f"{script_prefix(method)}_training.py", __doc__, argv, TrainConfig, RunConfig)
+    run = RunConfig(**job)
+    return preset_config(method, run.preset, **recipe), run
+
+
+def main(method: str, argv=None) -> list[dict]:
+    cfg, run = parse(method, argv)
+    paths = Paths.at(run.output_root)
+    data = load_dataset(cfg.dataset, run.data_dir)
+    template = build_network(cfg.arch, method, data.num_classes, cfg.projection_dim)
+    phases = build_phases(cfg, len(data.train_labels), template, data.image_size)
+    validate(run, phases, len(data.train_labels))
+
+    specs = [ModelSpec(method, cfg.arch, cfg.dataset, pruning_name(cfg, s), s, seed)
+             for s in run.pruning_percentages for seed in range(run.index_start, run.index_end + 1)]
+    fingerprint = cfg.fingerprint()
+    todo = [s for s in specs if not finished_or_conflict(paths, s, fingerprint)]
+    preflight.check_outputs([paths.model_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)],
+                            preflight.training_bytes(template, len(todo)))
+    device = select_device(run.cuda_device)
+    setup_logging(paths.log_file(cfg.dataset, method, "training"))
+    log.info("%s training: %d models asked, %d already finished, device %s", method, len(specs),
+             len(specs) - len(todo), device)
+    log.info("recipe %s: %s", fingerprint, cfg.to_dict())
+    data = data.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    state_dir = paths.state_dir(cfg.dataset, method)
+    chunks, orphans = plan_chunks(todo, run.default_population_size(device), state_dir, fingerprint)
+    for line in orphans:
+        log.warning(line)
+    jobs = [Job(specs=chunk, phases=phases, recipe=cfg.to_dict(), fingerprint=fingerprint,
+                final_sparsity=[s.sparsity for s in chunk],
+                make_networks=lambda chunk=chunk: [seeded_network(cfg, method, data.num_classes, s.seed)
+                                                  for s in chunk]) for chunk in chunks]
+    results = train_populations(jobs, data, device, run, paths, state_dir, f"{method} training")
+    table = models_table(paths, cfg.dataset, method)
+    if not table.empty:
+        write_csv(table, paths.log_dir(cfg.dataset, method) / "models.csv")
+    for r in results:
+        acc = r["test_accuracy"]
+        log.info("%s: test accuracy %s, sparsity %.4f%s", ModelSpec.from_meta(r["spec"]).name,
+                 "n/a" if acc is None else f"{acc:.4f}", r["sparsity"], " FAILED" if r["failed"] else "")
+    return results
+
+
+def seeded_network(cfg: TrainConfig, method: str, num_classes: int, seed: int):
+    torch.manual_seed(seed)
+    return build_network(cfg.arch, method, num_classes, cfg.projection_dim)
