@@ -169,7 +169,7 @@ def save_population(paths: Paths, job, state) -> list[dict]:
         member_masks = state.masks.member(i)
         meta = dict(spec=spec.to_meta(), config=job.recipe, fingerprint=job.fingerprint, test_accuracy=accuracy,
                     sparsity=state.masks.member_sparsity(i),
-                    layer_sparsity={k: float((~m).float().mean()) for k, m in member_masks.items()},
+                    layer_sparsity=state.masks.layer_sparsity(i) if member_masks else {},
                     epochs={p.name: p.epochs for p in job.phases}, failed=failed,
                     versions=ckpt.library_versions(), **(job.member_meta[i] if job.member_meta else {}))
         history = pd.DataFrame(rows)
