@@ -1,4 +1,4 @@
-"""Prediction depth (k-NN probes per layer) of supervised models, dense vs pruned, with PIEs. See common/run_depth.py."""
+"""Prediction depth (k-NN probes per layer) of supervised models, dense vs pruned, with PIEs. See common/studies/corti2022/depth.py."""
 from common.cli import run_main
 from common.studies.corti2022.depth import main
 

@@ -2,8 +2,9 @@
 
 A model's identity is read from its checkpoint's metadata (`ModelSpec.from_meta`); the file name is derived from
 it and parsed back only to name a file whose metadata cannot be read. Corti et al.'s models are named
-`<method>_<arch>_<dataset>_<pruning>_s<sparsity>_seed<k>`; a study's knobs (an IMP level, a rewind point, a
-temperature …) go between the sparsity and the seed as `_<key><value>`, e.g. `..._imp_s0.488_L3_rw1ep_seed0`.
+`<method>_<arch>_<dataset>_<pruning>_s<sparsity>_seed<k>`. Another study's models start with the study's name, and
+its knobs (an IMP level, a rewind point, a temperature …) go between the sparsity and the seed as
+`_<key>-<value>`, e.g. `tickets_supervised_wrn16_2_cifar10_imp_s0.488_level-3_rewind-1ep_seed0`.
 """
 from __future__ import annotations
 
@@ -27,18 +28,16 @@ class PruningName:
     name: str
     made_by: str  # 'training' (dense or GMP during training) | 'finetune' (one-shot pruning + finetuning)
     flags: str  # what the making script needs besides the sparsity
-    help: str
 
 
 PRUNINGS = {p.name: p for p in (
-    PruningName("dense", "training", "", "not pruned (sparsity 0)"),
-    PruningName("gmp_early", "training", "--gmp_schedule early", "gradual magnitude pruning, early window"),
-    PruningName("gmp_late", "training", "--gmp_schedule late", "gradual magnitude pruning, late window"),
-    PruningName("gmp_custom", "training", "--begin_step B --end_step E --frequency F",
-                "gradual magnitude pruning, a window given by steps"),
-    PruningName("global", "finetune", "--pruning_method global", "one-shot global magnitude + finetuning"),
-    PruningName("layerwise", "finetune", "--pruning_method layerwise", "one-shot layer-wise magnitude + finetuning"),
-    PruningName("random", "finetune", "--pruning_method random", "one-shot random + finetuning"),
+    PruningName("dense", "training", ""),
+    PruningName("gmp_early", "training", "--gmp_schedule early"),
+    PruningName("gmp_late", "training", "--gmp_schedule late"),
+    PruningName("gmp_custom", "training", "--begin_step B --end_step E --frequency F"),
+    PruningName("global", "finetune", "--pruning_method global"),
+    PruningName("layerwise", "finetune", "--pruning_method layerwise"),
+    PruningName("random", "finetune", "--pruning_method random"),
 )}
 PRUNED = tuple(name for name in PRUNINGS if name != "dense")  # what an analysis compares with the dense population
 ONE_SHOT = tuple(name for name, p in PRUNINGS.items() if p.made_by == "finetune")
@@ -57,11 +56,17 @@ class ModelSpec:
     study: str = DEFAULT_STUDY
     knobs: tuple = ()  # ((key, value), ...) of the study: what else shapes this model and has a name
 
+    def __post_init__(self):
+        for key, value in self.knobs:  # the file name must parse back
+            if not re.fullmatch(r"[a-z]+", str(key)) or not re.fullmatch(r"[0-9A-Za-z.+-]+", _value_tag(value)):
+                raise ValueError(f"knob {key}={value!r}: keys are lower-case letters, values have no '_'")
+
     @property
     def name(self) -> str:
-        knobs = "".join(f"_{key}{_value_tag(value)}" for key, value in self.knobs)
-        return (f"{METHOD_DIRS[self.method]}_{self.arch}_{self.dataset}_{self.pruning}_s{sparsity_tag(self.sparsity)}"
-                f"{knobs}_seed{self.seed}")
+        study = "" if self.study == DEFAULT_STUDY else f"{self.study}_"
+        knobs = "".join(f"_{key}-{_value_tag(value)}" for key, value in self.knobs)
+        return (f"{study}{METHOD_DIRS[self.method]}_{self.arch}_{self.dataset}_{self.pruning}"
+                f"_s{sparsity_tag(self.sparsity)}{knobs}_seed{self.seed}")
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -90,11 +95,10 @@ def _value_tag(value) -> str:
     return sparsity_tag(value) if isinstance(value, float) else str(value)
 
 
-_NAME = re.compile(r"(?P<method>supervised|SupCon)_(?P<arch>[a-z0-9]+(?:_[0-9]+)?)_(?P<dataset>[a-z0-9_]+?)_"
-                   rf"(?P<pruning>{'|'.join(PRUNINGS)})_s(?P<sparsity>[0-9.e+-]+)"
-                   r"(?P<knobs>(?:_[A-Za-z]+[0-9][0-9A-Za-z.+-]*)*)_seed(?P<seed>\d+)(?:_encoder|_classifier)?"
-                   r"\.safetensors")
-_KNOB = re.compile(r"_([A-Za-z]+)([0-9][0-9A-Za-z.+-]*)")
+_NAME = re.compile(r"(?:(?P<study>[a-z0-9]+)_)?(?P<method>supervised|SupCon)_(?P<arch>[a-z0-9]+(?:_[0-9]+)?)_"
+                   rf"(?P<dataset>[a-z0-9_]+?)_(?P<pruning>{'|'.join(PRUNINGS)})_s(?P<sparsity>[0-9.e+-]+)"
+                   r"(?P<knobs>(?:_[a-z]+-[0-9A-Za-z.+-]+)*)_seed(?P<seed>\d+)(?:_encoder|_classifier)?\.safetensors")
+_KNOB = re.compile(r"_([a-z]+)-([0-9A-Za-z.+-]+)")
 
 
 def spec_from_filename(name: str) -> ModelSpec | None:
@@ -104,6 +108,6 @@ def spec_from_filename(name: str) -> ModelSpec | None:
     if not match:
         return None
     method = {v: k for k, v in METHOD_DIRS.items()}[match["method"]]
-    knobs = tuple(_KNOB.findall(match["knobs"]))
     return ModelSpec(method, match["arch"], match["dataset"], match["pruning"], float(match["sparsity"]),
-                     int(match["seed"]), knobs=knobs)
+                     int(match["seed"]), study=match["study"] or DEFAULT_STUDY,
+                     knobs=tuple(_KNOB.findall(match["knobs"])))

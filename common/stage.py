@@ -16,10 +16,11 @@ from common.cli import UsageError, select_device
 from common.commands import population_command, preset_flags
 from common.data import Dataset, load_dataset
 from common.engine.loop import Trainer
+from common.engine.phase import Job
 from common.engine.state import saved_members
 from common.log import progress, setup_logging
 from common.paths import Paths
-from common.spec import METHOD_DIRS, PRUNED, ModelSpec, sparsity_tag
+from common.spec import PRUNED, ModelSpec, sparsity_tag
 from common.zoo import finished_specs, group_populations, save_population
 
 log = logging.getLogger("prune")
@@ -53,7 +54,7 @@ class AnalysisContext:
     arch: str
     preset: str
     paths: Paths
-    progress: bool = True
+    gmp_schedule: str = "early"  # the recipe's default GMP window, suggested when no pruned population exists
 
     def command(self, pruning: str, sparsity: float) -> str:
         """The command that makes a missing population under this run's preset, dataset and arch."""
@@ -87,7 +88,7 @@ class AnalysisContext:
                                     f"skipped (make it with `{self.command(pruning, sparsity)}`)")
         if not pruned:
             asked = " among --pruning_methods/--pruning_percentages" if pruning_methods or sparsities else ""
-            example = "gmp_early" if self.method == "supervised" else "gmp_late"
+            example = f"gmp_{self.gmp_schedule}"
             raise UsageError(f"no pruned {self.method} {self.arch} population on {self.dataset}{asked} in {where}: "
                              f"train one with `{self.command(example, 0.9)}`")
         return Selection(dense, pruned, warnings)
@@ -96,21 +97,19 @@ class AnalysisContext:
         others = sorted({s.arch for s in finished_specs(self.paths, self.dataset, self.method)} - {self.arch})
         return f" (models of {', '.join(others)} are there: pass --arch or --preset)" if others else ""
 
-    def start(self, folders: list[Path], script: str, data_dir: str, cuda_device: int,
-              selection: Selection) -> tuple[Dataset, torch.device]:
-        """Load the data, check the output folders, pick the device, open the log and log the selection's
-        warnings. -> (data on the CPU, device)."""
+    def start(self, folders: list[Path], script: str, data_dir: str, cuda_device: int, selection: Selection,
+              check=None) -> tuple[Dataset, torch.device]:
+        """Load the data (and `check(data)` the flags that depend on it), check the output folders, pick the
+        device, open the log and log the selection's warnings. -> (data on the CPU, device)."""
         data = load_dataset(self.dataset, data_dir)
+        if check is not None:
+            check(data)
         preflight.check_outputs(folders, preflight.ANALYSIS_BYTES)
         device = select_device(cuda_device)
         setup_logging(self.paths.log_file(self.dataset, self.method, script))
         for line in selection.warnings:
             log.warning(line)
         return data, device
-
-    @property
-    def method_dir(self) -> str:
-        return METHOD_DIRS[self.method]
 
 
 def first_members(members: list[ModelSpec], k: int, label: str) -> list[ModelSpec]:
@@ -131,37 +130,67 @@ def checkpoint_stamp(paths: Paths, specs: list[ModelSpec]) -> list | None:
 
 # ---- training stages ----------------------------------------------------------------------------------
 
-def plan_chunks(todo: list[ModelSpec], size: int, state_dir: Path, fingerprint: str) -> tuple[list[list], list]:
-    """Populations to train: first every resume state of this recipe whose members are all still to do (whatever
-    --population_size made it), then the rest of `todo` in chunks of `size`. -> (chunks, one line for each
-    state left with members this run does not ask for)."""
-    by_name = {spec.name: spec for spec in todo}
-    chunks, taken, orphans = [], set(), []
+@dataclass
+class Planned:
+    """One population to train: its members and its resume state (found on disk, or where it will be saved)."""
+
+    specs: list[ModelSpec]
+    state_path: Path | None = None  # None: state_dir / <the job's run name>.pt
+
+
+def plan_chunks(asked: list[ModelSpec], todo: list[ModelSpec], size: int, state_dir: Path,
+                fingerprint: str) -> tuple[list[Planned], list[str]]:
+    """Populations to train: first every resume state of this recipe whose members this run asks for and has not
+    finished (whatever --population_size packed it), then the rest of `todo` in chunks of `size`.
+    -> (populations, one line for each state left alone and why)."""
+    asked_names = {spec.name: spec for spec in asked}
+    todo_names = {spec.name for spec in todo}
+    planned, taken, lines = [], set(), []
     for path in sorted(state_dir.glob("*.pt")) if state_dir.is_dir() else []:
         saved_fingerprint, names = saved_members(path)
-        if saved_fingerprint != fingerprint or not names:
-            continue
-        if all(name in by_name and name not in taken for name in names):
-            chunks.append([by_name[name] for name in names])
+        why = _left_alone(saved_fingerprint, names, fingerprint, asked_names, todo_names, taken)
+        if why is None:
+            planned.append(Planned([asked_names[name] for name in names], path))
             taken.update(names)
-        elif any(name in by_name for name in names):
-            orphans.append(f"resume state {path} holds {len(names)} models of this recipe, some not asked by this "
-                           f"run ({', '.join(n for n in names if n not in by_name)[:200]}): rerun with the flags "
-                           f"that asked for them to resume it, or delete it; its models are trained from scratch")
+        elif why:
+            lines.append(f"resume state {path} left alone: {why}")
     rest = [spec for spec in todo if spec.name not in taken]
-    return chunks + [rest[i:i + size] for i in range(0, len(rest), size)], orphans
+    return planned + [Planned(rest[i:i + size]) for i in range(0, len(rest), size)], lines
 
 
-def train_populations(jobs: list, data: Dataset, device: torch.device, run, paths: Paths, state_dir: Path,
-                      desc: str) -> list[dict]:
-    """Train the jobs one after the other under one progress bar (steps of all of them, with an ETA) and save
-    every finished member. -> the members' metadata."""
-    trainers = [Trainer(job, data, device, run, state_dir / f"{job.run_name}.pt") for job in jobs]
+def _left_alone(saved_fingerprint, names, fingerprint, asked, todo, taken) -> str | None:
+    """Why a resume state is not resumed by this run ('' when it is simply another run's), or None to resume it."""
+    if saved_fingerprint is None:
+        return "it cannot be read; delete it to train its models from scratch"
+    mine = [name for name in names if name in todo]
+    if not mine:
+        return ""
+    if saved_fingerprint != fingerprint:
+        return (f"it holds {len(mine)} asked models of another recipe (fingerprint {saved_fingerprint}); rerun with "
+                f"that recipe to resume it, or delete it")
+    foreign = [name for name in names if name not in asked]
+    if foreign:
+        return (f"it also holds models this run does not ask for ({', '.join(foreign)[:300]}); rerun with the "
+                f"flags that asked for them to resume it, or delete it; {len(mine)} asked ones are trained from "
+                f"scratch")
+    if any(name in taken for name in names):
+        return "it overlaps another resume state, which is resumed instead; delete it"
+    return None
+
+
+def train_populations(jobs: list[tuple[Job, Path | None]], data: Dataset, device: torch.device, run,
+                      paths: Paths, state_dir: Path, desc: str) -> list[dict]:
+    """Train (job, resume state path or None) one after the other under one progress bar (steps of all of them,
+    with an ETA) and save every finished member. A job's `prepare` (pruning, say) runs just before it trains.
+    -> the members' metadata."""
+    trainers = [Trainer(job, data, device, run, path or state_dir / f"{job.run_name}.pt") for job, path in jobs]
     results = []
     with progress(sum(t.total_steps() for t in trainers), desc, run.progress, unit="step") as bar:
         for trainer in trainers:
             trainer.bar = bar
             started = time.time()
+            if trainer.job.prepare is not None:
+                trainer.job.prepare(trainer.job)
             state = trainer.fit()
             results += save_population(paths, trainer.job, state)
             trainer.state_path.unlink(missing_ok=True)

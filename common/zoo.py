@@ -17,15 +17,16 @@ from common.io import write_csv
 from common.models import build_network, part_of
 from common.paths import Paths
 from common.plots.history import plot_history
-from common.spec import ModelSpec, spec_from_filename
+from common.spec import DEFAULT_STUDY, ModelSpec, spec_from_filename
 
 log = logging.getLogger("prune")
 
 
-def finished_specs(paths: Paths, dataset: str, method: str, arch: str | None = None) -> list[ModelSpec]:
-    """Every finished model of a method on disk (SupCon: those whose classifier file exists), sorted by
-    (pruning, sparsity, seed). A model with an unreadable or truncated file (any part; only headers are read) is
-    skipped with a warning naming the file and the command that retrains it."""
+def finished_specs(paths: Paths, dataset: str, method: str, arch: str | None = None,
+                   study: str = DEFAULT_STUDY) -> list[ModelSpec]:
+    """Every finished model of a method (and study) on disk (SupCon: those whose classifier file exists), sorted by
+    (pruning, sparsity, knobs, seed). A model with an unreadable or truncated file (any part; only headers are
+    read) is skipped with a warning naming the file and the command that retrains it."""
     last_part = "model" if method == "supervised" else "classifier"
     pattern = "*.safetensors" if last_part == "model" else "*_classifier.safetensors"
     specs = []
@@ -35,10 +36,10 @@ def finished_specs(paths: Paths, dataset: str, method: str, arch: str | None = N
         except (ckpt.CheckpointError, TypeError, KeyError) as err:
             log.warning(_unreadable(path, err))
             continue
-        if spec.method == method and spec.dataset == dataset and (arch is None or spec.arch == arch):
+        if (spec.method, spec.dataset, spec.study) == (method, dataset, study) and arch in (None, spec.arch):
             if all(p.is_file() for p in paths.checkpoints(spec)) and _parts_readable(paths, spec):
                 specs.append(spec)
-    return sorted(specs, key=lambda s: (s.pruning, s.sparsity, s.seed))
+    return sorted(specs, key=lambda s: (s.pruning, s.sparsity, s.knobs, s.seed))
 
 
 def _parts_readable(paths: Paths, spec: ModelSpec) -> bool:
@@ -62,11 +63,11 @@ def _unreadable(path, err: Exception) -> str:
     return f"skipping {path}: unreadable or corrupt ({type(reason).__name__}: {reason}); delete it and {fix}"
 
 
-def group_populations(specs: list[ModelSpec]) -> dict[tuple, list[ModelSpec]]:
-    """{(pruning, sparsity): members sorted by seed}."""
+def group_populations(specs: list[ModelSpec], key=lambda spec: (spec.pruning, spec.sparsity)) -> dict[tuple, list]:
+    """{key: members sorted by seed}; the key is (pruning, sparsity) unless a study names its own (its knobs)."""
     groups = defaultdict(list)
     for spec in specs:
-        groups[(spec.pruning, spec.sparsity)].append(spec)
+        groups[key(spec)].append(spec)
     return {k: sorted(v, key=lambda s: s.seed) for k, v in sorted(groups.items())}
 
 

@@ -109,13 +109,14 @@ def test_corti_identity_is_stored_as_before_and_knobs_get_readable_names():
     assert plain.name == "supervised_wrn16_2_cifar10_global_s0.9_seed3"
     assert plain.to_meta() == dict(method="supervised", arch="wrn16_2", dataset="cifar10", pruning="global",
                                    sparsity=0.9, seed=3)
-    ticket = replace(plain, study="tickets", knobs=(("L", 3), ("rw", "1ep")))
-    assert ticket.name == "supervised_wrn16_2_cifar10_global_s0.9_L3_rw1ep_seed3"
+    ticket = replace(plain, study="tickets", knobs=(("level", 3), ("rewind", "1ep"), ("objective", "simclr")))
+    assert ticket.name == "tickets_supervised_wrn16_2_cifar10_global_s0.9_level-3_rewind-1ep_objective-simclr_seed3"
     assert ModelSpec.from_meta(ticket.to_meta()) == ticket
     parsed = spec_from_filename(ticket.name + "_encoder.safetensors")
-    assert (parsed.pruning, parsed.sparsity, parsed.seed, parsed.knobs) == ("global", 0.9, 3, (("L", "3"),
-                                                                                              ("rw", "1ep")))
+    assert parsed == replace(ticket, knobs=(("level", "3"), ("rewind", "1ep"), ("objective", "simclr")))
     assert spec_from_filename(plain.name + ".safetensors") == plain
+    with pytest.raises(ValueError, match="knob"):
+        replace(plain, knobs=(("rewind_step", 5),))
 
 
 @pytest.mark.parametrize("pruning", [p for p in PRUNINGS if p != "gmp_custom"])
@@ -146,11 +147,11 @@ def test_snapshot_hook_keeps_the_weights_of_a_rewind_point(tmp_path, digits):
     run = RunConfig(progress=False, checkpoint_every=100)
     state = Trainer(_job(snapshot_steps=(0, 4)), digits, torch.device("cpu"), run, tmp_path / "s.pt").fit()
     initial = TrainState.fresh(_job(), torch.device("cpu")).population.params
-    assert all(torch.equal(state.snapshots["step0"][n], initial[n]) for n in initial)
+    assert all(torch.equal(state.snapshots["train@0"][n], initial[n]) for n in initial)
     short = _job()
     short.phases[0] = replace(short.phases[0], epochs=1)
     after_one_epoch = Trainer(short, digits, torch.device("cpu"), run, tmp_path / "t.pt").fit().population.params
-    assert all(torch.equal(state.snapshots["step4"][n], after_one_epoch[n].detach()) for n in initial)
+    assert all(torch.equal(state.snapshots["train@4"][n], after_one_epoch[n].detach()) for n in initial)
 
 
 def test_reset_bn_equals_torch_update_bn_for_each_member(digits):

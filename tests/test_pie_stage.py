@@ -15,7 +15,7 @@ from common.paths import Paths
 from common.metrics.pies import find_pies
 from common.studies.corti2022.pies import main as pie_main
 from common.engine.inference import predict
-from common.zoo import finished_specs, group_populations, load_population, save_member
+from common.zoo import finished_specs, group_populations, load_population
 
 from conftest import ZOO_FLAGS
 

@@ -44,7 +44,7 @@ def train(tmp_path, data, method, members, gmp):
     job = Job(specs=specs, phases=phases, make_networks=networks, recipe=cfg.to_dict(),
               fingerprint=cfg.fingerprint(), final_sparsity=[s for _, s in members])
     paths = Paths(tmp_path)
-    train_populations([job], data, torch.device("cpu"), RunConfig(progress=False, eval_every=100), paths,
+    train_populations([(job, None)], data, torch.device("cpu"), RunConfig(progress=False, eval_every=100), paths,
                       paths.state_dir("digits", method), "test")
     return {spec.seed: load_member(paths, spec) for spec in specs}
 

@@ -61,14 +61,14 @@ class GMPEvents:
 
 
 class Snapshot:
-    """Keep every member's weights and buffers as they are before `step` (a rewind point: step 0 is the
-    initialisation, one epoch is steps_per_epoch) in the state, under 'step<k>'."""
+    """Keep every member's weights and buffers as they are before `step` of the phase (a rewind point: step 0 is
+    the initialisation, one epoch is steps_per_epoch) in the state, under '<phase>@<step>'."""
 
     def __init__(self, steps: tuple):
         self.steps = set(steps)
 
     def before_step(self, run, step: int) -> None:
-        key = f"step{step}"
+        key = f"{run.phase.name}@{step}"
         if step in self.steps and key not in run.state.snapshots:
             tensors = {**run.pop.params, **run.pop.buffers}
             run.state.snapshots[key] = {n: t.detach().cpu().clone() for n, t in tensors.items()}

@@ -8,6 +8,7 @@ multiplied by their masks after it, so momentum and weight decay can never regro
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from contextlib import nullcontext
@@ -51,7 +52,7 @@ class Trainer:
             state = TrainState.load(self.state_path, self.job, self.device)
             log.info("resuming %s from phase %d epoch %d", self.state_path.name, state.phase, state.epoch)
             if self.bar is not None:
-                self.bar.update(self.steps_done(state))
+                _skip(self.bar, self.steps_done(state))
         else:
             state = TrainState.fresh(self.job, self.device)
         if self.run.compile and self.device.type == "cuda":
@@ -76,7 +77,9 @@ class PhaseRun:
         state.optimizer, state.schedulers = build_optimizer([self.pop.params[n] for n in self.phase.trainable],
                                                             self.phase)
         state.restore_optimizer()
-        self.phase.objective.load_state_dict(state.objective_state.get(self.phase.name, {}))
+        # each population gets its own objective: one with state (a memory bank) must not leak between them
+        self.objective = copy.deepcopy(self.phase.objective)
+        self.objective.load_state_dict(state.objective_state.get(self.phase.name, {}))
         self.n_train = len(self.data.train_labels)
         self.per_epoch = self.phase.steps_per_epoch(self.n_train)
         self.batches = Batches(self.data, self.phase.augment, state.generators, trainer.device)
@@ -109,7 +112,7 @@ class PhaseRun:
         b, size = self.cursor.batch, self.phase.batch_size
         idx = self.cursor.order[:, b * size:(b + 1) * size]
         with self.trainer.autocast:
-            losses, hits = self.phase.objective.losses(self.pop, self.batches, idx)
+            losses, hits = self.objective.losses(self.pop, self.batches, idx)
         self.alive &= torch.isfinite(losses.detach())
         optimizer, masks = self.state.optimizer, self.state.masks
         optimizer.zero_grad(set_to_none=True)
@@ -138,7 +141,7 @@ class PhaseRun:
 
     def epoch_means(self):
         """(train loss [P], train accuracy [P] or None) of the epoch that just ended."""
-        accuracy = self.correct / self.n_train if self.phase.objective.reports_accuracy else None
+        accuracy = self.correct / self.n_train if self.objective.reports_accuracy else None
         return self.loss_sum / self.n_train, accuracy
 
     def save(self, with_cursor: bool = False) -> None:
@@ -147,10 +150,20 @@ class PhaseRun:
         if with_cursor:
             self.state.cursor = EpochCursor(self.cursor.order, self.cursor.batch, self.loss_sum.cpu(),
                                             self.correct.cpu(), self.cursor.seconds + time.time() - self.started)
-        self.state.objective_state[self.phase.name] = self.phase.objective.state_dict()
+        self.state.objective_state[self.phase.name] = self.objective.state_dict()
         self.state.save(self.state_path, self.job)
         self.state.cursor = None
 
 
 def _nothing(*args) -> None:
     pass
+
+
+def _skip(bar, steps: int) -> None:
+    """Advance the bar over steps a resumed run already did, without counting them in its rate (and ETA)."""
+    if bar.disable:
+        return
+    bar.initial += steps
+    bar.n += steps
+    bar.last_print_n += steps
+    bar.refresh()

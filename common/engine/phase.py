@@ -50,6 +50,7 @@ class Job:
     final_sparsity: list[float] = field(default_factory=list)  # GMP target per member
     initial_masks: dict | None = None  # stacked masks held from the start (finetuning, a ticket's level)
     member_meta: list[dict] = field(default_factory=list)
+    prepare: Callable[["Job"], None] | None = None  # fills initial_masks/member_meta just before training
 
     @property
     def run_name(self) -> str:
@@ -57,8 +58,3 @@ class Job:
         seeds = "-".join(str(s.seed) for s in self.specs)
         key = hashlib.sha1("|".join(s.name for s in self.specs).encode()).hexdigest()[:10]
         return f"{self.specs[0].pruning}_{self.fingerprint}_{key}_seeds{seeds[:40]}"
-
-    @property
-    def label(self) -> str:
-        first = self.specs[0]
-        return f"{first.pruning} s={first.sparsity:g} x{len(self.specs)}"

@@ -51,7 +51,7 @@ class TrainState:
     alive: list[bool] = field(default_factory=list)
     failed_states: dict = field(default_factory=dict)  # member name -> its last good state dict
     objective_state: dict = field(default_factory=dict)
-    snapshots: dict = field(default_factory=dict)  # 'step<k>' -> {name: stacked tensor}
+    snapshots: dict = field(default_factory=dict)  # '<phase>@<step>' -> {name: stacked tensor}
     saved_optimizer: dict | None = None  # loaded optimizer/scheduler state, consumed when the phase starts
 
     @classmethod
@@ -113,12 +113,13 @@ class TrainState:
 
 
 def saved_members(path: Path) -> tuple[str | None, list[str]]:
-    """(recipe fingerprint, member names) of a resume state, read without loading its tensors into memory."""
+    """(recipe fingerprint, member names) of a resume state, read without loading its tensors into memory;
+    (None, []) when it cannot be read."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - an unreadable state is reported when its population is resumed
+        return str(saved["fingerprint"]), [str(name) for name in saved["specs"]]
+    except Exception:  # noqa: BLE001 - torch raises many kinds for a truncated or foreign file
         return None, []
-    return saved.get("fingerprint"), list(saved.get("specs", []))
 
 
 def _cpu(obj):

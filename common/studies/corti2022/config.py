@@ -16,11 +16,14 @@ from common.config import JobConfig, help_field
 from common.data import DATASETS as DATASET_LOADERS
 from common.models import ENCODERS
 from common.pruning.gmp import GMPWindow
+from common.spec import PRUNINGS
 
 ARCHS = tuple(ENCODERS)
 DATASETS = tuple(DATASET_LOADERS)
 METHODS = ("supervised", "supcon")
-GMP_SCHEDULES = ("early", "late")
+# the named GMP windows: the gmp_<name> entries of the registry of pruning names (gmp_custom is a window by steps)
+GMP_SCHEDULES = tuple(name.removeprefix("gmp_") for name in PRUNINGS
+                      if name.startswith("gmp_") and name != "gmp_custom")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ Outputs, under pies/<dataset>/<SupCon|supervised>/prediction_depth/ (variant = r
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -182,7 +181,7 @@ def probe_predictions(paths: Paths, specs: list[ModelSpec], data: Dataset, cfg: 
 
 def model_source(paths: Paths, spec: ModelSpec) -> str:
     """Identifies the checkpoint files a cache entry was computed from (a retrained model invalidates it)."""
-    return json.dumps(checkpoint_stamp(paths, [spec]))
+    return ";".join(f"{size}:{mtime}" for _, size, mtime in checkpoint_stamp(paths, [spec]) or [])
 
 
 def read_cache(paths: Paths, spec: ModelSpec, cfg: DepthConfig, n_test: int) -> np.ndarray | None:
@@ -294,13 +293,13 @@ def cross_check_pies(paths: Paths, cfg: DepthConfig, method: str, key: tuple, pi
 def main(method: str, argv=None) -> pd.DataFrame:
     cfg = parse(method, argv)
     validate(cfg)
-    context = AnalysisContext(method, cfg.dataset, cfg.arch, cfg.preset, Paths.at(cfg.output_root), cfg.progress)
+    context = AnalysisContext(method, cfg.dataset, cfg.arch, cfg.preset, Paths.at(cfg.output_root),
+                              preset_config(method, cfg.preset).gmp_schedule)
     selection = context.select(cfg.pruning_methods, cfg.pruning_percentages)  # before any download
     paths = context.paths
     folders = [paths.depth_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)]
-    data, device = context.start(folders, "prediction_depth", cfg.data_dir, cfg.cuda_device, selection)
-    if cfg.knn_k > len(data.train_labels):
-        raise UsageError(f"--knn_k {cfg.knn_k}: larger than the {len(data.train_labels)} training images")
+    data, device = context.start(folders, "prediction_depth", cfg.data_dir, cfg.cuda_device, selection,
+                                 check=lambda data: check_k(cfg, data))
     torch.backends.cuda.matmul.allow_tf32 = False  # the k-NN shortlist needs full float32 (common/metrics/knn.py)
     log.info("%s prediction depth (%s), device %s: dense + %d pruned populations, k=%d, %s support", method,
              cfg.depth_reference, device, len(selection.pruned), cfg.knn_k, cfg.support)
@@ -323,6 +322,11 @@ def main(method: str, argv=None) -> pd.DataFrame:
     plot_depth_vs_sparsity(mine, title, paths.depth_summary_figure(cfg.dataset, method, cfg.variant))
     log.info("prediction depth done in %.1fs: %s", time.time() - started, paths.depth_dir(cfg.dataset, method))
     return summary
+
+
+def check_k(cfg: DepthConfig, data: Dataset) -> None:
+    if cfg.knn_k > len(data.train_labels):
+        raise UsageError(f"--knn_k {cfg.knn_k}: larger than the {len(data.train_labels)} training images")
 
 
 def compare(paths: Paths, cfg: DepthConfig, method: str, key: tuple, dense: PopulationDepth,

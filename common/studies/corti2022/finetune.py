@@ -35,9 +35,9 @@ from common.io import write_csv
 from common.log import setup_logging
 from common.models import build_network
 from common.paths import Paths
-from common.pruning.criteria import CRITERIA, prune_once
+from common.pruning.criteria import prune_once
 from common.pruning.pools import CLASSIFIER, POOLS
-from common.spec import ModelSpec
+from common.spec import ONE_SHOT, ModelSpec
 from common.stage import plan_chunks, train_populations
 from common.studies.corti2022.config import ARCHS, DATASETS
 from common.studies.corti2022.training import supervised_augment
@@ -45,7 +45,7 @@ from common.zoo import finished_or_conflict, finished_specs, load_member
 
 log = logging.getLogger("prune")
 
-PRUNING_METHODS = tuple(CRITERIA)
+PRUNING_METHODS = ONE_SHOT  # each the name of a criterion (common.pruning.criteria.CRITERIA)
 FINETUNE_MODES = ("end_to_end", "representation")
 
 
@@ -281,19 +281,20 @@ def parse(method: str, argv=None) -> tuple[FinetuneConfig, FinetuneRunConfig]:
 
 
 def plan(paths: Paths, cfg: FinetuneConfig, run: FinetuneRunConfig, fingerprint: str):
-    """Every check that can fail, before anything is written: -> (dense specs, finetuned specs still to do)."""
+    """Every check that can fail, before anything is written: -> (dense specs, finetuned specs asked, those
+    still to do)."""
     validate(cfg, run)
     dense = dense_specs(paths, cfg, run)
     specs = [ModelSpec(cfg.method, cfg.arch, cfg.dataset, cfg.pruning_method, s, d.seed)
              for s in dict.fromkeys(run.pruning_percentages) for d in dense]
-    return dense, [s for s in specs if not finished_or_conflict(paths, s, fingerprint)]
+    return dense, specs, [s for s in specs if not finished_or_conflict(paths, s, fingerprint)]
 
 
 def main(method: str, argv=None) -> list[dict]:
     cfg, run = parse(method, argv)
     paths = Paths.at(run.output_root)
     fingerprint = cfg.fingerprint()
-    dense_list, todo = plan(paths, cfg, run, fingerprint)
+    dense_list, asked, todo = plan(paths, cfg, run, fingerprint)
     dense, dense_meta = load_dense(paths, dense_list)  # before the dataset: CIFAR-10 may be downloaded
     preflight.check_outputs([paths.model_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)],
                             preflight.training_bytes(dense[dense_list[0].seed], len(todo)))
@@ -310,10 +311,11 @@ def main(method: str, argv=None) -> list[dict]:
     phases = build_phases(cfg, dense[dense_list[0].seed], data.image_size)
     before = dense_accuracies(dense, data, device, run, size) if todo else {}
     state_dir = paths.state_dir(cfg.dataset, method)
-    chunks, orphans = plan_chunks(todo, size, state_dir, fingerprint)
-    for line in orphans:
+    planned, left_alone = plan_chunks(asked, todo, size, state_dir, fingerprint)
+    for line in left_alone:
         log.warning(line)
-    jobs = [pruned_job(chunk, dense, dense_meta, before, cfg, phases, data, device, run) for chunk in chunks]
+    jobs = [(pruned_job(p.specs, dense, dense_meta, before, cfg, phases, data, device, run), p.state_path)
+            for p in planned]
     results = train_populations(jobs, data, device, run, paths, state_dir, f"{method} {cfg.pruning_method} finetune")
     for r in results:
         log.info("%s: accuracy dense %.4f -> pruned %.4f -> finetuned %s, pool sparsity %.4f%s",
@@ -330,14 +332,17 @@ def main(method: str, argv=None) -> list[dict]:
 
 def pruned_job(chunk: list[ModelSpec], dense: dict, dense_meta: dict, before: dict, cfg: FinetuneConfig,
                phases: list[Phase], data, device, run) -> Job:
-    """Prune the chunk's dense members once and make the job that finetunes them with the masks held."""
-    masks, metas = prune_chunk(chunk, dense, cfg, data, device, run)
-    for spec, meta in zip(chunk, metas):
-        meta.update(accuracy_before_pruning=before[spec.seed],
-                    dense_fingerprint=dense_meta[spec.seed].get("fingerprint"))
-        log.info("%s: accuracy dense %.4f, after one-shot pruning %.4f (pool sparsity %.4f)", spec.name,
-                 meta["accuracy_before_pruning"], meta["accuracy_after_pruning"], meta["pool_sparsity"])
+    """The job that finetunes the chunk's dense members with their masks held; it prunes them once just before
+    it trains (prune_chunk), so a long stage does not prune every population up front."""
+    def prepare(job: Job) -> None:
+        job.initial_masks, job.member_meta = prune_chunk(chunk, dense, cfg, data, device, run)
+        for spec, meta in zip(chunk, job.member_meta):
+            meta.update(accuracy_before_pruning=before[spec.seed],
+                        dense_fingerprint=dense_meta[spec.seed].get("fingerprint"))
+            log.info("%s: accuracy dense %.4f, after one-shot pruning %.4f (pool sparsity %.4f)", spec.name,
+                     meta["accuracy_before_pruning"], meta["accuracy_after_pruning"], meta["pool_sparsity"])
+
     projection = int(dense_meta[chunk[0].seed].get("config", {}).get("projection_dim", 128))
     return Job(specs=chunk, phases=phases, recipe={**cfg.to_dict(), "projection_dim": projection},
-               fingerprint=cfg.fingerprint(), final_sparsity=[s.sparsity for s in chunk], initial_masks=masks,
-               member_meta=metas, make_networks=lambda: [copy.deepcopy(dense[s.seed]) for s in chunk])
+               fingerprint=cfg.fingerprint(), final_sparsity=[s.sparsity for s in chunk], prepare=prepare,
+               make_networks=lambda: [copy.deepcopy(dense[s.seed]) for s in chunk])

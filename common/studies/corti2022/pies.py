@@ -407,7 +407,8 @@ def main(method: str, argv=None) -> pd.DataFrame:
     started = time.time()
     cfg, run = parse(method, argv)
     validate(cfg)
-    context = AnalysisContext(method, cfg.dataset, cfg.arch, run.preset, Paths.at(run.output_root), run.progress)
+    context = AnalysisContext(method, cfg.dataset, cfg.arch, run.preset, Paths.at(run.output_root),
+                              preset_config(method, run.preset).gmp_schedule)
     selection = context.select(cfg.pruning_methods, cfg.pruning_percentages)
     paths = context.paths
     folders = [paths.pies_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)]

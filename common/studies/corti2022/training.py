@@ -147,13 +147,13 @@ def main(method: str, argv=None) -> list[dict]:
         torch.backends.cudnn.benchmark = True
 
     state_dir = paths.state_dir(cfg.dataset, method)
-    chunks, orphans = plan_chunks(todo, run.default_population_size(device), state_dir, fingerprint)
-    for line in orphans:
+    planned, left_alone = plan_chunks(specs, todo, run.default_population_size(device), state_dir, fingerprint)
+    for line in left_alone:
         log.warning(line)
-    jobs = [Job(specs=chunk, phases=phases, recipe=cfg.to_dict(), fingerprint=fingerprint,
-                final_sparsity=[s.sparsity for s in chunk],
-                make_networks=lambda chunk=chunk: [seeded_network(cfg, method, data.num_classes, s.seed)
-                                                  for s in chunk]) for chunk in chunks]
+    jobs = [(Job(specs=p.specs, phases=phases, recipe=cfg.to_dict(), fingerprint=fingerprint,
+                 final_sparsity=[s.sparsity for s in p.specs],
+                 make_networks=lambda chunk=p.specs: [seeded_network(cfg, method, data.num_classes, s.seed)
+                                                     for s in chunk]), p.state_path) for p in planned]
     results = train_populations(jobs, data, device, run, paths, state_dir, f"{method} training")
     table = models_table(paths, cfg.dataset, method)
     if not table.empty:
