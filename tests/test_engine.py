@@ -177,3 +177,34 @@ def test_reset_bn_equals_torch_update_bn_for_each_member(digits):
                           atol=1e-5)
     assert exact is torch.nn.BatchNorm2d and first.bn1.momentum == 0.1  # the template's momentum is restored
     assert not math.isnan(float(predict(pop, digits.test_images, digits.normalize).sum()))
+
+
+# ---- packing populations and finding resume states ------------------------------------------------------------
+
+def _specs(seeds):
+    return [ModelSpec("supervised", "wrn10_1", "digits", "dense", 0.0, s) for s in seeds]
+
+
+def _state(folder, name, fingerprint, seeds):
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(dict(fingerprint=fingerprint, specs=[s.name for s in _specs(seeds)]), folder / f"{name}.pt")
+
+
+def test_plan_resumes_states_of_any_packing_and_says_why_others_are_left_alone(tmp_path):
+    from common.stage import plan_chunks
+
+    asked = _specs(range(8))
+    todo = asked[1:]  # seed 0 is finished
+    _state(tmp_path, "a", "fp", [0, 1, 2])  # partly finished: resumed as it was packed
+    _state(tmp_path, "b", "fp", [2, 3])  # overlaps a
+    _state(tmp_path, "c", "other", [4])  # another recipe
+    _state(tmp_path, "d", "fp", [5, 9])  # seed 9 not asked
+    _state(tmp_path, "e", "fp", [20, 21])  # another run's: silently left alone
+    (tmp_path / "f.pt").write_bytes(b"not a state")
+    planned, lines = plan_chunks(asked, todo, 3, tmp_path, "fp")
+    assert [[s.seed for s in p.specs] for p in planned] == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert planned[0].state_path == tmp_path / "a.pt" and planned[1].state_path is None
+    why = {line.split()[2].rsplit("/", 1)[-1]: line for line in lines}
+    assert set(why) == {"b.pt", "c.pt", "d.pt", "f.pt"}
+    assert "overlaps" in why["b.pt"] and "another recipe" in why["c.pt"] and "seed9" in why["d.pt"]
+    assert "cannot be read" in why["f.pt"]
