@@ -107,8 +107,7 @@ class PhaseRun:
             self.end_epoch(epoch)
 
     def step(self, step: int) -> None:
-        for hook in self.hooks:
-            getattr(hook, "before_step", _nothing)(self, step)
+        self._hooks_at("before_step", step)
         b, size = self.cursor.batch, self.phase.batch_size
         idx = self.cursor.order[:, b * size:(b + 1) * size]
         with self.trainer.autocast:
@@ -128,16 +127,20 @@ class PhaseRun:
         self.cursor.batch += 1
         if self.trainer.bar is not None:
             self.trainer.bar.update(1)
-        for hook in self.hooks:
-            getattr(hook, "after_step", _nothing)(self, step)
+        self._hooks_at("after_step", step)
 
     def end_epoch(self, epoch: int) -> None:
         for scheduler in self.state.schedulers:
             scheduler.step()
         self.epoch_seconds = self.cursor.seconds + time.time() - self.started
         self.state.epoch, self.state.alive = epoch + 1, self.alive.tolist()
+        self._hooks_at("end_of_epoch", epoch)
+
+    def _hooks_at(self, moment: str, when: int) -> None:
+        """Run every hook that acts at `moment` ('before_step', 'after_step' or 'end_of_epoch'), in order."""
         for hook in self.hooks:
-            getattr(hook, "end_of_epoch", _nothing)(self, epoch)
+            if hasattr(hook, moment):
+                getattr(hook, moment)(self, when)
 
     def epoch_means(self):
         """(train loss [P], train accuracy [P] or None) of the epoch that just ended."""
@@ -153,10 +156,6 @@ class PhaseRun:
         self.state.objective_state[self.phase.name] = self.objective.state_dict()
         self.state.save(self.state_path, self.job)
         self.state.cursor = None
-
-
-def _nothing(*args) -> None:
-    pass
 
 
 def _skip(bar, steps: int) -> None:

@@ -2,6 +2,8 @@
 loss per member. Adding one is one class and one registry entry (`OBJECTIVES`); a phase names it."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 import torch.nn.functional as F
 from torch.func import vmap
@@ -16,20 +18,21 @@ def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
-class Objective:
+class Objective(ABC):
     """losses(pop, batches, idx [P, B]) -> (mean loss per member [P], correct predictions per member [P] or None).
     An objective with its own training state (a memory bank, say) saves it through state_dict/load_state_dict."""
 
     reports_accuracy = True
 
+    @abstractmethod
     def losses(self, pop: Population, batches: Batches, idx: torch.Tensor):
-        raise NotImplementedError
+        """One batch: idx [P, B] indexes each member's own training images."""
 
     def state_dict(self) -> dict:
         return {}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        """Objectives without their own state have nothing to restore."""
 
 
 def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor):

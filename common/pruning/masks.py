@@ -35,9 +35,6 @@ class Masks(Mapping):
         """Replace (or add) the masks of the tensors in `other`; masks of other tensors are kept."""
         self.tensors.update(other)
 
-    def to(self, device) -> "Masks":
-        return Masks({name: mask.to(device) for name, mask in self.tensors.items()})
-
     # -- measuring --
     def member_pruned(self, member: int) -> int:
         """Entries that member `member` prunes."""
