@@ -81,13 +81,20 @@ def parse_flags(prog: str, doc: str, argv, *configs) -> list[dict]:
     return [given_values(args, cls) for cls, _ in configs]
 
 
+def check_device(cuda_device: int) -> None:
+    """Up front: a GPU index asked for that this machine does not have is a one-line error (index 0, the default,
+    falls back to the CPU with a note when there is no CUDA)."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if cuda_device < 0 or (cuda_device > 0 and cuda_device >= count):
+        have = f"{count} GPU(s); pick 0..{count - 1}" if count else "no CUDA GPU; leave --cuda_device out to run on the CPU"
+        raise UsageError(f"--cuda_device {cuda_device}: this machine has {have}")
+
+
 def select_device(cuda_device: int) -> torch.device:
+    check_device(cuda_device)
     if not torch.cuda.is_available():
         print("CUDA is not available: running on the CPU.", file=sys.stderr)
         return torch.device("cpu")
-    count = torch.cuda.device_count()
-    if not 0 <= cuda_device < count:
-        raise UsageError(f"--cuda_device {cuda_device}: this machine has {count} GPU(s); pick 0..{count - 1}")
     torch.cuda.set_device(cuda_device)
     return torch.device(f"cuda:{cuda_device}")
 
@@ -100,10 +107,20 @@ def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = 
 
     prog = sys.argv[0].rsplit("/", 1)[-1] or "script"
     try:
-        main(argv)
+        result = main(argv)
     except (UsageError, DataError, CheckpointError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
     except Preempted as stop:  # exit like the signal would have (128 + number), after saving state
         print(f"{prog}: {stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
+    except KeyboardInterrupt:  # an analysis stopped by Ctrl-C: what it finished is on disk, the rest reruns
+        print(f"{prog}: interrupted (Ctrl-C); finished work is kept, rerun the same command to go on",
+              file=sys.stderr)
+        sys.exit(130)
+    failed = [r for r in result if isinstance(r, dict) and r.get("failed")] if isinstance(result, list) else []
+    if failed:
+        print(f"{prog}: {len(failed)} of {len(result)} models failed (non-finite loss): their last good states are "
+              f"under .failed/ and the log says when; fix the recipe (a lower --learning_rate, say) and rerun",
+              file=sys.stderr)
+        sys.exit(3)

@@ -31,3 +31,29 @@ class JobConfig:
 
     def default_population_size(self, device) -> int:
         return self.population_size or (32 if device.type == "cuda" else 8)
+
+
+# ---- checking values up front ------------------------------------------------------------------------
+# A rule is (test, what the flag needs); `check_fields` raises one UsageError for the first value that fails.
+
+AT_LEAST_ONE = (lambda v: v >= 1, "must be >= 1")
+POSITIVE = (lambda v: v > 0, "must be > 0")
+NON_NEGATIVE = (lambda v: v >= 0, "must be >= 0")
+MOMENTUM = (lambda v: 0 <= v < 1, "must lie in [0, 1)")
+MILESTONES = (lambda v: all(m > 0 for m in v) and list(v) == sorted(set(v)), "epochs must be > 0 and increasing")
+DISTINCT = (lambda v: len(set(v)) == len(v), "each value once (a repeated sparsity would train the same model twice)")
+
+JOB_RULES = dict(population_size=NON_NEGATIVE, cuda_device=NON_NEGATIVE, checkpoint_every=AT_LEAST_ONE,
+                 eval_every=AT_LEAST_ONE)
+
+
+def check_fields(config, rules: dict) -> None:
+    """Every field named in `rules` passes its test, or one UsageError names the flag, its value and the need."""
+    from common.cli import UsageError
+
+    for name, (test, need) in rules.items():
+        value = getattr(config, name)
+        if not test(value):
+            shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
+                if isinstance(value, tuple) else value
+            raise UsageError(f"--{name} {shown}: {need}")

@@ -42,6 +42,7 @@ SCRIPTS = {  # script -> (its main taking argv, kind)
 WRONG_TYPE = {"training": "--epochs", "finetune": "--epochs", "pies": "--models_number", "depth": "--knn_k",
               "reproduce": "--models_number"}
 # case -> ({kind: flags} (None: every other kind), words of which the error line must contain one)
+RECIPE_KINDS = lambda flags: {"training": flags, "finetune": flags}  # noqa: E731 - the two that train
 BAD_FLAGS = {
     "unknown_flag": ({None: ["--no_such_flag", "1"]}, ("unrecognized arguments",)),
     "unknown_choice": ({None: ["--preset", "huge"]}, ("invalid choice",)),
@@ -55,6 +56,18 @@ BAD_FLAGS = {
                                 "depth": ["--pruning_methods", "magic"]}, ("magic",)),
     "too_few_dense_models": ({"finetune": ["--models_number", "5"]}, ("missing",)),
     "unknown_arch_no_dense": ({kind: ["--arch", "resnet18"] for kind in ("finetune", "pies", "depth")}, ("dense",)),
+    # values a recipe cannot mean: refused before anything runs (issue 13, finding 4; finding 3's temperature 0)
+    "negative_learning_rate": (RECIPE_KINDS(["--learning_rate", "-1"]), ("--learning_rate -1",)),
+    "negative_weight_decay": (RECIPE_KINDS(["--weight_decay", "-1"]), ("--weight_decay -1",)),
+    "momentum_out_of_range": (RECIPE_KINDS(["--momentum", "-0.5"]), ("--momentum -0.5",)),
+    "zero_checkpoint_every": (RECIPE_KINDS(["--checkpoint_every", "0"]), ("--checkpoint_every 0",)),
+    "zero_eval_every": (RECIPE_KINDS(["--eval_every", "0"]), ("--eval_every 0",)),
+    "zero_temperature": (RECIPE_KINDS(["--temperature", "0"]), ("--temperature 0",)),
+    "negative_milestone": ({"training": ["--lr_milestones", "-5"]}, ("--lr_milestones -5",)),
+    "repeated_sparsity": ({kind: ["--pruning_percentages", "0.5,0.5"] for kind in ("training", "finetune",
+                                                                                   "reproduce")},
+                          ("--pruning_percentages 0.5,0.5",)),
+    "absent_gpu": ({None: ["--cuda_device", "99"]}, ("--cuda_device 99",)),
 }
 
 
@@ -344,3 +357,63 @@ def test_nan_member_is_retrained_by_the_same_command(nan_run):
     results = run_training.main("supervised", ZOO_FLAGS["supervised"] + ["--output_root", str(root)])
     assert [(ModelSpec.from_meta(r["spec"]).seed, r["failed"]) for r in results] == [(1, False)]
     assert len(finished_specs(Paths(root), "digits", "supervised")) == 4
+
+
+def test_failed_members_make_a_nonzero_exit_saying_how_many(tmp_path, capsys, monkeypatch):
+    """Issue 13, finding 3: a run whose members diverged finishes the others but does not exit 0."""
+    real = objectives.CrossEntropy.losses
+
+    def nan_everywhere(self, pop, batches, idx):
+        losses, hits = real(self, pop, batches, idx)
+        return losses * math.nan, hits  # keeps the graph, as a diverging loss would
+
+    monkeypatch.setattr(objectives.CrossEntropy, "losses", nan_everywhere)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(SCRIPTS["sup_training"][0], ZOO_FLAGS["supervised"] + ["--output_root", str(tmp_path)])
+    assert exit_info.value.code == 3
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "4 of 4 models failed" in line and "Traceback" not in line, line
+
+
+@pytest.mark.parametrize("script", ["sup_pie_kmodels_detection", "sup_prediction_depth"])
+def test_ctrl_c_in_an_analysis_is_one_line_exit_130(zoo_copy, capsys, monkeypatch, script):
+    """Issue 13, finding 4: Ctrl-C during an analysis prints one line (no KeyboardInterrupt traceback)."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_pies if "pie" in script else run_depth, "predict", interrupted)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(SCRIPTS[script][0], base_args(zoo_copy) + ["--no-compare"] * ("pie" in script) + ["--no-cache"] *
+                 ("depth" in script))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 130 and "Traceback" not in err
+    assert [line for line in err.splitlines() if "interrupted" in line] == [err.strip().splitlines()[-1]]
+
+
+def test_checkpoints_are_readable_by_colleagues(tmp_path):
+    """Issue 13, finding 7: model files follow the umask like any other file (were -rw------- whatever it was)."""
+    previous = os.umask(0o022)
+    try:
+        from common.checkpoint import save_model
+        save_model(tmp_path / "m.safetensors", {"w": torch.zeros(3)}, {"spec": {}})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_report_only_says_where_the_report_is(zoo_copy, capsys):
+    """Issue 13, finding 7: `reproduce.py --stages report` printed nothing, not even the report's path."""
+    capsys.readouterr()
+    run_main(reproduce.main, base_args(zoo_copy) + ["--stages", "report"])
+    err = capsys.readouterr().err
+    assert str(zoo_copy / "pies" / "digits" / "report.md") in err, err
+
+
+def test_no_progress_means_no_bars_in_the_depth_stage(zoo_copy, capsys):
+    """Issue 13, finding 7: the depth stage's k-NN bars ignored --no-progress."""
+    capsys.readouterr()
+    run_main(SCRIPTS["sup_prediction_depth"][0], base_args(zoo_copy) + ["--prediction_depth_models", "1"])
+    err = capsys.readouterr().err
+    assert "it/s" not in err and "%|" not in err, err

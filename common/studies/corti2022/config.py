@@ -12,7 +12,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 
-from common.config import JobConfig, help_field
+from common.config import (AT_LEAST_ONE, DISTINCT, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig,
+                           help_field)
 from common.data import DATASETS as DATASET_LOADERS
 from common.models import ENCODERS
 from common.pruning.gmp import GMPWindow
@@ -132,3 +133,13 @@ def pruning_name(config: TrainConfig, sparsity: float) -> str:
         return "dense"
     custom = any(v is not None for v in (config.begin_step, config.end_step, config.frequency))
     return "gmp_custom" if custom else f"gmp_{config.gmp_schedule}"
+
+
+# ---- checked up front, before any data is read or anything written -------------------------------------
+
+TRAIN_RULES = dict(epochs=AT_LEAST_ONE, batch_size=AT_LEAST_ONE, learning_rate=POSITIVE, momentum=MOMENTUM,
+                   weight_decay=NON_NEGATIVE, lr_milestones=MILESTONES, lr_gamma=POSITIVE, temperature=POSITIVE,
+                   base_temperature=POSITIVE, projection_dim=AT_LEAST_ONE, head_epochs=AT_LEAST_ONE,
+                   batch_size_head=AT_LEAST_ONE, learning_rate_head=POSITIVE, head_milestones=MILESTONES,
+                   head_gamma=POSITIVE, head_eta_min=NON_NEGATIVE)
+RUN_RULES = dict(JOB_RULES, pruning_percentages=DISTINCT)

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from common.cli import UsageError, parse_flags, script_prefix
+from common.cli import UsageError, check_device, parse_flags, script_prefix
 from common.config import help_field
 from common.data import Dataset
 from common.data.augment import SupervisedAugment
@@ -121,6 +121,7 @@ class PopulationDepth:
 def parse(method: str, argv=None) -> DepthConfig:
     [given] = parse_flags(f"{script_prefix(method)}_prediction_depth.py", __doc__, argv, DepthConfig)
     cfg = DepthConfig(**given)
+    check_device(cfg.cuda_device)
     recipe = preset_config(method, cfg.preset)  # the models' dataset and arch under that preset
     return replace(cfg, dataset=cfg.dataset or recipe.dataset, arch=cfg.arch or recipe.arch)
 

@@ -22,9 +22,10 @@ import pandas as pd
 import torch
 
 from common import checkpoint as ckpt, preflight
-from common.cli import UsageError, parse_flags, script_prefix, select_device
+from common.cli import UsageError, check_device, parse_flags, script_prefix, select_device
 from common.commands import preset_flags
-from common.config import JobConfig, help_field
+from common.config import (AT_LEAST_ONE, DISTINCT, JOB_RULES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig, check_fields,
+                           help_field)
 from common.data import load_dataset
 from common.data.augment import ContrastiveAugment
 from common.engine.inference import evaluate
@@ -100,6 +101,9 @@ class FinetuneRunConfig(JobConfig):
 _DEMO = dict(dataset="digits", arch="wrn10_1", vertical_flip=False, epochs=5, batch_size=64, learning_rate=0.03,
              head_epochs=5, batch_size_head=64, learning_rate_head=0.1)
 PRESETS = {"paper": {}, "demo": _DEMO}
+FINETUNE_RULES = dict(epochs=AT_LEAST_ONE, batch_size=AT_LEAST_ONE, learning_rate=POSITIVE, momentum=MOMENTUM,
+                      weight_decay=NON_NEGATIVE, temperature=POSITIVE, base_temperature=POSITIVE,
+                      head_epochs=AT_LEAST_ONE, batch_size_head=AT_LEAST_ONE, learning_rate_head=POSITIVE)
 
 
 def preset_finetune(method: str, preset: str = "paper", **overrides) -> FinetuneConfig:
@@ -146,18 +150,14 @@ def validate(cfg: FinetuneConfig, run: FinetuneRunConfig) -> None:
     if cfg.method == "supervised" and cfg.finetune_mode != "end_to_end":
         raise UsageError("--finetune_mode representation is for SupCon models (clr_pruning_finetune.py); "
                          "supervised models are finetuned end_to_end")
-    counts = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, head_epochs=cfg.head_epochs,
-                  batch_size_head=cfg.batch_size_head)
-    for flag, value in counts.items():
-        if value < 1:
-            raise UsageError(f"--{flag} {value}: must be >= 1")
 
 
 def training_command(cfg: FinetuneConfig, run: FinetuneRunConfig, seeds: list[int]) -> str:
     """The command that trains the missing dense models with this run's preset, arch and dataset."""
     root = f" --output_root {run.output_root}" if run.output_root else ""
-    return (f"python {script_prefix(cfg.method)}_training.py{preset_flags(run.preset, cfg.method, cfg.dataset, cfg.arch)} --index_start "
-            f"{min(seeds)} --index_end {max(seeds)} --pruning_percentages 0.0{root}")
+    flags = preset_flags(run.preset, cfg.method, cfg.dataset, cfg.arch)
+    return (f"python {script_prefix(cfg.method)}_training.py{flags} --index_start {min(seeds)} --index_end "
+            f"{max(seeds)} --pruning_percentages 0.0{root}")
 
 
 def dense_specs(paths: Paths, cfg: FinetuneConfig, run: FinetuneRunConfig) -> list[ModelSpec]:
@@ -277,7 +277,11 @@ def parse(method: str, argv=None) -> tuple[FinetuneConfig, FinetuneRunConfig]:
     recipe, job = parse_flags(f"{script_prefix(method)}_pruning_finetune.py", __doc__, argv, FinetuneConfig,
                               FinetuneRunConfig)
     run = FinetuneRunConfig(**job)
-    return preset_finetune(method, run.preset, **recipe), run
+    cfg = preset_finetune(method, run.preset, **recipe)
+    check_fields(cfg, FINETUNE_RULES)
+    check_fields(run, dict(JOB_RULES, pruning_percentages=DISTINCT))
+    check_device(run.cuda_device)
+    return cfg, run
 
 
 def plan(paths: Paths, cfg: FinetuneConfig, run: FinetuneRunConfig, fingerprint: str):

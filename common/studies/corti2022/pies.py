@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from common.cli import UsageError, parse_flags, script_prefix
+from common.cli import UsageError, check_device, parse_flags, script_prefix
 from common.config import help_field
 from common.data import Dataset
 from common.engine.inference import predict
@@ -85,6 +85,7 @@ def parse(method: str, argv=None) -> tuple[PieConfig, RunConfig]:
     given, job = parse_flags(f"{script_prefix(method)}_pie_kmodels_detection.py", __doc__, argv, PieConfig,
                              (RunConfig, RUN_FIELDS))
     run = RunConfig(**job)
+    check_device(run.cuda_device)
     recipe = preset_config(method, run.preset)
     return PieConfig(**{"dataset": recipe.dataset, "arch": recipe.arch, **given}), run
 

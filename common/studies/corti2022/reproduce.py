@@ -10,8 +10,8 @@ import logging
 import time
 from dataclasses import dataclass, replace
 
-from common.cli import UsageError, parse_flags
-from common.config import help_field
+from common.cli import UsageError, check_device, parse_flags
+from common.config import AT_LEAST_ONE, DISTINCT, NON_NEGATIVE, check_fields, help_field
 from common.log import setup_logging
 from common.paths import Paths
 
@@ -80,6 +80,9 @@ def parse(argv=None) -> StudyConfig:
     bad = [s for s in study.pruning_percentages if not 0 < s < 1]
     if bad or not study.pruning_percentages:
         raise UsageError(f"--pruning_percentages {bad or 'is empty'}: sparsities must lie in (0, 1)")
+    check_fields(study, dict(pruning_percentages=DISTINCT, population_size=NON_NEGATIVE,
+                             prediction_depth_models=AT_LEAST_ONE))
+    check_device(study.cuda_device)
     return study
 
 
@@ -90,7 +93,8 @@ def main(argv=None):
     paths = Paths.at(study.output_root)
     dataset = "digits" if study.preset == "demo" else "cifar10"
     wanted = study.stages or STAGES
-    timings = []
+    setup_logging(paths.log_file(dataset, METHODS[0], "reproduce"))  # also when only the report is asked
+    timings, failed = [], 0
     for name in STAGES:
         if name not in wanted or name == "report":
             continue
@@ -101,6 +105,7 @@ def main(argv=None):
             setup_logging(paths.log_file(dataset, method, "reproduce"))  # stages reset the logger
             seconds = time.time() - started
             did = f"{len(result)} models trained" if isinstance(result, list) else "done"
+            failed += sum(bool(r.get("failed")) for r in result) if isinstance(result, list) else 0
             if isinstance(result, list) and not result:
                 did = "skipped: everything already on disk"
             timings.append(dict(stage=name, method=method, seconds=round(seconds, 1), outcome=did))
@@ -108,4 +113,7 @@ def main(argv=None):
     report = write_report(paths, dataset, timings) if "report" in wanted else None
     total = sum(t["seconds"] for t in timings)
     log.info("study finished in %.1fs%s", total, f"; report: {report}" if report else "")
+    if failed:
+        log.warning("%d models failed (non-finite loss) and are left out of every analysis: see the training logs",
+                    failed)
     return report

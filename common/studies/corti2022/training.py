@@ -13,7 +13,8 @@ import pandas as pd
 import torch
 
 from common import checkpoint as ckpt, preflight
-from common.cli import UsageError, parse_flags, script_prefix, select_device
+from common.cli import UsageError, check_device, parse_flags, script_prefix, select_device
+from common.config import check_fields
 from common.data import load_dataset
 from common.data.augment import ContrastiveAugment, SupervisedAugment
 from common.engine.objectives import make_objective
@@ -25,7 +26,8 @@ from common.paths import Paths
 from common.pruning.pools import CLASSIFIER, POOLS
 from common.spec import ModelSpec
 from common.stage import plan_chunks, train_populations
-from common.studies.corti2022.config import RunConfig, TrainConfig, preset_config, pruning_name, resolve_gmp
+from common.studies.corti2022.config import (RUN_RULES, TRAIN_RULES, RunConfig, TrainConfig, preset_config, pruning_name,
+                                            resolve_gmp)
 from common.zoo import finished_or_conflict
 
 log = logging.getLogger("prune")
@@ -120,7 +122,11 @@ def models_table(paths: Paths, dataset: str, method: str) -> pd.DataFrame:
 def parse(method: str, argv=None) -> tuple[TrainConfig, RunConfig]:
     recipe, job = parse_flags(f"{script_prefix(method)}_training.py", __doc__, argv, TrainConfig, RunConfig)
     run = RunConfig(**job)
-    return preset_config(method, run.preset, **recipe), run
+    cfg = preset_config(method, run.preset, **recipe)
+    check_fields(cfg, TRAIN_RULES)
+    check_fields(run, RUN_RULES)
+    check_device(run.cuda_device)
+    return cfg, run
 
 
 def main(method: str, argv=None) -> list[dict]:
