@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 
+from common import preflight
 from common.cli import UsageError, check_device, parse_flags
 from common.config import AT_LEAST_ONE, DISTINCT, NON_NEGATIVE, check_fields, help_field
 from common.log import setup_logging
@@ -93,7 +94,6 @@ def main(argv=None):
     paths = Paths.at(study.output_root)
     dataset = "digits" if study.preset == "demo" else "cifar10"
     wanted = study.stages or STAGES
-    setup_logging(paths.log_file(dataset, METHODS[0], "reproduce"))  # also when only the report is asked
     timings, failed = [], 0
     for name in STAGES:
         if name not in wanted or name == "report":
@@ -110,7 +110,12 @@ def main(argv=None):
                 did = "skipped: everything already on disk"
             timings.append(dict(stage=name, method=method, seconds=round(seconds, 1), outcome=did))
             log.info("stage %s (%s): %s in %.1fs", name, method, did, seconds)
-    report = write_report(paths, dataset, timings) if "report" in wanted else None
+    report = None
+    if "report" in wanted:
+        preflight.check_outputs([paths.pies / dataset, paths.log_dir(dataset, METHODS[0])], preflight.ANALYSIS_BYTES)
+        if not timings:  # only the report: no stage has opened the log yet
+            setup_logging(paths.log_file(dataset, METHODS[0], "reproduce"))
+        report = write_report(paths, dataset, timings)
     total = sum(t["seconds"] for t in timings)
     log.info("study finished in %.1fs%s", total, f"; report: {report}" if report else "")
     if failed:
