@@ -42,7 +42,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls, only: tuple[str, ...] 
         if not f.metadata.get("cli", True) or (only is not None and f.name not in only):
             continue
         default = f.default if f.default is not MISSING else f.default_factory()
-        kw = dict(default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {default})")
+        text = f.metadata["help"]  # a help text that already says its default is not told it twice
+        kw = dict(default=argparse.SUPPRESS, help=text if "default" in text else f"{text} (default: {default})")
         if "choices" in f.metadata:
             kw["choices"] = f.metadata["choices"]
         if "nargs" in f.metadata:

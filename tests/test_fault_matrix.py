@@ -9,6 +9,7 @@ Everything runs in-process on tiny digits populations (tests/conftest.py: tiny_z
 import logging
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -417,3 +418,14 @@ def test_no_progress_means_no_bars_in_the_depth_stage(zoo_copy, capsys):
     run_main(SCRIPTS["sup_prediction_depth"][0], base_args(zoo_copy) + ["--prediction_depth_models", "1"])
     err = capsys.readouterr().err
     assert "it/s" not in err and "%|" not in err, err
+
+
+@pytest.mark.parametrize("script", ["sup_training", "clr_pruning_finetune", "sup_pie_kmodels_detection",
+                                    "clr_prediction_depth", "reproduce"])
+def test_help_never_states_a_default_twice(script, capsys):
+    """Issue 13, finding 5 (its last item): '(default: the repository folder) (default: )'."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(SCRIPTS[script][0], ["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert not re.search(r"\(default: [^)]*\) \(default:", text) and "(default: )" not in text, text
