@@ -35,15 +35,16 @@ class Trainer:
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and run.amp
                          else nullcontext())
 
-    def total_steps(self) -> int:
+    def total_steps(self, phases: list[Phase] | None = None) -> int:
+        """Optimizer steps of `phases` (default: all of the job's)."""
         n_train = len(self.data.train_labels)
-        return sum(phase.steps_per_epoch(n_train) * phase.epochs for phase in self.job.phases)
+        return sum(p.steps_per_epoch(n_train) * p.epochs for p in (self.job.phases if phases is None else phases))
 
     def steps_done(self, state: TrainState) -> int:
-        n_train = len(self.data.train_labels)
-        done = sum(p.steps_per_epoch(n_train) * p.epochs for p in self.job.phases[:state.phase])
+        """Steps a saved state has already run: its finished phases, epochs and batches."""
+        done = self.total_steps(self.job.phases[:state.phase])
         if state.phase < len(self.job.phases):
-            per_epoch = self.job.phases[state.phase].steps_per_epoch(n_train)
+            per_epoch = self.job.phases[state.phase].steps_per_epoch(len(self.data.train_labels))
             done += state.epoch * per_epoch + (state.cursor.batch if state.cursor else 0)
         return done
 
