@@ -26,6 +26,12 @@ def library_versions() -> dict:
     return {"torch": torch.__version__, "numpy": numpy.__version__, "python": platform.python_version()}
 
 
+def runtime_info(device: torch.device) -> dict:
+    """Where a model was trained: what bit-identity depends on besides its recipe and seed (README, determinism)."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {"device": str(device), "device_name": name, "threads": torch.get_num_threads()}
+
+
 def save_model(path: Path, state: dict[str, torch.Tensor], meta: dict, masks: dict | None = None) -> None:
     """One model (or one part of a SupCon model): its state dict, its masks, and plain JSON metadata."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}

@@ -34,16 +34,24 @@ def _scalar_type(annotation: str) -> type:
     return {"int": int, "float": float, "str": str, "bool": bool}[base]
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls, only: tuple[str, ...] | None = None) -> None:
-    """One flag per dataclass field, help text from the field; defaults are suppressed so that the caller can
-    tell which flags were given (given flags override the preset)."""
+def add_config_args(parser: argparse.ArgumentParser, cls, only: tuple[str, ...] | None = None,
+                    method: str | None = None, presets: dict[str, dict] | None = None) -> None:
+    """One flag per dataclass field that applies to `method` (common.recipe.applies), help text from the field
+    and the default each preset runs with (`presets`: {preset: {field: value}}; a field it does not name keeps the
+    dataclass default). Defaults are suppressed in the namespace so that the caller can tell which flags were
+    given (given flags override the preset)."""
+    from common.recipe import applies
+
     group = parser.add_argument_group(cls.__name__)
     for f in fields(cls):
         if not f.metadata.get("cli", True) or (only is not None and f.name not in only):
             continue
+        if method is not None and not applies(f, method):
+            continue
         default = f.default if f.default is not MISSING else f.default_factory()
         text = f.metadata["help"]  # a help text that already says its default is not told it twice
-        kw = dict(default=argparse.SUPPRESS, help=text if "default" in text else f"{text} (default: {default})")
+        shown = text if "default" in text else f"{text} ({_defaults_text(f.name, default, presets or {})})"
+        kw = dict(default=argparse.SUPPRESS, help=shown.replace("%", "%%"))
         if "choices" in f.metadata:
             kw["choices"] = f.metadata["choices"]
         if "nargs" in f.metadata:
@@ -52,6 +60,20 @@ def add_config_args(parser: argparse.ArgumentParser, cls, only: tuple[str, ...] 
             group.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, **kw)
         else:
             group.add_argument(f"--{f.name}", type=_scalar_type(f.type), **kw)
+
+
+def _defaults_text(name: str, default, presets: dict[str, dict]) -> str:
+    """'default: 205' or, where presets differ, 'default: 205 (paper preset), 12 (demo preset)'."""
+    values = {preset: values.get(name, default) for preset, values in presets.items()}
+    if len(set(map(_shown, values.values()))) <= 1:
+        return f"default: {_shown(default if not values else next(iter(values.values())))}"
+    return "default: " + ", ".join(f"{_shown(value)} ({preset} preset)" for preset, value in values.items())
+
+
+def _shown(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value)) if value else "none"
+    return "none" if value is None else str(value)
 
 
 def given_values(args: argparse.Namespace, cls) -> dict:
@@ -71,13 +93,18 @@ def script_prefix(method: str) -> str:
     return "sup" if method == "supervised" else "clr"
 
 
-def parse_flags(prog: str, doc: str, argv, *configs) -> list[dict]:
-    """Parse `argv` into the flags of each config class (a class, or (class, only these fields)); -> the given
-    values of each, in order (what was not given is left to the preset and the defaults)."""
+def parse_flags(prog: str, doc: str, argv, *configs, method: str | None = None,
+                presets: dict[str, dict] | None = None) -> list[dict]:
+    """Parse `argv` into the flags of each config class (a class, or (class, only these fields)) that apply to
+    `method`; -> the given values of each, in order (what was not given is left to the preset and the defaults).
+    --help shows each flag's default under every preset where they differ."""
+    from common.log import start_stage
+
+    start_stage()
     parser = OneLineParser(description=doc.splitlines()[0], prog=prog)
     configs = [c if isinstance(c, tuple) else (c, None) for c in configs]
     for cls, only in configs:
-        add_config_args(parser, cls, only)
+        add_config_args(parser, cls, only, method, presets)
     args = parser.parse_args(argv)
     return [given_values(args, cls) for cls, _ in configs]
 

@@ -19,7 +19,8 @@ class JobConfig:
     population_size: int = help_field(0, "models trained together in one process; 0 = fill the device "
                                           "(32 on a GPU, 8 on the CPU), 1 = one at a time")
     cuda_device: int = help_field(0, "GPU index; without CUDA the script says so and runs on the CPU")
-    data_dir: str = help_field("./data", "folder holding (or receiving) cifar-10-batches-py")
+    data_dir: str = help_field("", "folder holding (or receiving) the dataset, e.g. cifar-10-batches-py "
+                                        "(default: data/ in the repository folder)")
     output_root: str = help_field("", "root of models/, logs/ and pies/ (default: the repository folder)")
     preset: str = help_field("paper", "recipe preset: paper (the authors' recipe) or demo (digits, CPU minutes)",
                              choices=("paper", "demo"))

@@ -22,6 +22,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = REPO_ROOT / "figures"
 
 
+def data_folder(data_dir: str) -> Path:
+    """Where datasets live: `--data_dir` as given (relative to the working folder, as any path typed), or the
+    repository's data/ folder, whatever --output_root says (one copy of a dataset serves every output root)."""
+    return Path(data_dir) if data_dir else REPO_ROOT / "data"
+
+
 @dataclass(frozen=True)
 class Paths:
     root: Path = REPO_ROOT
@@ -30,6 +36,11 @@ class Paths:
     def at(cls, output_root: str) -> "Paths":
         """The paths under `--output_root` (empty: the repository folder)."""
         return cls(Path(output_root) if output_root else REPO_ROOT)
+
+    @property
+    def root_flag(self) -> str:
+        """' --output_root R' for a command that must write here, '' for the repository folder."""
+        return "" if self.root.resolve() == REPO_ROOT else f" --output_root {self.root}"
 
     @property
     def models(self) -> Path:
@@ -74,6 +85,10 @@ class Paths:
 
     def curves_png(self, spec: ModelSpec) -> Path:
         return self.log_dir(spec.dataset, spec.method) / f"{spec.name}_curves.png"
+
+    def models_csv(self, dataset: str | None = None, method: str | None = None) -> Path:
+        """One row per model on disk (reproduce.py --list): all of them, or one (dataset, method)'s."""
+        return self.logs / "models.csv" if dataset is None else self.log_dir(dataset, method) / "models.csv"
 
     def log_file(self, dataset: str, method: str, script: str) -> Path:
         stamp = time.strftime("%Y%m%d_%H%M%S")

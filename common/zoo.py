@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from typing import Callable
 
 import torch
 
@@ -11,13 +12,15 @@ import pandas as pd
 
 from common import checkpoint as ckpt
 from common.cli import UsageError
-from common.commands import retrain_command, script_for
+from common.commands import make_command, retrain_command
 from common.engine.population import Population
 from common.io import write_csv
 from common.models import build_network, part_of
 from common.paths import Paths
 from common.plots.history import plot_history
-from common.spec import DEFAULT_STUDY, ModelSpec, spec_from_filename
+from common.provenance import check_finished
+from common.recipe import differences, fingerprint, recipe_of
+from common.spec import DEFAULT_STUDY, ModelSpec, sparsity_tag, spec_from_filename
 
 log = logging.getLogger("prune")
 
@@ -25,40 +28,53 @@ log = logging.getLogger("prune")
 def finished_specs(paths: Paths, dataset: str, method: str, arch: str | None = None,
                    study: str = DEFAULT_STUDY) -> list[ModelSpec]:
     """Every finished model of a method (and study) on disk (SupCon: those whose classifier file exists), sorted by
-    (pruning, sparsity, knobs, seed). A model with an unreadable or truncated file (any part; only headers are
-    read) is skipped with a warning naming the file and the command that retrains it."""
+    (pruning, sparsity, knobs, seed). A file that cannot be read (any part; only headers are read), or whose
+    metadata names another model than its file name, is skipped with a warning naming it and what to do."""
     last_part = "model" if method == "supervised" else "classifier"
     pattern = "*.safetensors" if last_part == "model" else "*_classifier.safetensors"
-    specs = []
+    specs, unreadable, recipes = [], [], {}
     for path in sorted(paths.model_dir(dataset, method).glob(pattern)):
         try:
-            spec = ModelSpec.from_meta(ckpt.read_meta(path)["spec"])
+            meta = ckpt.read_meta(path)
+            spec = ModelSpec.from_meta(meta["spec"])
         except (ckpt.CheckpointError, TypeError, KeyError) as err:
-            log.warning(_unreadable(path, err))
+            unreadable.append((path, err))
+            continue
+        if path.name not in {p.name for p in paths.checkpoints(spec)}:
+            log.warning("skipping %s: its metadata says it is %s (a %s %s model), not what its file name says; "
+                        "delete it, or rename it to what it holds", path, spec.name, spec.arch, spec.dataset)
             continue
         if (spec.method, spec.dataset, spec.study) == (method, dataset, study) and arch in (None, spec.arch):
-            if all(p.is_file() for p in paths.checkpoints(spec)) and _parts_readable(paths, spec):
+            if all(p.is_file() for p in paths.checkpoints(spec)) and _parts_readable(paths, spec, unreadable):
                 specs.append(spec)
+                recipes.setdefault(_population(spec), recipe_of(meta))
+    for path, err in unreadable:
+        log.warning(_unreadable(paths, path, err, recipes))
     return sorted(specs, key=lambda s: (s.pruning, s.sparsity, s.knobs, s.seed))
 
 
-def _parts_readable(paths: Paths, spec: ModelSpec) -> bool:
+def _population(spec: ModelSpec) -> tuple:
+    return spec.study, spec.arch, spec.pruning, sparsity_tag(spec.sparsity), spec.knobs
+
+
+def _parts_readable(paths: Paths, spec: ModelSpec, unreadable: list) -> bool:
     """The headers of a model's other parts (a SupCon encoder) read too; a truncated file fails here already,
     as safetensors checks that the header covers the whole file."""
     for path in paths.checkpoints(spec)[:-1]:
         try:
             ckpt.read_meta(path)
         except ckpt.CheckpointError as err:
-            log.warning(_unreadable(path, err))
+            unreadable.append((path, err))
             return False
     return True
 
 
-def _unreadable(path, err: Exception) -> str:
-    """One warning line: which file is skipped, why, and the command that retrains it."""
+def _unreadable(paths: Paths, path, err: Exception, recipes: dict) -> str:
+    """One warning line: which file is skipped, why, and the command that retrains it (with its population's
+    recipe when a readable member tells it)."""
     reason = err.__context__ or err  # the library's own words, not the CheckpointError that repeats the path
     spec = spec_from_filename(path.name)
-    fix = (f"retrain it with `{retrain_command(spec)}` and the recipe flags its population was trained with"
+    fix = (f"retrain it with `{retrain_command(spec, recipes.get(_population(spec)), paths.root_flag)}`"
            if spec else "retrain that model")
     return f"skipping {path}: unreadable or corrupt ({type(reason).__name__}: {reason}); delete it and {fix}"
 
@@ -78,7 +94,8 @@ def load_member(paths: Paths, spec: ModelSpec) -> tuple[dict, dict, dict]:
     for part in spec.parts:
         path = paths.checkpoint(spec, part)
         if not path.is_file():
-            raise ckpt.CheckpointError(f"{path} is missing: train it with {script_for(spec)}")
+            raise ckpt.CheckpointError(f"{path} is missing: train it with "
+                                       f"`{retrain_command(spec, meta and recipe_of(meta), paths.root_flag)}`")
         part_state, part_masks, meta = ckpt.load_model(path)
         stored = meta.get("spec", {})
         for key in ("arch", "dataset", "method"):
@@ -122,8 +139,9 @@ def load_readable_population(paths: Paths, specs: list[ModelSpec], device: torch
         except ckpt.CheckpointError as err:
             if not skip_unreadable:
                 raise
-            log.warning("leaving %s out of its population: %s; retrain it with `%s` and the recipe flags its "
-                        "population was trained with", spec.name, err, retrain_command(spec))
+            recipe = recipe_of(metas[0]) if metas else None
+            log.warning("leaving %s out of its population: %s; retrain it with `%s`", spec.name, err,
+                        retrain_command(spec, recipe, paths.root_flag))
             continue
         states.append(state)
         metas.append(meta)
@@ -136,17 +154,40 @@ def load_readable_population(paths: Paths, specs: list[ModelSpec], device: torch
 
 # ---- saving ----------------------------------------------------------------------------------------
 
-def finished_or_conflict(paths: Paths, spec: ModelSpec, fingerprint: str) -> bool:
-    """True when the model is already trained with this recipe; an error when it was trained with another."""
+def finished_or_conflict(paths: Paths, spec: ModelSpec, recipe: dict, parents: dict[str, str] | None = None) -> bool:
+    """True when the model is already made with this recipe (and from these parents); an error naming the
+    fields that differ when it was made another way."""
     files = paths.checkpoints(spec)
     if not all(p.is_file() for p in files):
         return False
     for path in files:
-        meta = ckpt.read_meta(path)
-        if meta.get("fingerprint") != fingerprint:
-            raise UsageError(f"{path} exists with another recipe (fingerprint {meta.get('fingerprint')} != "
-                             f"{fingerprint}): move it away or use another --output_root; it is never overwritten")
+        check_finished(path, ckpt.read_meta(path), recipe, parents)
     return True
+
+
+def refuse_mixing(paths: Paths, asked: list[ModelSpec], recipe_for: Callable[[ModelSpec], dict]) -> None:
+    """Before anything is trained: a population on disk made with another recipe gets no new members of this
+    one; the line names the fields that differ and the command that trains them with the population's recipe."""
+    if not asked:
+        return
+    first = asked[0]
+    key = lambda s: (s.pruning, s.sparsity, s.knobs)  # noqa: E731 - one population
+    on_disk = group_populations(finished_specs(paths, first.dataset, first.method, first.arch, first.study), key)
+    for population, members in group_populations(asked, key).items():
+        siblings = [s for s in on_disk.get(population, []) if s not in members]
+        if not siblings:
+            continue
+        theirs = recipe_of(ckpt.read_meta(paths.checkpoint(siblings[0], siblings[0].parts[-1])))
+        changed = differences(theirs, recipe_for(members[0]))
+        if changed:
+            command = make_command(first.method, members[0].pruning, members[0].sparsity,
+                                   first.dataset, first.arch, [s.seed for s in members], recipe=theirs,
+                                   root_flag=paths.root_flag)
+            raise UsageError(f"{first.method} {members[0].pruning} models at sparsity {members[0].sparsity:g}: seeds "
+                             f"{','.join(str(s.seed) for s in members)} would join seeds "
+                             f"{','.join(str(s.seed) for s in siblings)} on disk, made with another recipe (on disk "
+                             f"-> asked: {'; '.join(changed)}); train them with the population's recipe: `{command}`, "
+                             f"or use another --output_root")
 
 
 def save_member(paths: Paths, spec: ModelSpec, state: dict, masks: dict, meta: dict) -> None:
@@ -158,9 +199,10 @@ def save_member(paths: Paths, spec: ModelSpec, state: dict, masks: dict, meta: d
                         {**meta, "part": part}, {k: m for k, m in masks.items() if keep(k)})
 
 
-def save_population(paths: Paths, job, state) -> list[dict]:
+def save_population(paths: Paths, job, state, runtime: dict) -> list[dict]:
     """Every member of a finished TrainState as its own checkpoint (a failed member's last good state under
-    .failed/), with its metrics CSV and curves; returns the members' metadata."""
+    .failed/), with its metrics CSV and curves; returns the members' metadata. `runtime` (device, threads) and the
+    member's place in its population are recorded: together they decide bit-identity (README, determinism)."""
     results = []
     tested = [r for r in state.history if r["test_accuracy"] is not None]
     for i, spec in enumerate(job.specs):
@@ -168,11 +210,14 @@ def save_population(paths: Paths, job, state) -> list[dict]:
         accuracy = next((r["test_accuracy"] for r in reversed(tested) if r["model"] == spec.name), None)
         failed = not state.alive[i]
         member_masks = state.masks.member(i)
-        meta = dict(spec=spec.to_meta(), config=job.recipe, fingerprint=job.fingerprint, test_accuracy=accuracy,
+        meta = dict(spec=spec.to_meta(), config=job.config, recipe=job.recipes[i],
+                    fingerprint=fingerprint(job.recipes[i]), test_accuracy=accuracy,
                     sparsity=state.masks.member_sparsity(i),
                     layer_sparsity=state.masks.layer_sparsity(i) if member_masks else {},
                     epochs={p.name: p.epochs for p in job.phases}, failed=failed,
-                    versions=ckpt.library_versions(), **(job.member_meta[i] if job.member_meta else {}))
+                    versions=ckpt.library_versions(), runtime=dict(runtime, population_index=i,
+                                                                   population_size=len(job.specs)),
+                    **(job.member_meta[i] if job.member_meta else {}))
         history = pd.DataFrame(rows)
         write_csv(history, paths.metrics_csv(spec))
         plot_history(history, paths.curves_png(spec))

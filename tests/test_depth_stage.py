@@ -128,7 +128,7 @@ def untrained_supcon(root):
             torch.manual_seed(seed)
             network = build_network(cfg.arch, "supcon", 10, cfg.projection_dim)
             save_member(paths, spec, network.state_dict(), {},
-                        dict(spec=spec.to_meta(), config=cfg.to_dict(), fingerprint=cfg.fingerprint()))
+                        dict(spec=spec.to_meta(), config=cfg.to_dict(), recipe=cfg.recipe(sparsity)))
     return paths
 
 

@@ -139,7 +139,7 @@ def _job(snapshot_steps=()):
         torch.manual_seed(0)
         return [build_network("wrn10_1", "supervised")]
 
-    return Job([ModelSpec("supervised", "wrn10_1", "digits", "dense", 0.0, 0)], [phase], networks, {}, "fp")
+    return Job([ModelSpec("supervised", "wrn10_1", "digits", "dense", 0.0, 0)], [phase], networks, {}, [{}])
 
 
 def test_snapshot_hook_keeps_the_weights_of_a_rewind_point(tmp_path, digits):
@@ -185,9 +185,16 @@ def _specs(seeds):
     return [ModelSpec("supervised", "wrn10_1", "digits", "dense", 0.0, s) for s in seeds]
 
 
+RECIPE = {"epochs": 1}
+
+
 def _state(folder, name, fingerprint, seeds):
+    """A resume state; fingerprint 'fp' is that of these members under RECIPE, as a Job would save it."""
+    from common.recipe import fingerprint as of
+
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(dict(fingerprint=fingerprint, specs=[s.name for s in _specs(seeds)]), folder / f"{name}.pt")
+    saved = of({"members": [RECIPE] * len(seeds)}) if fingerprint == "fp" else fingerprint
+    torch.save(dict(fingerprint=saved, specs=[s.name for s in _specs(seeds)]), folder / f"{name}.pt")
 
 
 def test_plan_resumes_states_of_any_packing_and_says_why_others_are_left_alone(tmp_path):
@@ -201,7 +208,7 @@ def test_plan_resumes_states_of_any_packing_and_says_why_others_are_left_alone(t
     _state(tmp_path, "d", "fp", [5, 9])  # seed 9 not asked
     _state(tmp_path, "e", "fp", [20, 21])  # another run's: silently left alone
     (tmp_path / "f.pt").write_bytes(b"not a state")
-    planned, lines = plan_chunks(asked, todo, 3, tmp_path, "fp")
+    planned, lines = plan_chunks(asked, todo, 3, tmp_path, lambda spec: RECIPE)
     assert [[s.seed for s in p.specs] for p in planned] == [[0, 1, 2], [3, 4, 5], [6, 7]]
     assert planned[0].state_path == tmp_path / "a.pt" and planned[1].state_path is None
     why = {line.split()[2].rsplit("/", 1)[-1]: line for line in lines}

@@ -248,8 +248,10 @@ def test_finished_specs_skips_truncated_files_and_names_them(broken_zoo, caplog)
     assert CLR_LATE_0 not in clr and len(clr) == 3
     assert_skip_warned(caplog, paths.checkpoint(SUP_DENSE_1))
     assert_skip_warned(caplog, paths.checkpoint(CLR_LATE_0, "encoder"))
-    assert any("sup_training.py --preset demo --pruning_percentages 0 --index_start 1 --index_end 1" in r.getMessage()
-               for r in caplog.records)
+    # the retrain hint is complete: the zoo's recipe flags, the seed and the output root (issue 13, finding 2)
+    hint = (f"`python sup_training.py --preset demo --epochs 1 --batch_size 256 --lr_milestones --pruning_percentages "
+            f"0 --index_start 1 --index_end 1 --output_root {broken_zoo}`")
+    assert any(hint in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize("method", ["supervised", "supcon"])

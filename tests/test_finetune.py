@@ -14,8 +14,8 @@ from common.paths import REPO_ROOT, Paths
 from common.spec import ModelSpec
 
 # One epoch everywhere keeps the module in seconds; accuracy is not the point here.
-FAST = ["--preset", "demo", "--no-progress", "--epochs", "1", "--head_epochs", "1", "--batch_size", "256",
-        "--batch_size_head", "256"]
+FAST = ["--preset", "demo", "--no-progress", "--epochs", "1", "--batch_size", "256"]
+HEAD = ["--head_epochs", "1", "--batch_size_head", "256"]  # SupCon's representation mode only
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,7 +33,8 @@ def root(tmp_path_factory, one_thread):
 
 
 def finetune(method, root, *flags):
-    return run_finetune.main(method, FAST + ["--models_number", "2", "--output_root", str(root), *flags])
+    head = HEAD if method == "supcon" else []
+    return run_finetune.main(method, FAST + head + ["--models_number", "2", "--output_root", str(root), *flags])
 
 
 def load_parts(paths, spec):
@@ -95,11 +96,13 @@ def test_supcon_end_to_end_and_representation(root):
         meta = assert_exact_and_held(paths, ModelSpec("supcon", "wrn10_1", "digits", "global", 0.9, seed),
                                      pool_names("supcon"))
         assert meta["config"]["finetune_mode"] == "end_to_end" and set(meta["epochs"]) == {"finetune"}
-        meta = assert_exact_and_held(paths, ModelSpec("supcon", "wrn10_1", "digits", "random", 0.5, seed),
+        meta = assert_exact_and_held(paths, ModelSpec("supcon", "wrn10_1", "digits", "random", 0.5, seed,
+                                                      knobs=(("finetune", "representation"),)),
                                      pool_names("supcon", prune_bias=False))
         assert set(meta["epochs"]) == {"finetune_encoder", "finetune_head"}
         encoder, _, _ = ckpt.load_model(paths.checkpoint(ModelSpec("supcon", "wrn10_1", "digits", "random", 0.5,
-                                                                   seed), "encoder"))
+                                                                   seed, knobs=(("finetune", "representation"),)),
+                                                         "encoder"))
         assert any(k.startswith("projection.") for k in encoder)  # the SupCon phase needed the kept head
     assert (paths.finetune_summary("digits", "supcon", "wrn10_1", "random")).is_file()
 
@@ -122,7 +125,8 @@ def snapshot(root):
 @pytest.mark.parametrize("flags, words", [
     (["--pruning_percentages", "0.5,1.0"], "(0, 1)"),
     (["--pruning_percentages", "0.0"], "(0, 1)"),
-    (["--models_number", "3"], "python sup_training.py --preset demo --index_start 2 --index_end 2"),
+    (["--models_number", "3"], "`python sup_training.py --preset demo --epochs 1 --batch_size 256 --lr_milestones "
+                               "--pruning_percentages 0 --index_start 2 --index_end 2 --output_root "),
     (["--pruning_method", "magnitude"], "pruning_method"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(root, capsys, flags, words):

@@ -97,7 +97,7 @@ def test_missing_cifar_offline_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(DataError) as err:
         load_dataset("cifar10", tmp_path)
     message = str(err.value)
-    assert "cifar-10-batches-py" in message and "--dataset digits" in message and "\n" not in message
+    assert "cifar-10-batches-py" in message and "--preset demo" in message and "\n" not in message
 
 
 def test_corrupt_cifar_batch_is_reported(tmp_path):

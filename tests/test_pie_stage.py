@@ -102,7 +102,8 @@ def test_missing_population_is_skipped_with_a_warning(root, supervised_run, caps
                                                "0.5,0.9"))
     warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
     assert any("gmp_early population at sparsity 0.9" in line and
-               "sup_training.py --preset demo --gmp_schedule early --pruning_percentages 0.9" in line
+               "sup_training.py --preset demo --epochs 1 --batch_size 256 --lr_milestones --gmp_schedule early "
+               "--pruning_percentages 0.9 --index_start 0 --index_end 1 --output_root " in line
                for line in warnings), warnings
     # the run covered one configuration; the other rows of summary.csv are kept
     assert summary[["pruning", "sparsity"]].values.tolist() == [["gmp_early", 0.5], ["gmp_late", 0.5]]

@@ -41,8 +41,8 @@ def train(tmp_path, data, method, members, gmp):
             out.append(build_network(cfg.arch, method, 10, cfg.projection_dim))
         return out
 
-    job = Job(specs=specs, phases=phases, make_networks=networks, recipe=cfg.to_dict(),
-              fingerprint=cfg.fingerprint(), final_sparsity=[s for _, s in members])
+    job = Job(specs=specs, phases=phases, make_networks=networks, config=cfg.to_dict(),
+              recipes=[cfg.recipe(s.sparsity) for s in specs], final_sparsity=[s for _, s in members])
     paths = Paths(tmp_path)
     train_populations([(job, None)], data, torch.device("cpu"), RunConfig(progress=False, eval_every=100), paths,
                       paths.state_dir("digits", method), "test")

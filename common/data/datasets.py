@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common.paths import data_folder
+
 CIFAR_FOLDER = "cifar-10-batches-py"
 # The authors' normalisation has std (0.2047, ...) for red, a typo for 0.2470 (paper_recipe C.15); under
 # BatchNorm the first conv absorbs the scale, so we use the correct value.
@@ -57,11 +59,12 @@ class Dataset:
         return (images - mean) / std
 
 
-def load_dataset(name: str, data_dir: str | Path = "./data", download: bool = True) -> Dataset:
-    """The dataset registered as `name` (DATASETS), as uint8 tensors on the CPU."""
+def load_dataset(name: str, data_dir: str | Path = "", download: bool = True) -> Dataset:
+    """The dataset registered as `name` (DATASETS), as uint8 tensors on the CPU, from `data_dir` (empty: the
+    repository's data/ folder)."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
-    return DATASETS[name](Path(data_dir), download)
+    return DATASETS[name](data_folder(str(data_dir)), download)
 
 
 # ---- CIFAR-10 ------------------------------------------------------------------------------------
@@ -86,7 +89,7 @@ def _download_cifar10(data_dir: Path) -> None:
     except Exception as err:  # torchvision raises URLError, RuntimeError, OSError... for an offline machine
         raise DataError(
             f"CIFAR-10 is not in {data_dir / CIFAR_FOLDER} and could not be downloaded ({type(err).__name__}); "
-            f"put the extracted {CIFAR_FOLDER} folder in {data_dir}, or run offline with --dataset digits")
+            f"put the extracted {CIFAR_FOLDER} folder in {data_dir}, or run offline on digits (--preset demo)")
 
 
 def load_cifar10(data_dir: Path, download: bool = True) -> Dataset:
@@ -94,7 +97,7 @@ def load_cifar10(data_dir: Path, download: bool = True) -> Dataset:
     if not folder.is_dir():
         if not download:
             raise DataError(f"CIFAR-10 is not in {folder}: put the extracted {CIFAR_FOLDER} folder in {data_dir}, "
-                            f"or run offline with --dataset digits")
+                            f"or run offline on digits (--preset demo)")
         _download_cifar10(data_dir)
     train_files = [folder / f"data_batch_{i}" for i in range(1, 6)]
     missing = [p.name for p in train_files + [folder / "test_batch"] if not p.is_file()]

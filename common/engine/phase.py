@@ -9,6 +9,7 @@ from typing import Callable
 
 from common.engine.objectives import Objective
 from common.pruning.gmp import GMPWindow
+from common.recipe import fingerprint
 from common.spec import ModelSpec
 
 
@@ -45,12 +46,17 @@ class Job:
     specs: list[ModelSpec]
     phases: list[Phase]
     make_networks: Callable[[], list]  # -> list[Network], called only when not resuming
-    recipe: dict  # plain config stored in every checkpoint
-    fingerprint: str
+    config: dict  # the whole config as run, recorded in every checkpoint
+    recipes: list[dict]  # per member: what shapes it (common.recipe), its identity
     final_sparsity: list[float] = field(default_factory=list)  # GMP target per member
     initial_masks: dict | None = None  # stacked masks held from the start (finetuning, a ticket's level)
     member_meta: list[dict] = field(default_factory=list)
     prepare: Callable[["Job"], None] | None = None  # fills initial_masks/member_meta just before training
+
+    @property
+    def fingerprint(self) -> str:
+        """Of the members' recipes: a resume state is resumed only under the recipes it was started with."""
+        return fingerprint({"members": self.recipes})
 
     @property
     def run_name(self) -> str:

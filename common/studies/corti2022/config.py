@@ -1,15 +1,15 @@
 """Typed configuration: the training recipe (what defines a model) and the run (where and how it executes).
 
-A recipe's fields are hashed into `TrainConfig.fingerprint()`, stored in every checkpoint; a rerun that finds a
-finished model with another fingerprint refuses to overwrite it. Presets fill the recipe; flags override presets.
+A model's recipe is the fields that shape it (`TrainConfig.recipe(sparsity)`: SupCon-only fields only for SupCon
+models, the GMP window only for pruned ones; see common.recipe), stored with its fingerprint in every checkpoint; a
+rerun that finds a finished model of another recipe refuses to overwrite it and names the fields that differ.
+Presets fill the config; flags override presets.
 
 Paper preset = the authors' code defaults (../shared/docs/paper_recipe.md A.4-A.5). Where their code is silent
 (SupCon early GMP, supervised late GMP) our choice is marked [ours] and explained in the README's fidelity notes.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, replace
 
 from common.config import (AT_LEAST_ONE, DISTINCT, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig,
@@ -17,11 +17,13 @@ from common.config import (AT_LEAST_ONE, DISTINCT, JOB_RULES, MILESTONES, MOMENT
 from common.data import DATASETS as DATASET_LOADERS
 from common.models import ENCODERS
 from common.pruning.gmp import GMPWindow
+from common.recipe import shaping
 from common.spec import PRUNINGS
 
 ARCHS = tuple(ENCODERS)
 DATASETS = tuple(DATASET_LOADERS)
 METHODS = ("supervised", "supcon")
+SUPCON = ("supcon",)  # a field only SupCon models have: clr_ scripts offer it, sup_ scripts do not
 # the named GMP windows: the gmp_<name> entries of the registry of pruning names (gmp_custom is a window by steps)
 GMP_SCHEDULES = tuple(name.removeprefix("gmp_") for name in PRUNINGS
                       if name.startswith("gmp_") and name != "gmp_custom")
@@ -36,7 +38,7 @@ class TrainConfig:
     arch: str = help_field("wrn16_2", f"encoder architecture: one of {ARCHS}", choices=ARCHS)
     epochs: int = help_field(205, "training epochs (SupCon: encoder epochs)")
     batch_size: int = help_field(128, "training batch size (SupCon: images per batch, two views each)")
-    learning_rate: float = help_field(1.0, "initial SGD learning rate (the authors' supervised default is 1.0)")
+    learning_rate: float = help_field(1.0, "initial SGD learning rate")
     momentum: float = help_field(0.9, "SGD momentum")
     weight_decay: float = help_field(5e-4, "SGD weight decay")
     nesterov: bool = help_field(False, "use Nesterov momentum")
@@ -45,28 +47,37 @@ class TrainConfig:
     lr_gamma: float = help_field(0.1, "learning-rate decay factor at each milestone")
     vertical_flip: bool = help_field(True, "the authors' RandomVerticalFlip(0.5) in the supervised augmentation")
     # SupCon encoder and linear head
-    temperature: float = help_field(0.5, "SupCon temperature")
-    base_temperature: float = help_field(0.07, "SupCon base temperature (the loss is scaled by T/base_T)")
-    projection_dim: int = help_field(128, "SupCon projection head output size")
-    head_epochs: int = help_field(100, "SupCon linear classifier epochs on the frozen encoder")
-    batch_size_head: int = help_field(256, "SupCon linear classifier batch size")
-    learning_rate_head: float = help_field(0.1, "SupCon linear classifier learning rate")
-    head_milestones: tuple = help_field((60, 75, 90), "SupCon classifier lr milestones (epochs)", nargs="*", item=int)
-    head_gamma: float = help_field(0.2, "SupCon classifier lr decay at each milestone")
-    head_cosine: bool = help_field(True, "chain CosineAnnealingLR(T_max=head_epochs) with the milestones, as the authors")
-    head_eta_min: float = help_field(1e-4, "minimum lr of the classifier's cosine schedule")
+    temperature: float = help_field(0.5, "SupCon temperature", methods=SUPCON)
+    base_temperature: float = help_field(0.07, "SupCon base temperature (the loss is scaled by T/base_T)",
+                                         methods=SUPCON)
+    projection_dim: int = help_field(128, "SupCon projection head output size", methods=SUPCON)
+    head_epochs: int = help_field(100, "SupCon linear classifier epochs on the frozen encoder", methods=SUPCON)
+    batch_size_head: int = help_field(256, "SupCon linear classifier batch size", methods=SUPCON)
+    learning_rate_head: float = help_field(0.1, "SupCon linear classifier learning rate", methods=SUPCON)
+    head_milestones: tuple = help_field((60, 75, 90), "SupCon classifier lr milestones (epochs)", nargs="*", item=int,
+                                        methods=SUPCON)
+    head_gamma: float = help_field(0.2, "SupCon classifier lr decay at each milestone", methods=SUPCON)
+    head_cosine: bool = help_field(True, "chain CosineAnnealingLR(T_max=head_epochs) with the milestones, as the "
+                                         "authors", methods=SUPCON)
+    head_eta_min: float = help_field(1e-4, "minimum lr of the classifier's cosine schedule", methods=SUPCON)
     # Gradual magnitude pruning (Zhu & Gupta), steps count optimizer updates from 0
     gmp_schedule: str = help_field("early", "named GMP schedule used for sparsities > 0: early or late",
-                                   choices=GMP_SCHEDULES)
-    begin_step: int | None = help_field(None, "GMP begin step (overrides the named schedule)")
-    end_step: int | None = help_field(None, "GMP end step, sparsity is exactly final from here on")
-    frequency: int | None = help_field(None, "GMP: steps between pruning events")
-    begin_step_head: int | None = help_field(None, "SupCon classifier GMP begin step (default: paper's, scaled)")
-    end_step_head: int | None = help_field(None, "SupCon classifier GMP end step")
-    frequency_head: int | None = help_field(None, "SupCon classifier GMP frequency")
+                                   choices=GMP_SCHEDULES, only_if="pruned")
+    begin_step: int | None = help_field(None, "GMP begin step; none = the named schedule's, scaled to this run",
+                                        only_if="pruned")
+    end_step: int | None = help_field(None, "GMP end step (sparsity is exactly final from here on); none = the "
+                                            "named schedule's", only_if="pruned")
+    frequency: int | None = help_field(None, "GMP: steps between pruning events; none = the named schedule's",
+                                       only_if="pruned")
+    begin_step_head: int | None = help_field(None, "SupCon classifier GMP begin step; none = the authors', scaled "
+                                                   "to this run", methods=SUPCON, only_if="pruned")
+    end_step_head: int | None = help_field(None, "SupCon classifier GMP end step", methods=SUPCON, only_if="pruned")
+    frequency_head: int | None = help_field(None, "SupCon classifier GMP frequency", methods=SUPCON,
+                                            only_if="pruned")
 
-    def fingerprint(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+    def recipe(self, sparsity: float) -> dict:
+        """What shapes a model of this method trained to `sparsity` (the GMP window only when it prunes)."""
+        return shaping(self, pruned=sparsity > 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,8 +112,17 @@ PRESETS = {
 }
 
 
+PRESET_NAMES = ("paper", "demo")
+
+
 def preset_config(method: str, preset: str = "paper", **overrides) -> TrainConfig:
     return replace(TrainConfig(method=method), **{**PRESETS[(preset, method)], **overrides})
+
+
+def preset_identities(method: str) -> dict[str, dict]:
+    """{preset: its dataset and arch}: what an analysis reads when --dataset/--arch are not given."""
+    return {preset: dict(dataset=cfg.dataset, arch=cfg.arch)
+            for preset, cfg in ((p, preset_config(method, p)) for p in PRESET_NAMES)}
 
 
 # ---- GMP schedules ---------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ from common.paths import Paths
 from common.plots.depth import plot_depth_histograms, plot_depth_scatter, plot_depth_vs_sparsity
 from common.spec import METHOD_DIRS, PRUNED, ModelSpec, sparsity_tag
 from common.stage import AnalysisContext, checkpoint_stamp, validate_selection
-from common.studies.corti2022.config import ARCHS, DATASETS, preset_config
+from common.studies.corti2022.config import ARCHS, DATASETS, preset_config, preset_identities
 from common.zoo import load_population
 
 log = logging.getLogger("prune")
@@ -71,9 +71,10 @@ REFERENCES = ("final_prediction", "true_label")
 @dataclass(frozen=True)
 class DepthConfig:
     preset: str = help_field("paper", "paper (cifar10, wrn16_2) or demo (digits, wrn10_1)", choices=("paper", "demo"))
-    dataset: str | None = help_field(None, f"dataset, one of {DATASETS} (default: the preset's)", choices=DATASETS)
-    arch: str | None = help_field(None, f"architecture, one of {ARCHS} (default: the preset's)", choices=ARCHS)
-    data_dir: str = help_field("./data", "folder holding (or receiving) cifar-10-batches-py")
+    dataset: str | None = help_field(None, f"dataset of the models, one of {DATASETS}", choices=DATASETS)
+    arch: str | None = help_field(None, f"architecture of the models, one of {ARCHS}", choices=ARCHS)
+    data_dir: str = help_field("", "folder holding (or receiving) the dataset, e.g. cifar-10-batches-py "
+                                        "(default: data/ in the repository folder)")
     output_root: str = help_field("", "root of models/, logs/ and pies/ (default: the repository folder)")
     cuda_device: int = help_field(0, "GPU index; without CUDA the script says so and runs on the CPU")
     knn_k: int = help_field(30, "neighbours of each k-NN probe (the authors' and Baldock's k)")
@@ -119,7 +120,8 @@ class PopulationDepth:
 # ---- configuration -------------------------------------------------------------------------------
 
 def parse(method: str, argv=None) -> DepthConfig:
-    [given] = parse_flags(f"{script_prefix(method)}_prediction_depth.py", __doc__, argv, DepthConfig)
+    [given] = parse_flags(f"{script_prefix(method)}_prediction_depth.py", __doc__, argv, DepthConfig,
+                          presets=preset_identities(method))
     cfg = DepthConfig(**given)
     check_device(cfg.cuda_device)
     recipe = preset_config(method, cfg.preset)  # the models' dataset and arch under that preset
@@ -296,7 +298,7 @@ def main(method: str, argv=None) -> pd.DataFrame:
     validate(cfg)
     context = AnalysisContext(method, cfg.dataset, cfg.arch, cfg.preset, Paths.at(cfg.output_root),
                               preset_config(method, cfg.preset).gmp_schedule)
-    selection = context.select(cfg.pruning_methods, cfg.pruning_percentages)  # before any download
+    selection = context.select(cfg.pruning_methods, cfg.pruning_percentages, cfg.models_number)  # before any download
     paths = context.paths
     folders = [paths.depth_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)]
     data, device = context.start(folders, "prediction_depth", cfg.data_dir, cfg.cuda_device, selection,

@@ -12,8 +12,6 @@ loss and then the linear classifier on the frozen encoder.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
@@ -23,7 +21,7 @@ import torch
 
 from common import checkpoint as ckpt, preflight
 from common.cli import UsageError, check_device, parse_flags, script_prefix, select_device
-from common.commands import preset_flags
+from common.commands import make_command
 from common.config import (AT_LEAST_ONE, DISTINCT, JOB_RULES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig, check_fields,
                            help_field)
 from common.data import load_dataset
@@ -32,22 +30,27 @@ from common.engine.inference import evaluate
 from common.engine.objectives import make_objective
 from common.engine.phase import Job, Phase
 from common.engine.population import Population
+from common.inventory import models_table
 from common.io import write_csv
 from common.log import setup_logging
 from common.models import build_network
 from common.paths import Paths
 from common.pruning.criteria import prune_once
 from common.pruning.pools import CLASSIFIER, POOLS
+from common.provenance import member_fingerprint, read_metas, refuse_mixed
+from common.recipe import recipe_of, shaping
 from common.spec import ONE_SHOT, ModelSpec
 from common.stage import plan_chunks, train_populations
 from common.studies.corti2022.config import ARCHS, DATASETS
 from common.studies.corti2022.training import supervised_augment
-from common.zoo import finished_or_conflict, finished_specs, load_member
+from common.zoo import finished_or_conflict, finished_specs, load_member, refuse_mixing
 
 log = logging.getLogger("prune")
 
 PRUNING_METHODS = ONE_SHOT  # each the name of a criterion (common.pruning.criteria.CRITERIA)
 FINETUNE_MODES = ("end_to_end", "representation")
+SUPCON = ("supcon",)
+REPRESENTATION = dict(methods=SUPCON, only_if="representation")  # fields of the SupCon representation mode only
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,11 @@ class FinetuneConfig:
                                                "magnitude (same sparsity in every tensor) or random",
                                      choices=PRUNING_METHODS)
     prune_bias: bool = help_field(True, "put the classifier's bias in the pruned pool, as the authors")
-    finetune_mode: str = help_field("end_to_end", "SupCon only: end_to_end = encoder + classifier with "
-                                                  "cross-entropy (the authors'); representation = encoder with "
-                                                  "the SupCon loss, then the classifier on the frozen encoder",
-                                    choices=FINETUNE_MODES)
+    finetune_mode: str = help_field("end_to_end", "end_to_end = encoder + classifier with cross-entropy (the "
+                                                  "authors'); representation = encoder with the SupCon loss, then "
+                                                  "the classifier on the frozen encoder (its models are named "
+                                                  "..._finetune-representation_seed<k>)",
+                                    choices=FINETUNE_MODES, methods=SUPCON)
     epochs: int = help_field(30, "finetuning epochs (representation mode: SupCon encoder epochs)")
     batch_size: int = help_field(128, "finetuning batch size (representation mode: images per SupCon batch)")
     learning_rate: float = help_field(1e-3, "constant SGD learning rate")
@@ -72,14 +76,23 @@ class FinetuneConfig:
     nesterov: bool = help_field(True, "Nesterov momentum, as the authors' finetuning")
     weight_decay: float = help_field(0.0, "SGD weight decay")
     vertical_flip: bool = help_field(True, "the authors' RandomVerticalFlip(0.5) in the supervised augmentation")
-    temperature: float = help_field(0.5, "representation mode: SupCon temperature (the authors' training value)")
-    base_temperature: float = help_field(0.07, "representation mode: SupCon base temperature")
-    head_epochs: int = help_field(30, "representation mode: classifier epochs on the frozen finetuned encoder")
-    batch_size_head: int = help_field(128, "representation mode: classifier batch size")
-    learning_rate_head: float = help_field(1e-3, "representation mode: classifier learning rate (constant)")
+    temperature: float = help_field(0.5, "representation mode: SupCon temperature (the authors' training value)",
+                                    **REPRESENTATION)
+    base_temperature: float = help_field(0.07, "representation mode: SupCon base temperature", **REPRESENTATION)
+    head_epochs: int = help_field(30, "representation mode: classifier epochs on the frozen finetuned encoder",
+                                  **REPRESENTATION)
+    batch_size_head: int = help_field(128, "representation mode: classifier batch size", **REPRESENTATION)
+    learning_rate_head: float = help_field(1e-3, "representation mode: classifier learning rate (constant)",
+                                           **REPRESENTATION)
 
-    def fingerprint(self) -> str:
-        return "ft" + hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+    def recipe(self) -> dict:
+        """What shapes a finetuned model besides its dense parent (recorded apart, in `parents`)."""
+        return shaping(self, representation=self.finetune_mode == "representation")
+
+    @property
+    def knobs(self) -> tuple:
+        """The finetuned models' name tag: none for the authors' mode, so both modes sit side by side."""
+        return () if self.finetune_mode == "end_to_end" else (("finetune", self.finetune_mode),)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,33 +160,25 @@ def validate(cfg: FinetuneConfig, run: FinetuneRunConfig) -> None:
         raise UsageError(f"--models_number {run.models_number}: need at least 1 dense model")
     if run.population_size < 0:
         raise UsageError(f"--population_size {run.population_size}: use 0 (auto), 1, or more")
-    if cfg.method == "supervised" and cfg.finetune_mode != "end_to_end":
-        raise UsageError("--finetune_mode representation is for SupCon models (clr_pruning_finetune.py); "
-                         "supervised models are finetuned end_to_end")
-
-
-def training_command(cfg: FinetuneConfig, run: FinetuneRunConfig, seeds: list[int]) -> str:
-    """The command that trains the missing dense models with this run's preset, arch and dataset."""
-    root = f" --output_root {run.output_root}" if run.output_root else ""
-    flags = preset_flags(run.preset, cfg.method, cfg.dataset, cfg.arch)
-    return (f"python {script_prefix(cfg.method)}_training.py{flags} --index_start {min(seeds)} --index_end "
-            f"{max(seeds)} --pruning_percentages 0.0{root}")
 
 
 def dense_specs(paths: Paths, cfg: FinetuneConfig, run: FinetuneRunConfig) -> list[ModelSpec]:
-    """The asked dense models, all present on disk, or a one-line error saying which are missing and how to
-    train them."""
+    """The asked dense models, all present on disk, or a one-line error saying which are missing and the command
+    that trains them (with the recipe of the dense models already there)."""
     specs = [ModelSpec(cfg.method, cfg.arch, cfg.dataset, "dense", 0.0, seed) for seed in range(run.models_number)]
     missing = [s.seed for s in specs if not all(p.is_file() for p in paths.checkpoints(s))]
     if not missing:
         return specs
     on_disk = [s for s in finished_specs(paths, cfg.dataset, cfg.method) if s.pruning == "dense"]
-    here = sum(s.arch == cfg.arch for s in on_disk)
+    here = [s for s in on_disk if s.arch == cfg.arch]
     others = sorted({s.arch for s in on_disk} - {cfg.arch})
     hint = f"; dense {', '.join(others)} models exist (pass --arch)" if others else ""
+    recipe = recipe_of(ckpt.read_meta(paths.checkpoint(here[0], here[0].parts[-1]))) if here else None
+    command = make_command(cfg.method, "dense", 0.0, cfg.dataset, cfg.arch, missing, run.preset, recipe,
+                           paths.root_flag)
     raise UsageError(f"--models_number {run.models_number}: dense {cfg.method} {cfg.arch} {cfg.dataset} models "
-                     f"missing for seeds {_ranges(missing)} ({here} on disk under {paths.models}){hint}; train them "
-                     f"with: {training_command(cfg, run, missing)}")
+                     f"missing for seeds {_ranges(missing)} ({len(here)} on disk under {paths.models}){hint}; train "
+                     f"them with `{command}`")
 
 
 def _ranges(seeds: list[int]) -> str:
@@ -251,7 +256,7 @@ def summary_table(paths: Paths, cfg: FinetuneConfig) -> pd.DataFrame:
         if spec.pruning != cfg.pruning_method:
             continue
         meta = ckpt.read_meta(paths.checkpoint(spec, spec.parts[-1]))
-        rows.append(dict(sparsity=spec.sparsity, seed=spec.seed, fingerprint=meta.get("fingerprint"),
+        rows.append(dict(sparsity=spec.sparsity, seed=spec.seed, fingerprint=member_fingerprint(meta),
                          finetune_mode=meta.get("config", {}).get("finetune_mode"),
                          epochs=sum((meta.get("epochs") or {}).values()),
                          accuracy_before=meta.get("accuracy_before_pruning"),
@@ -274,8 +279,9 @@ def summary_table(paths: Paths, cfg: FinetuneConfig) -> pd.DataFrame:
 # ---- entry point -------------------------------------------------------------------------------
 
 def parse(method: str, argv=None) -> tuple[FinetuneConfig, FinetuneRunConfig]:
+    presets = {preset: preset_finetune(method, preset).to_dict() for preset in PRESETS}
     recipe, job = parse_flags(f"{script_prefix(method)}_pruning_finetune.py", __doc__, argv, FinetuneConfig,
-                              FinetuneRunConfig)
+                              FinetuneRunConfig, method=method, presets=presets)
     run = FinetuneRunConfig(**job)
     cfg = preset_finetune(method, run.preset, **recipe)
     check_fields(cfg, FINETUNE_RULES)
@@ -284,22 +290,37 @@ def parse(method: str, argv=None) -> tuple[FinetuneConfig, FinetuneRunConfig]:
     return cfg, run
 
 
-def plan(paths: Paths, cfg: FinetuneConfig, run: FinetuneRunConfig, fingerprint: str):
-    """Every check that can fail, before anything is written: -> (dense specs, finetuned specs asked, those
-    still to do)."""
+def plan(paths: Paths, cfg: FinetuneConfig, run: FinetuneRunConfig):
+    """Every check that can fail, before anything is written: -> (dense specs, their metadata, finetuned specs
+    asked, those still to do)."""
     validate(cfg, run)
     dense = dense_specs(paths, cfg, run)
-    specs = [ModelSpec(cfg.method, cfg.arch, cfg.dataset, cfg.pruning_method, s, d.seed)
+    dense_meta = read_metas(paths, dense)
+    refuse_mixed(f"the dense {cfg.method} population under {paths.model_dir(cfg.dataset, cfg.method)}", dense_meta,
+                 lambda seeds, recipe: _retrain_hint(paths, run, seeds, recipe))
+    specs = [ModelSpec(cfg.method, cfg.arch, cfg.dataset, cfg.pruning_method, s, d.seed, knobs=cfg.knobs)
              for s in dict.fromkeys(run.pruning_percentages) for d in dense]
-    return dense, specs, [s for s in specs if not finished_or_conflict(paths, s, fingerprint)]
+    todo = [s for s in specs if not finished_or_conflict(paths, s, cfg.recipe(), parents(dense_meta, s.seed))]
+    refuse_mixing(paths, todo, lambda spec: cfg.recipe())
+    return dense, dense_meta, specs, todo
+
+
+def parents(dense_meta: dict[ModelSpec, dict], seed: int) -> dict[str, str]:
+    """{dense parent's name: its fingerprint} of the finetuned model of `seed`."""
+    return {spec.name: member_fingerprint(meta) for spec, meta in dense_meta.items() if spec.seed == seed}
+
+
+def _retrain_hint(paths: Paths, run: FinetuneRunConfig, seeds: list[ModelSpec], recipe: dict) -> str:
+    command = make_command(seeds[0].method, "dense", 0.0, seeds[0].dataset, seeds[0].arch, [s.seed for s in seeds],
+                           run.preset, recipe, paths.root_flag)
+    return f"delete the files of seeds {','.join(str(s.seed) for s in seeds)} and retrain them with `{command}`"
 
 
 def main(method: str, argv=None) -> list[dict]:
     cfg, run = parse(method, argv)
     paths = Paths.at(run.output_root)
-    fingerprint = cfg.fingerprint()
-    dense_list, asked, todo = plan(paths, cfg, run, fingerprint)
-    dense, dense_meta = load_dense(paths, dense_list)  # before the dataset: CIFAR-10 may be downloaded
+    dense_list, dense_meta, asked, todo = plan(paths, cfg, run)
+    dense, _ = load_dense(paths, dense_list)  # before the dataset: CIFAR-10 may be downloaded
     preflight.check_outputs([paths.model_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)],
                             preflight.training_bytes(dense[dense_list[0].seed], len(todo)))
     data = load_dataset(cfg.dataset, run.data_dir)
@@ -309,13 +330,13 @@ def main(method: str, argv=None) -> list[dict]:
     log.info("%s %s pruning + finetune: %d models asked, %d already finished, device %s", method,
              cfg.pruning_method, len(dense_list) * len(run.pruning_percentages),
              len(dense_list) * len(run.pruning_percentages) - len(todo), device)
-    log.info("recipe %s: %s", fingerprint, cfg.to_dict())
+    log.info("recipe (what shapes each finetuned model besides its dense parent): %s", cfg.recipe())
     data = data.to(device)
     size = run.default_population_size(device)
     phases = build_phases(cfg, dense[dense_list[0].seed], data.image_size)
     before = dense_accuracies(dense, data, device, run, size) if todo else {}
     state_dir = paths.state_dir(cfg.dataset, method)
-    planned, left_alone = plan_chunks(asked, todo, size, state_dir, fingerprint)
+    planned, left_alone = plan_chunks(asked, todo, size, state_dir, lambda spec: cfg.recipe())
     for line in left_alone:
         log.warning(line)
     jobs = [(pruned_job(p.specs, dense, dense_meta, before, cfg, phases, data, device, run), p.state_path)
@@ -326,6 +347,7 @@ def main(method: str, argv=None) -> list[dict]:
                  ModelSpec.from_meta(r["spec"]).name, r["accuracy_before_pruning"], r["accuracy_after_pruning"],
                  "n/a" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}", r["sparsity"],
                  " FAILED" if r["failed"] else "")
+    write_csv(models_table(paths, cfg.dataset, method), paths.models_csv(cfg.dataset, method))
     table = summary_table(paths, cfg)
     if not table.empty:
         out = paths.finetune_summary(cfg.dataset, method, cfg.arch, cfg.pruning_method)
@@ -341,12 +363,12 @@ def pruned_job(chunk: list[ModelSpec], dense: dict, dense_meta: dict, before: di
     def prepare(job: Job) -> None:
         job.initial_masks, job.member_meta = prune_chunk(chunk, dense, cfg, data, device, run)
         for spec, meta in zip(chunk, job.member_meta):
-            meta.update(accuracy_before_pruning=before[spec.seed],
-                        dense_fingerprint=dense_meta[spec.seed].get("fingerprint"))
+            meta.update(accuracy_before_pruning=before[spec.seed], parents=parents(dense_meta, spec.seed))
             log.info("%s: accuracy dense %.4f, after one-shot pruning %.4f (pool sparsity %.4f)", spec.name,
                      meta["accuracy_before_pruning"], meta["accuracy_after_pruning"], meta["pool_sparsity"])
 
-    projection = int(dense_meta[chunk[0].seed].get("config", {}).get("projection_dim", 128))
-    return Job(specs=chunk, phases=phases, recipe={**cfg.to_dict(), "projection_dim": projection},
-               fingerprint=cfg.fingerprint(), final_sparsity=[s.sparsity for s in chunk], prepare=prepare,
+    first_meta = next(meta for spec, meta in dense_meta.items() if spec.seed == chunk[0].seed)
+    projection = int(first_meta.get("config", {}).get("projection_dim", 128))
+    return Job(specs=chunk, phases=phases, config={**cfg.to_dict(), "projection_dim": projection},
+               recipes=[cfg.recipe() for _ in chunk], final_sparsity=[s.sparsity for s in chunk], prepare=prepare,
                make_networks=lambda: [copy.deepcopy(dense[s.seed]) for s in chunk])

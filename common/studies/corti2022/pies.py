@@ -43,7 +43,7 @@ from common.plots.pies import (plot_overlap_per_class, plot_pie_images, plot_pie
                                plot_score_scatter, plot_umap_panels)
 from common.spec import METHOD_DIRS, PRUNED, ModelSpec, sparsity_tag
 from common.stage import AnalysisContext, checkpoint_stamp, first_members, validate_selection
-from common.studies.corti2022.config import ARCHS, DATASETS, RunConfig, preset_config
+from common.studies.corti2022.config import ARCHS, DATASETS, RunConfig, preset_config, preset_identities
 from common.zoo import load_readable_population
 
 log = logging.getLogger("prune")
@@ -54,9 +54,9 @@ RUN_FIELDS = ("preset", "data_dir", "output_root", "cuda_device", "progress")
 
 @dataclass(frozen=True)
 class PieConfig:
-    dataset: str = help_field("cifar10", "dataset; when not given, the preset's (paper: cifar10, demo: digits)",
+    dataset: str = help_field("cifar10", "dataset of the models",
                               choices=DATASETS)
-    arch: str = help_field("wrn16_2", "architecture; when not given, the preset's (paper: wrn16_2, demo: wrn10_1)",
+    arch: str = help_field("wrn16_2", "architecture of the models",
                            choices=ARCHS)
     models_number: int = help_field(30, "models per population: the first K seeds on disk (fewer: all, warned)")
     pruning_methods: tuple = help_field((), f"pruning methods to analyse, of {', '.join(PRUNED)}; "
@@ -71,8 +71,8 @@ class PieConfig:
                                          "each population's modal predicted label (the authors' choice)",
                                  choices=("true", "predicted"))
     umap_seed: int = help_field(0, "UMAP random_state (the authors left it unset, so their plots are not repeatable)")
-    umap_neighbors: int = help_field(15, "UMAP n_neighbors (library default, as the authors)")
-    umap_min_dist: float = help_field(0.1, "UMAP min_dist (library default, as the authors)")
+    umap_neighbors: int = help_field(15, "UMAP n_neighbors (the library's value, as the authors)")
+    umap_min_dist: float = help_field(0.1, "UMAP min_dist (the library's value, as the authors)")
     max_pie_images: int = help_field(40, "PIEs shown in each image grid (the lowest test indices first)")
     compare: bool = help_field(True, "also compare with the other learning method's PIEs when its populations "
                                      "are on disk (pies/<dataset>/comparison/)")
@@ -83,7 +83,7 @@ class PieConfig:
 
 def parse(method: str, argv=None) -> tuple[PieConfig, RunConfig]:
     given, job = parse_flags(f"{script_prefix(method)}_pie_kmodels_detection.py", __doc__, argv, PieConfig,
-                             (RunConfig, RUN_FIELDS))
+                             (RunConfig, RUN_FIELDS), presets=preset_identities(method))
     run = RunConfig(**job)
     check_device(run.cuda_device)
     recipe = preset_config(method, run.preset)
@@ -410,7 +410,7 @@ def main(method: str, argv=None) -> pd.DataFrame:
     validate(cfg)
     context = AnalysisContext(method, cfg.dataset, cfg.arch, run.preset, Paths.at(run.output_root),
                               preset_config(method, run.preset).gmp_schedule)
-    selection = context.select(cfg.pruning_methods, cfg.pruning_percentages)
+    selection = context.select(cfg.pruning_methods, cfg.pruning_percentages, cfg.models_number)
     paths = context.paths
     folders = [paths.pies_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)]
     folders += [paths.pie_comparison(cfg.dataset).parent] if cfg.compare else []

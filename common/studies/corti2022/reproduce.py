@@ -10,9 +10,12 @@ import logging
 import time
 from dataclasses import dataclass, replace
 
+import pandas as pd
+
 from common import preflight
 from common.cli import UsageError, check_device, parse_flags
 from common.config import AT_LEAST_ONE, DISTINCT, NON_NEGATIVE, check_fields, help_field
+from common.io import write_csv
 from common.log import setup_logging
 from common.paths import Paths
 
@@ -31,11 +34,14 @@ class StudyConfig:
     prediction_depth_models: int = help_field(2, "models per population whose prediction depths are averaged")
     population_size: int = help_field(0, "models trained together (0 = fill the device)")
     cuda_device: int = help_field(0, "GPU index; without CUDA everything runs on the CPU")
-    data_dir: str = help_field("./data", "folder holding (or receiving) cifar-10-batches-py")
+    data_dir: str = help_field("", "folder holding (or receiving) the dataset, e.g. cifar-10-batches-py "
+                                        "(default: data/ in the repository folder)")
     output_root: str = help_field("", "root of models/, logs/ and pies/ (default: the repository folder)")
     stages: tuple = help_field((), "run only these stages (default all): train_gmp_early, train_gmp_late, finetune, "
                                    "pies, depth, report", nargs="*", item=str)
     progress: bool = help_field(True, "tqdm progress bars")
+    list: bool = help_field(False, "print every population on disk under --output_root (seeds, recipe fingerprints, "
+                                   "accuracy, provenance), write one row per model to logs/models.csv, and exit")
 
 
 PRESETS = {
@@ -71,7 +77,8 @@ def stage_commands(study: StudyConfig, method: str) -> dict[str, tuple]:
 
 
 def parse(argv=None) -> StudyConfig:
-    [given] = parse_flags("reproduce.py", __doc__, argv, StudyConfig)
+    presets = {name: {**values, "preset": name} for name, values in PRESETS.items()}
+    [given] = parse_flags("reproduce.py", __doc__, argv, StudyConfig, presets=presets)
     study = replace(StudyConfig(), **{**PRESETS[given.get("preset", "demo")], **given})
     unknown = [s for s in study.stages if s not in STAGES]
     if unknown:
@@ -87,11 +94,29 @@ def parse(argv=None) -> StudyConfig:
     return study
 
 
+def list_models(paths: Paths) -> None:
+    """`reproduce.py --list`: the populations on disk, printed; the models, to logs/models.csv."""
+    from common.inventory import models_table, populations_table
+
+    models = models_table(paths)
+    if models.empty:
+        print(f"no models under {paths.models}")
+        return None
+    with pd.option_context("display.width", 200, "display.max_rows", None, "display.max_columns", None):
+        print(populations_table(models).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    write_csv(models, paths.models_csv())
+    bad = int((models["provenance"] != "ok").sum())
+    print(f"{len(models)} models; {bad} not ok (see the provenance column); one row per model: {paths.models_csv()}")
+    return None
+
+
 def main(argv=None):
     from common.studies.corti2022.report import write_report
 
     study = parse(argv)
     paths = Paths.at(study.output_root)
+    if study.list:
+        return list_models(paths)
     dataset = "digits" if study.preset == "demo" else "cifar10"
     wanted = study.stages or STAGES
     timings, failed = [], 0

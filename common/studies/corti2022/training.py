@@ -9,26 +9,27 @@ from __future__ import annotations
 import logging
 import math
 
-import pandas as pd
 import torch
 
-from common import checkpoint as ckpt, preflight
+from common import preflight
 from common.cli import UsageError, check_device, parse_flags, script_prefix, select_device
 from common.config import check_fields
 from common.data import load_dataset
 from common.data.augment import ContrastiveAugment, SupervisedAugment
 from common.engine.objectives import make_objective
 from common.engine.phase import Job, Phase
+from common.inventory import models_table
 from common.io import write_csv
 from common.log import setup_logging
 from common.models import build_network
 from common.paths import Paths
 from common.pruning.pools import CLASSIFIER, POOLS
+from common.recipe import shaping
 from common.spec import ModelSpec
 from common.stage import plan_chunks, train_populations
-from common.studies.corti2022.config import (RUN_RULES, TRAIN_RULES, RunConfig, TrainConfig, preset_config, pruning_name,
+from common.studies.corti2022.config import (PRESET_NAMES, RUN_RULES, TRAIN_RULES, RunConfig, TrainConfig, preset_config, pruning_name,
                                             resolve_gmp)
-from common.zoo import finished_or_conflict
+from common.zoo import finished_or_conflict, refuse_mixing
 
 log = logging.getLogger("prune")
 
@@ -99,28 +100,12 @@ def validate_window(phase: Phase, n_train: int) -> None:
         raise UsageError(f"GMP frequency {window.frequency}: must be >= 1")
 
 
-# ---- summaries -------------------------------------------------------------------------------------
-
-def models_table(paths: Paths, dataset: str, method: str) -> pd.DataFrame:
-    """One row per finished model on disk (read from checkpoint metadata): loadable with pandas."""
-    rows = []
-    pattern = "*.safetensors" if method == "supervised" else "*_classifier.safetensors"
-    for path in sorted(paths.model_dir(dataset, method).glob(pattern)):
-        try:
-            meta = ckpt.read_meta(path)
-        except ckpt.CheckpointError as err:
-            log.warning("skipping %s", err)
-            continue
-        rows.append(dict(**ModelSpec.from_meta(meta["spec"]).to_meta(), test_accuracy=meta.get("test_accuracy"),
-                         measured_sparsity=meta.get("sparsity"),
-                         accuracy_after_pruning=meta.get("accuracy_after_pruning"), file=path.name))
-    return pd.DataFrame(rows)
-
-
 # ---- entry point -------------------------------------------------------------------------------
 
 def parse(method: str, argv=None) -> tuple[TrainConfig, RunConfig]:
-    recipe, job = parse_flags(f"{script_prefix(method)}_training.py", __doc__, argv, TrainConfig, RunConfig)
+    presets = {preset: preset_config(method, preset).to_dict() for preset in PRESET_NAMES}
+    recipe, job = parse_flags(f"{script_prefix(method)}_training.py", __doc__, argv, TrainConfig, RunConfig,
+                              method=method, presets=presets)
     run = RunConfig(**job)
     cfg = preset_config(method, run.preset, **recipe)
     check_fields(cfg, TRAIN_RULES)
@@ -139,31 +124,30 @@ def main(method: str, argv=None) -> list[dict]:
 
     specs = [ModelSpec(method, cfg.arch, cfg.dataset, pruning_name(cfg, s), s, seed)
              for s in run.pruning_percentages for seed in range(run.index_start, run.index_end + 1)]
-    fingerprint = cfg.fingerprint()
-    todo = [s for s in specs if not finished_or_conflict(paths, s, fingerprint)]
+    recipe_for = lambda spec: cfg.recipe(spec.sparsity)  # noqa: E731 - what shapes each member
+    todo = [s for s in specs if not finished_or_conflict(paths, s, recipe_for(s))]
+    refuse_mixing(paths, todo, recipe_for)
     preflight.check_outputs([paths.model_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)],
                             preflight.training_bytes(template, len(todo)))
     device = select_device(run.cuda_device)
     setup_logging(paths.log_file(cfg.dataset, method, "training"))
     log.info("%s training: %d models asked, %d already finished, device %s", method, len(specs),
              len(specs) - len(todo), device)
-    log.info("recipe %s: %s", fingerprint, cfg.to_dict())
+    log.info("recipe (what shapes a %s model; the GMP fields only the pruned ones): %s", method, shaping(cfg))
     data = data.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
     state_dir = paths.state_dir(cfg.dataset, method)
-    planned, left_alone = plan_chunks(specs, todo, run.default_population_size(device), state_dir, fingerprint)
+    planned, left_alone = plan_chunks(specs, todo, run.default_population_size(device), state_dir, recipe_for)
     for line in left_alone:
         log.warning(line)
-    jobs = [(Job(specs=p.specs, phases=phases, recipe=cfg.to_dict(), fingerprint=fingerprint,
+    jobs = [(Job(specs=p.specs, phases=phases, config=cfg.to_dict(), recipes=[recipe_for(s) for s in p.specs],
                  final_sparsity=[s.sparsity for s in p.specs],
                  make_networks=lambda chunk=p.specs: [seeded_network(cfg, method, data.num_classes, s.seed)
                                                      for s in chunk]), p.state_path) for p in planned]
     results = train_populations(jobs, data, device, run, paths, state_dir, f"{method} training")
-    table = models_table(paths, cfg.dataset, method)
-    if not table.empty:
-        write_csv(table, paths.log_dir(cfg.dataset, method) / "models.csv")
+    write_csv(models_table(paths, cfg.dataset, method), paths.models_csv(cfg.dataset, method))
     for r in results:
         acc = r["test_accuracy"]
         log.info("%s: test accuracy %s, sparsity %.4f%s", ModelSpec.from_meta(r["spec"]).name,
