@@ -13,6 +13,7 @@ from pathlib import Path
 
 from common import checkpoint as ckpt
 from common.cli import UsageError
+from common.commands import recipe_flags
 from common.recipe import differences, fingerprint, recipe_of
 from common.spec import ModelSpec
 
@@ -43,10 +44,13 @@ def stale_parents(meta: dict, current: dict[str, str]) -> list[str]:
 def check_finished(path: Path, meta: dict, recipe: dict, parents: dict[str, str] | None = None) -> None:
     """A finished model about to be skipped as done: made with `recipe` (and from `parents`), or one line that
     names the file and what differs."""
-    changed = differences(recipe_of(meta), recipe)
+    stored = recipe_of(meta)
+    changed = differences(stored, recipe)
     if changed:
-        raise UsageError(f"{path} exists with another recipe (on disk -> asked: {'; '.join(changed)}): ask its "
-                         f"recipe, or move it away or use another --output_root; it is never overwritten")
+        theirs = recipe_flags({key: stored.get(key) for key in recipe}, recipe).strip()
+        raise UsageError(f"{path} exists with another recipe (on disk -> asked: {'; '.join(changed)}): to use it, "
+                         f"ask its recipe ({theirs or 'its flags'}); otherwise move it away or use another "
+                         f"--output_root; it is never overwritten")
     stale = stale_parents(meta, parents or {})
     if stale:
         raise UsageError(f"{path} was made from {', '.join(stale)} before that was retrained with another recipe: "
