@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create the virtualenv, install the pinned requirements, create the output folders (from common/paths.py).
-# Usage: ./setup.sh            set up only
+# Usage: ./setup.sh            set up only (and install Debian's dataset-fashion-mnist when root and apt-get allow)
 #        ./setup.sh demo       set up, then reproduce the study on the bundled digits dataset (CPU minutes)
 #        ./setup.sh test       set up, then run the test suite
 set -euo pipefail
@@ -17,6 +17,16 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 .venv/bin/python -m common.paths --mkdirs > /dev/null
+# Fashion-MNIST (--dataset fashion_mnist, --preset study) from Debian when this machine can install it; never fatal.
+fashion=/usr/share/datasets/fashion-mnist
+if [ ! -d "$fashion" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+    { apt-get install -y -q dataset-fashion-mnist || { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }; } \
+      > /dev/null 2>&1 || echo "setup.sh: could not install dataset-fashion-mnist; torchvision downloads Fashion-MNIST on first use instead" >&2
+  else
+    echo "setup.sh: for --dataset fashion_mnist offline, run 'sudo apt-get install dataset-fashion-mnist' (else torchvision downloads it on first use)" >&2
+  fi
+fi
 case "${1:-}" in
   "") echo "setup done: activate with 'source .venv/bin/activate'" ;;
   demo) shift; exec .venv/bin/python reproduce.py --preset demo "$@" ;;

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.data import Dataset  # noqa: E402
 from common.data.augment import ContrastiveAugment, SupervisedAugment  # noqa: E402
-from common.data.datasets import CIFAR_MEAN, CIFAR_STD  # noqa: E402
+from common.data.cifar10 import CIFAR_MEAN, CIFAR_STD  # noqa: E402
 from common.engine.batches import Batches  # noqa: E402
 from common.engine.losses import SupConLoss  # noqa: E402
 from common.engine.objectives import make_objective  # noqa: E402

@@ -56,7 +56,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls, only: tuple[str, ...] 
             kw["choices"] = f.metadata["choices"]
         if "nargs" in f.metadata:
             group.add_argument(f"--{f.name}", nargs="*", type=_parse_list(f.metadata["item"]), **kw)
-        elif f.type == "bool":
+        elif f.type.replace("| None", "").strip() == "bool":
             group.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, **kw)
         else:
             group.add_argument(f"--{f.name}", type=_scalar_type(f.type), **kw)

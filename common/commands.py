@@ -20,8 +20,8 @@ def script_for(spec_or_method, pruning: str | None = None) -> str:
 
 
 def preset_for(dataset: str) -> str:
-    """The preset that trains on a dataset by default (digits: demo)."""
-    return "demo" if dataset == "digits" else "paper"
+    """The preset that trains on a dataset by default (digits: demo, fashion_mnist: study)."""
+    return {"digits": "demo", "fashion_mnist": "study"}.get(dataset, "paper")
 
 
 def preset_flags(preset: str, method: str, dataset: str, arch: str) -> str:

@@ -22,8 +22,9 @@ class JobConfig:
     data_dir: str = help_field("", "folder holding (or receiving) the dataset, e.g. cifar-10-batches-py "
                                         "(default: data/ in the repository folder)")
     output_root: str = help_field("", "root of models/, logs/ and pies/ (default: the repository folder)")
-    preset: str = help_field("paper", "recipe preset: paper (the authors' recipe) or demo (digits, CPU minutes)",
-                             choices=("paper", "demo"))
+    preset: str = help_field("paper", "recipe preset: paper (the authors' recipe), demo (digits, CPU minutes) or "
+                                      "study (Fashion-MNIST, within an hour on 2 CPU cores)",
+                             choices=("paper", "demo", "study"))
     checkpoint_every: int = help_field(10, "save resumable state every N epochs (and on SIGTERM/SIGINT)")
     eval_every: int = help_field(1, "evaluate on the test set every N epochs (and always at the end)")
     amp: bool = help_field(True, "bf16 autocast on CUDA (ignored on the CPU)")

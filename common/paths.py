@@ -113,6 +113,14 @@ class Paths:
         """Cached per-member predictions (and averaged scores) of one population, so reruns skip inference."""
         return self.pies_dir(dataset, method) / "cache" / f"predictions_{pruning}_s{sparsity_tag(sparsity)}.npz"
 
+    def pie_bootstrap(self, dataset: str, method: str, pruning: str, sparsity: float) -> Path:
+        """The PIE masks of every bootstrap replicate (bits packed along examples): the report's intervals."""
+        return self.pies_dir(dataset, method) / "bootstrap" / f"pies_{pruning}_s{sparsity_tag(sparsity)}.npz"
+
+    def pie_class_disparity(self, dataset: str, method: str, pruning: str, sparsity: float) -> Path:
+        """Hooker et al.'s class-level Welch test, one row per class."""
+        return self.pies_dir(dataset, method) / "class_disparity" / f"{pruning}_s{sparsity_tag(sparsity)}.csv"
+
     def pie_overlaps(self, dataset: str, method: str) -> Path:
         return self.pies_dir(dataset, method) / "overlaps.csv"
 

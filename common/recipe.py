@@ -34,9 +34,11 @@ def applies(field, method: str, conditions: dict[str, bool] | None = None) -> bo
 def shaping(config, **conditions: bool) -> dict:
     """The fields of `config` that shape one model, as plain data: those that apply to its method and whose
     `only_if` condition holds (conditions are named by the config class, e.g. pruned=True; none given: every
-    field that applies to the method, conditional or not)."""
+    field that applies to the method, conditional or not). A field marked `omit_default` (one added after models
+    were stored, whose default reproduces them) is left out at its default, so those models keep their recipe."""
     return plain({f.name: getattr(config, f.name) for f in fields(config)
-                  if f.metadata.get("shapes", True) and applies(f, config.method, conditions or None)})
+                  if f.metadata.get("shapes", True) and applies(f, config.method, conditions or None)
+                  and not (f.metadata.get("omit_default") and getattr(config, f.name) == f.default)})
 
 
 def recipe_of(meta: dict) -> dict:

@@ -46,6 +46,7 @@ class Selection:
     dense: list[ModelSpec]
     pruned: dict[tuple, list[ModelSpec]]  # (pruning, sparsity) -> members
     warnings: list[str] = field(default_factory=list)  # one line per asked population that is not on disk
+    train_subset: int = 0  # the dense models' training subset (0: all): what the k-NN probes take as support
 
 
 @dataclass
@@ -104,7 +105,7 @@ class AnalysisContext:
             raise UsageError(f"no pruned {self.method} {self.arch} population on {self.dataset}{asked} in {where}: "
                              f"train one with `{make(f'gmp_{self.gmp_schedule}', 0.9)}`")
         self.check_provenance(dense, pruned)
-        return Selection(dense, pruned, warnings)
+        return Selection(dense, pruned, warnings, int(dense_recipe.get("train_subset", 0)))
 
     def check_provenance(self, dense: list[ModelSpec], pruned: dict[tuple, list[ModelSpec]]) -> None:
         """Each population is one recipe, and no pruned model was made from a dense model that has changed since:
@@ -140,9 +141,10 @@ class AnalysisContext:
 
     def start(self, folders: list[Path], script: str, data_dir: str, cuda_device: int, selection: Selection,
               check=None) -> tuple[Dataset, torch.device]:
-        """Load the data (and `check(data)` the flags that depend on it), check the output folders, pick the
+        """Load the data (the training set as the dense models saw it: their --train_subset) (and `check(data)` the
+        flags that depend on it), check the output folders, pick the
         device, open the log and log the selection's warnings. -> (data on the CPU, device)."""
-        data = load_dataset(self.dataset, data_dir)
+        data = load_dataset(self.dataset, data_dir).train_subset(selection.train_subset)
         if check is not None:
             check(data)
         preflight.check_outputs(folders, preflight.ANALYSIS_BYTES)

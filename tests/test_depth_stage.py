@@ -9,7 +9,7 @@ from common.studies.corti2022 import training as run_training
 from common.data.augment import SupervisedAugment
 from common.cli import UsageError
 from common.studies.corti2022.config import preset_config
-from common.data.datasets import load_digits
+from common.data.digits import load_digits
 from common.models import build_network
 from common.paths import Paths
 from common.spec import ModelSpec

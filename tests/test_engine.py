@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from common.data.augment import SupervisedAugment
-from common.data.datasets import load_digits
+from common.data.digits import load_digits
 from common.engine.inference import predict, reset_bn
 from common.engine.objectives import OBJECTIVES, make_objective
 from common.engine.optimizers import OPTIMIZERS
@@ -215,3 +215,18 @@ def test_plan_resumes_states_of_any_packing_and_says_why_others_are_left_alone(t
     assert set(why) == {"b.pt", "c.pt", "d.pt", "f.pt"}
     assert "overlaps" in why["b.pt"] and "another recipe" in why["c.pt"] and "seed9" in why["d.pt"]
     assert "cannot be read" in why["f.pt"]
+
+
+def test_members_one_after_another_give_what_the_vmapped_population_gives():
+    from common.engine.population import Population
+
+    torch.manual_seed(0)
+    networks = [build_network("wrn10_1", "supcon") for _ in range(3)]
+    pop = Population(networks).eval()
+    images = torch.randn(3, 16, 3, 8, 8)
+    for mode in ("logits", "features", "projection"):
+        together = pop(images, mode)
+        one_by_one = pop(images, mode, sequential=True)
+        assert torch.allclose(together, one_by_one, atol=1e-5), mode
+    shared = pop(images[0], "hidden", shared_input=True, sequential=True)
+    assert torch.allclose(shared[0], pop(images[0], "hidden", shared_input=True)[0], atol=1e-5)

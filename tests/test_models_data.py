@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from common.data import DataError, load_dataset
-from common.data.datasets import load_cifar10, load_digits
+from common.data.cifar10 import load_cifar10
+from common.data.digits import load_digits
 from common.models import build_network
 
 
@@ -105,3 +106,95 @@ def test_corrupt_cifar_batch_is_reported(tmp_path):
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
     with pytest.raises(DataError, match="data_batch_3"):
         load_cifar10(tmp_path, download=False)
+
+
+# ---- Fashion-MNIST: the real IDX format, found where users have it ---------------------------------------------
+
+def write_tiny_idx(folder, n_train=20, n_test=10, gzipped=True):
+    """Fashion-MNIST's on-disk format: big-endian IDX headers (magic 0x0803 images / 0x0801 labels) then uint8."""
+    import gzip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+            name = f"{split}-{kind}-ubyte" + (".gz" if gzipped else "")
+            (gzip.open if gzipped else open)(folder / name, "wb").write(header + array.tobytes())
+        arrays[split] = (images, labels)
+    return arrays
+
+
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_fashion_mnist_reads_torchvisions_layout_first(tmp_path, monkeypatch, gzipped):
+    from common.data import fashion_mnist
+
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FOLDER", tmp_path / "debian")
+    write_tiny_idx(tmp_path / "debian", n_train=30)  # there too, but --data_dir comes first
+    arrays = write_tiny_idx(tmp_path / "FashionMNIST" / "raw", gzipped=gzipped)
+    data = load_dataset("fashion_mnist", tmp_path)
+    assert data.train_images.shape == (20, 3, 28, 28) and data.test_images.shape == (10, 3, 28, 28)
+    assert torch.equal(data.test_images[:, 0], torch.from_numpy(arrays["t10k"][0]))  # file order, grey in each channel
+    assert torch.equal(data.test_images[:, 0], data.test_images[:, 2])
+    assert data.train_labels.tolist() == arrays["train"][1].tolist()
+    pixels = torch.from_numpy(arrays["train"][0]).float() / 255
+    assert data.mean[0] == pytest.approx(pixels.mean().item()) and data.std[0] == pytest.approx(pixels.std().item())
+
+
+def test_fashion_mnist_falls_back_to_the_debian_folder_then_says_both_ways(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    from common.data import fashion_mnist
+
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FOLDER", tmp_path / "debian")
+    write_tiny_idx(tmp_path / "debian", n_train=30)
+    assert len(load_dataset("fashion_mnist", tmp_path / "empty").train_labels) == 30
+
+    def offline(*args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FOLDER", tmp_path / "nowhere")
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    with pytest.raises(DataError) as err:
+        load_dataset("fashion_mnist", tmp_path / "empty")
+    message = str(err.value)
+    assert "apt-get install dataset-fashion-mnist" in message and "FashionMNIST/raw" in message
+    assert "\n" not in message
+
+
+def test_a_truncated_idx_file_is_named(tmp_path, monkeypatch):
+    from common.data import fashion_mnist
+
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FOLDER", tmp_path / "nowhere")
+    folder = tmp_path / "FashionMNIST" / "raw"
+    write_tiny_idx(folder, gzipped=False)
+    (folder / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03\x00")
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte"):
+        load_dataset("fashion_mnist", tmp_path)
+
+
+def test_a_training_subset_is_class_balanced_seeded_and_in_file_order():
+    data = load_digits()
+    subset = data.train_subset(105)
+    counts = torch.bincount(subset.train_labels, minlength=10).tolist()
+    assert counts == [11] * 5 + [10] * 5 and len(subset.train_labels) == 105
+    again = data.train_subset(105)
+    assert torch.equal(subset.train_images, again.train_images)  # the same subset for every model
+    index = {tuple(img.flatten().tolist()): i for i, img in enumerate(data.train_images)}
+    positions = [index[tuple(img.flatten().tolist())] for img in subset.train_images]
+    assert positions == sorted(positions) and data.train_subset(0) is data
+    with pytest.raises(DataError, match="--train_subset 5000"):
+        data.train_subset(5000)
+
+
+def test_every_registered_dataset_says_what_it_is():
+    from common.data import DATASETS
+
+    assert set(DATASETS) == {"cifar10", "digits", "fashion_mnist"}
+    for info in DATASETS.values():
+        assert len(info.class_names) == 10 and info.channels == 3 and info.image_size in (8, 28, 32)
+    assert DATASETS["fashion_mnist"].vertical_flip is False and DATASETS["cifar10"].vertical_flip is True
+    assert DATASETS["fashion_mnist"].contrastive.jitter_p == 0 and DATASETS["fashion_mnist"].contrastive.grayscale_p == 0

@@ -9,7 +9,7 @@ import torch
 
 from common.studies.corti2022 import training as run_training
 from common.cli import run_main
-from common.data.datasets import load_digits
+from common.data.digits import load_digits
 from common.metrics.overlaps import overlap_counts, pairwise_overlaps, per_class_overlap
 from common.paths import Paths
 from common.metrics.pies import find_pies

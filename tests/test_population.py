@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from common.studies.corti2022.config import RunConfig, preset_config
-from common.data.datasets import load_digits
+from common.data.digits import load_digits
 from common.models import build_network
 from common.paths import Paths
 from common.spec import ModelSpec

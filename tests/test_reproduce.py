@@ -32,7 +32,10 @@ def test_whole_study_writes_a_complete_report(tmp_path, tiny_demo):
     for section in sections:
         assert "_none on disk_" not in section, section.splitlines()[0]
     claims = sections[0]
-    assert claims.count("**TRUE**") + claims.count("**FALSE**") >= 5
+    lines = [line for line in claims.splitlines() if line.startswith("- ")]
+    assert len(lines) == 8  # every claim, each with its interval over members and a three-way verdict
+    assert all("95 %" in line and line.endswith(("**TRUE**", "**FALSE**", "**UNDECIDED**")) for line in lines)
+    assert (Paths(tmp_path).pie_class_disparity("digits", "supcon", "global", 0.9)).is_file()
     for png in re.findall(r"\]\(([^)]+\.png)\)", text):
         assert (report.parent / png).is_file(), png
     # every configuration of both methods made it into the accuracy table: dense + 3 pruning methods each

@@ -30,7 +30,8 @@ def predict(pop: Population, images: torch.Tensor, normalize, mode: str = "logit
     """Member outputs over `images` in order, concatenated along examples: logits [P, N, C], features [P, N, D],
     or for mode='hidden' (features, [probe [P, N, d_l] for each probe])."""
     pop.eval()
-    chunks = [pop(normalize(images[s:s + batch].to(pop.device)), mode, shared_input=True)
+    sequential = pop.device.type == "cpu"  # one member at a time: 2.3x faster than vmapped here (README, Speed)
+    chunks = [pop(normalize(images[s:s + batch].to(pop.device)), mode, shared_input=True, sequential=sequential)
               for s in range(0, len(images), batch)]
     return tree_map(lambda *parts: torch.cat([p.float() for p in parts], dim=1), *chunks)
 

@@ -50,28 +50,29 @@ class Population:
         """Compile the vmapped forward once per (mode, input sharing); used on CUDA with --compile."""
         self._compiled = {"enabled": True}
 
-    def _function(self, mode: str, shared_input: bool):
+    def _function(self, mode: str, shared_input: bool, sequential: bool):
         def member_forward(params, buffers, x):
             return functional_call(self.template, (params, buffers), (x,), {"mode": mode})
 
-        if self.size == 1:  # vmap over one member takes a slow batched-conv path on the CPU (~50x)
+        if self.size == 1 or sequential:  # vmap over one member takes a slow batched-conv path on the CPU (~50x)
             def batched(params, buffers, x):
-                one = lambda tree: {k: v[0] for k, v in tree.items()}
-                out = member_forward(one(params), one(buffers), x if shared_input else x[0])
-                return torch.utils._pytree.tree_map(lambda t: t.unsqueeze(0), out)
+                outs = [member_forward({k: v[i] for k, v in params.items()}, {k: v[i] for k, v in buffers.items()},
+                                       x if shared_input else x[i]) for i in range(self.size)]
+                return torch.utils._pytree.tree_map(lambda *parts: torch.stack(parts), *outs)
         else:
             batched = vmap(member_forward, in_dims=(0, 0, None if shared_input else 0), randomness="error")
         if not self._compiled.get("enabled"):
             return batched
-        key = (mode, shared_input, self.template.training)
+        key = (mode, shared_input, sequential, self.template.training)
         if key not in self._compiled:
             self._compiled[key] = torch.compile(batched)
         return self._compiled[key]
 
-    def __call__(self, x: torch.Tensor, mode: str = "logits", shared_input: bool = False):
+    def __call__(self, x: torch.Tensor, mode: str = "logits", shared_input: bool = False, sequential: bool = False):
         """x: [P, B, ...] (each member its own batch) or [B, ...] with shared_input=True (the same batch for all).
-        Returns the member outputs stacked along dim 0."""
-        return self._function(mode, shared_input)(self.params, self.buffers, x)
+        Returns the member outputs stacked along dim 0. `sequential` runs the members one after another instead
+        of vmapped (the same numbers up to float rounding; faster for inference on the CPU, see inference.py)."""
+        return self._function(mode, shared_input, sequential)(self.params, self.buffers, x)
 
     def member_state(self, index: int) -> dict[str, torch.Tensor]:
         """Member `index` as an ordinary state dict (what `Network.load_state_dict` takes)."""

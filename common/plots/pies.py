@@ -36,16 +36,24 @@ def plot_pies_per_class(pies_per_class, examples_per_class, title: str, path: Pa
 
 
 def plot_pies_vs_sparsity(summary: pd.DataFrame, title: str, path: Path) -> None:
-    """Left: number of PIEs against sparsity, one line per pruning method. Right: mean member test accuracy
-    (± std over members) of the pruned populations, with the dense population's as a dashed line."""
+    """Left: number of PIEs against sparsity, one line per pruning method, with its 95 % bootstrap interval over
+    members as error bars (where the summary has one). Right: mean member test accuracy (± std over members) of
+    the pruned populations, with the dense population's as a dashed line."""
     fig, (pie_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
     for pruning, rows in summary.sort_values("sparsity").groupby("pruning", sort=True):
-        line = pie_ax.plot(rows["sparsity"], rows["pies"], "o-", label=pruning)[0]
+        if {"pies_ci_low", "pies_ci_high"} <= set(rows) and rows["pies_ci_low"].notna().all():
+            below = (rows["pies"] - rows["pies_ci_low"]).clip(lower=0)
+            above = (rows["pies_ci_high"] - rows["pies"]).clip(lower=0)
+            line = pie_ax.errorbar(rows["sparsity"], rows["pies"], yerr=[below, above], fmt="o-", capsize=3,
+                                   label=pruning).lines[0]
+        else:
+            line = pie_ax.plot(rows["sparsity"], rows["pies"], "o-", label=pruning)[0]
         acc_ax.errorbar(rows["sparsity"], rows["pruned_accuracy_mean"], yerr=rows["pruned_accuracy_std"].fillna(0),
                         fmt="o-", capsize=3, color=line.get_color(), label=pruning)
     dense = summary["dense_accuracy_mean"].iloc[0]
     acc_ax.axhline(dense, ls="--", color="black", lw=1, label=f"dense ({dense:.3f})")
-    pie_ax.set(xlabel="sparsity", ylabel="number of PIEs", title="PIEs (dense vs pruned modal labels)")
+    pie_ax.set(xlabel="sparsity", ylabel="number of PIEs (95 % bootstrap interval)",
+               title="PIEs (dense vs pruned modal labels)")
     acc_ax.set(xlabel="sparsity", ylabel="test accuracy (mean ± std over members)", title="accuracy")
     for ax in (pie_ax, acc_ax):
         ax.set_xticks(sorted(summary["sparsity"].unique()))

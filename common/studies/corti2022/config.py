@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass, replace
 
 from common.config import (AT_LEAST_ONE, DISTINCT, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig,
                            help_field)
-from common.data import DATASETS as DATASET_LOADERS
+from common.data import DATASETS as DATASET_REGISTRY
 from common.models import ENCODERS
 from common.pruning.gmp import GMPWindow
 from common.recipe import shaping
 from common.spec import PRUNINGS
 
 ARCHS = tuple(ENCODERS)
-DATASETS = tuple(DATASET_LOADERS)
+DATASETS = tuple(DATASET_REGISTRY)
 METHODS = ("supervised", "supcon")
 SUPCON = ("supcon",)  # a field only SupCon models have: clr_ scripts offer it, sup_ scripts do not
 # the named GMP windows: the gmp_<name> entries of the registry of pruning names (gmp_custom is a window by steps)
@@ -45,7 +45,11 @@ class TrainConfig:
     lr_milestones: tuple = help_field((5, 30, 50, 80), "epochs at which the learning rate is multiplied by lr_gamma",
                                       nargs="*", item=int)
     lr_gamma: float = help_field(0.1, "learning-rate decay factor at each milestone")
-    vertical_flip: bool = help_field(True, "the authors' RandomVerticalFlip(0.5) in the supervised augmentation")
+    vertical_flip: bool | None = help_field(None, "RandomVerticalFlip(0.5) in the supervised augmentation; none = "
+                                                  "the dataset's (cifar10: on, as the authors; digits, fashion_mnist: "
+                                                  "off)")
+    train_subset: int = help_field(0, "train on a seeded, class-balanced subset of this many training examples; "
+                                      "0 = all", omit_default=True)
     # SupCon encoder and linear head
     temperature: float = help_field(0.5, "SupCon temperature", methods=SUPCON)
     base_temperature: float = help_field(0.07, "SupCon base temperature (the loss is scaled by T/base_T)",
@@ -104,19 +108,38 @@ _DEMO_SUPERVISED = dict(epochs=12, batch_size=64, learning_rate=0.1, weight_deca
 _DEMO_SUPCON = dict(epochs=15, batch_size=128, learning_rate=0.1, weight_decay=4e-4, lr_milestones=(),
                     head_epochs=5, batch_size_head=64, head_milestones=(3, 4), gmp_schedule="late")
 
+# Study recipes: Fashion-MNIST (real 28x28 images, the full 10,000-image test set) so that `reproduce.py --preset
+# study` runs the whole study on 2 CPU cores within an hour with 5 models per population. Sized by measurement on
+# such a machine (README, "The study preset"): one WRN-10-1 trains at ~650 images/s; the hour allows 3 supervised
+# epochs and 2 SupCon encoder epochs on a class-balanced 5,000-image training subset.
+_STUDY = dict(dataset="fashion_mnist", arch="wrn10_1", train_subset=5000)
+_STUDY_SUPERVISED = dict(epochs=3, batch_size=128, learning_rate=0.1, weight_decay=5e-4, lr_milestones=(2,))
+_STUDY_SUPCON = dict(epochs=2, batch_size=128, learning_rate=0.1, weight_decay=4e-4, lr_milestones=(),
+                     head_epochs=2, batch_size_head=128, head_milestones=(), gmp_schedule="late")
+
 PRESETS = {
     ("paper", "supervised"): {},
     ("paper", "supcon"): _SUPCON_PAPER,
     ("demo", "supervised"): {**_DEMO, **_DEMO_SUPERVISED},
     ("demo", "supcon"): {**_DEMO, **_DEMO_SUPCON},
+    ("study", "supervised"): {**_STUDY, **_STUDY_SUPERVISED},
+    ("study", "supcon"): {**_STUDY, **_STUDY_SUPCON},
 }
 
 
-PRESET_NAMES = ("paper", "demo")
+PRESET_NAMES = ("paper", "demo", "study")
 
 
 def preset_config(method: str, preset: str = "paper", **overrides) -> TrainConfig:
-    return replace(TrainConfig(method=method), **{**PRESETS[(preset, method)], **overrides})
+    """The preset's config with `overrides`; a vertical flip left open becomes the dataset's default."""
+    return with_dataset_defaults(replace(TrainConfig(method=method), **{**PRESETS[(preset, method)], **overrides}))
+
+
+def with_dataset_defaults(config):
+    """A config whose vertical flip is not set gets its dataset's (common.data.DATASETS)."""
+    if config.vertical_flip is None:
+        return replace(config, vertical_flip=DATASET_REGISTRY[config.dataset].vertical_flip)
+    return config
 
 
 def preset_identities(method: str) -> dict[str, dict]:
@@ -161,5 +184,5 @@ TRAIN_RULES = dict(epochs=AT_LEAST_ONE, batch_size=AT_LEAST_ONE, learning_rate=P
                    weight_decay=NON_NEGATIVE, lr_milestones=MILESTONES, lr_gamma=POSITIVE, temperature=POSITIVE,
                    base_temperature=POSITIVE, projection_dim=AT_LEAST_ONE, head_epochs=AT_LEAST_ONE,
                    batch_size_head=AT_LEAST_ONE, learning_rate_head=POSITIVE, head_milestones=MILESTONES,
-                   head_gamma=POSITIVE, head_eta_min=NON_NEGATIVE)
+                   head_gamma=POSITIVE, head_eta_min=NON_NEGATIVE, train_subset=NON_NEGATIVE)
 RUN_RULES = dict(JOB_RULES, pruning_percentages=DISTINCT)

@@ -53,6 +53,7 @@ from common.data.augment import SupervisedAugment
 from common.engine.inference import predict
 from common.io import atomic_path, upsert_csv, write_csv
 from common.log import progress
+from common.metrics.bootstrap import bootstrap_means, interval
 from common.metrics.knn import knn_predict_layers
 from common.metrics.pies import find_pies, modal_labels
 from common.metrics.prediction_depth import prediction_depth
@@ -70,7 +71,8 @@ REFERENCES = ("final_prediction", "true_label")
 
 @dataclass(frozen=True)
 class DepthConfig:
-    preset: str = help_field("paper", "paper (cifar10, wrn16_2) or demo (digits, wrn10_1)", choices=("paper", "demo"))
+    preset: str = help_field("paper", "paper (cifar10, wrn16_2), demo (digits, wrn10_1) or study "
+                                      "(fashion_mnist, wrn10_1)", choices=("paper", "demo", "study"))
     dataset: str | None = help_field(None, f"dataset of the models, one of {DATASETS}", choices=DATASETS)
     arch: str | None = help_field(None, f"architecture of the models, one of {ARCHS}", choices=ARCHS)
     data_dir: str = help_field("", "folder holding (or receiving) the dataset, e.g. cifar-10-batches-py "
@@ -265,6 +267,10 @@ def summary_row(method: str, cfg: DepthConfig, key: tuple, dense: PopulationDept
             values = mean_depth[mask]
             row[f"depth_{name}_{group}_mean"] = float(values.mean()) if mask.any() else float("nan")
             row[f"depth_{name}_{group}_std"] = float(values.std()) if mask.any() else float("nan")
+        if pies.any() and (~pies).any():  # PIEs minus the rest, per member; the interval resamples the members
+            gaps = pop.depths[:, pies].mean(1) - pop.depths[:, ~pies].mean(1)
+            row[f"depth_{name}_gap"] = float(gaps.mean())
+            row[f"depth_{name}_gap_ci_low"], row[f"depth_{name}_gap_ci_high"] = interval(bootstrap_means(gaps))
     return row
 
 

@@ -24,8 +24,7 @@ from common.cli import UsageError, check_device, parse_flags, script_prefix, sel
 from common.commands import make_command
 from common.config import (AT_LEAST_ONE, DISTINCT, JOB_RULES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig, check_fields,
                            help_field)
-from common.data import load_dataset
-from common.data.augment import ContrastiveAugment
+from common.data import DATASETS as DATASET_REGISTRY, load_dataset
 from common.engine.inference import evaluate
 from common.engine.objectives import make_objective
 from common.engine.phase import Job, Phase
@@ -41,7 +40,7 @@ from common.provenance import member_fingerprint, read_metas, refuse_mixed
 from common.recipe import recipe_of, shaping
 from common.spec import ONE_SHOT, ModelSpec
 from common.stage import plan_chunks, train_populations
-from common.studies.corti2022.config import ARCHS, DATASETS
+from common.studies.corti2022.config import ARCHS, DATASETS, with_dataset_defaults
 from common.studies.corti2022.training import supervised_augment
 from common.zoo import finished_or_conflict, finished_specs, load_member, refuse_mixing
 
@@ -75,7 +74,11 @@ class FinetuneConfig:
     momentum: float = help_field(0.9, "SGD momentum")
     nesterov: bool = help_field(True, "Nesterov momentum, as the authors' finetuning")
     weight_decay: float = help_field(0.0, "SGD weight decay")
-    vertical_flip: bool = help_field(True, "the authors' RandomVerticalFlip(0.5) in the supervised augmentation")
+    vertical_flip: bool | None = help_field(None, "RandomVerticalFlip(0.5) in the supervised augmentation; none = "
+                                                  "the dataset's (cifar10: on, as the authors; digits, fashion_mnist: "
+                                                  "off)")
+    train_subset: int = help_field(0, "finetune on a seeded, class-balanced subset of this many training "
+                                      "examples; 0 = all", omit_default=True)
     temperature: float = help_field(0.5, "representation mode: SupCon temperature (the authors' training value)",
                                     **REPRESENTATION)
     base_temperature: float = help_field(0.07, "representation mode: SupCon base temperature", **REPRESENTATION)
@@ -113,14 +116,18 @@ class FinetuneRunConfig(JobConfig):
 # and classifier lr 1e-1: .864. The paper's 1e-3 is too slow for so few steps.
 _DEMO = dict(dataset="digits", arch="wrn10_1", vertical_flip=False, epochs=5, batch_size=64, learning_rate=0.03,
              head_epochs=5, batch_size_head=64, learning_rate_head=0.1)
-PRESETS = {"paper": {}, "demo": _DEMO}
+# Study: Fashion-MNIST as the training study preset (its 5,000-image subset), one epoch at the demo's learning rates.
+_STUDY = dict(dataset="fashion_mnist", arch="wrn10_1", train_subset=5000, epochs=1, batch_size=128,
+              learning_rate=0.03, head_epochs=1, batch_size_head=128, learning_rate_head=0.1)
+PRESETS = {"paper": {}, "demo": _DEMO, "study": _STUDY}
 FINETUNE_RULES = dict(epochs=AT_LEAST_ONE, batch_size=AT_LEAST_ONE, learning_rate=POSITIVE, momentum=MOMENTUM,
                       weight_decay=NON_NEGATIVE, temperature=POSITIVE, base_temperature=POSITIVE,
-                      head_epochs=AT_LEAST_ONE, batch_size_head=AT_LEAST_ONE, learning_rate_head=POSITIVE)
+                      head_epochs=AT_LEAST_ONE, batch_size_head=AT_LEAST_ONE, learning_rate_head=POSITIVE,
+                      train_subset=NON_NEGATIVE)
 
 
 def preset_finetune(method: str, preset: str = "paper", **overrides) -> FinetuneConfig:
-    return replace(FinetuneConfig(method=method), **{**PRESETS[preset], **overrides})
+    return with_dataset_defaults(replace(FinetuneConfig(method=method), **{**PRESETS[preset], **overrides}))
 
 
 # ---- what is pruned and how it is finetuned -----------------------------------------------------------
@@ -143,7 +150,7 @@ def build_phases(cfg: FinetuneConfig, network, image_size: int) -> list[Phase]:
     supcon = make_objective("supcon", temperature=cfg.temperature, base_temperature=cfg.base_temperature)
     encoder = Phase("finetune_encoder", supcon, cfg.epochs, cfg.batch_size, cfg.learning_rate,
                     weight_decay=cfg.weight_decay, trainable=tuple(n for n in names if n not in CLASSIFIER),
-                    augment=ContrastiveAugment(), evaluate=False, **sgd)
+                    augment=DATASET_REGISTRY[cfg.dataset].contrastive, evaluate=False, **sgd)
     head = Phase("finetune_head", make_objective("linear"), cfg.head_epochs, cfg.batch_size_head,
                  cfg.learning_rate_head, weight_decay=0.0, trainable=CLASSIFIER,
                  augment=supervised_augment(cfg, image_size), **sgd)
@@ -323,7 +330,7 @@ def main(method: str, argv=None) -> list[dict]:
     dense, _ = load_dense(paths, dense_list)  # before the dataset: CIFAR-10 may be downloaded
     preflight.check_outputs([paths.model_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)],
                             preflight.training_bytes(dense[dense_list[0].seed], len(todo)))
-    data = load_dataset(cfg.dataset, run.data_dir)
+    data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset)
     device = select_device(run.cuda_device)
 
     setup_logging(paths.log_file(cfg.dataset, method, "pruning_finetune"))

@@ -31,10 +31,11 @@ import torch
 
 from common.cli import UsageError, check_device, parse_flags, script_prefix
 from common.config import help_field
-from common.data import Dataset
+from common.data import DATASETS as DATASET_REGISTRY, Dataset
 from common.engine.inference import predict
 from common.io import atomic_path, upsert_csv, write_csv
 from common.log import progress
+from common.metrics.bootstrap import bootstrap_member_means, bootstrap_pies, class_disparity, interval
 from common.metrics.overlaps import pairwise_overlaps, per_class_overlap
 from common.metrics.pies import agreement, modal_labels
 from common.metrics.qscore import representation_scores
@@ -111,6 +112,7 @@ class PopulationOutputs:
     preds: np.ndarray  # [K, N] predicted labels
     scores: dict | None  # {'q_score'|'z_score'|'l1_norm': [N]} averaged over the K members
     features0: np.ndarray | None  # [N, D] the first member's encoder representation (UMAP)
+    member_q: np.ndarray | None = None  # [K, N] each member's Q-Score (the bootstrap resamples members)
 
     @property
     def size(self) -> int:
@@ -139,8 +141,12 @@ def _read_cache(path: Path, key: str | None, with_features: bool) -> PopulationO
             if str(npz["key"]) != key or (with_features and "features0" not in npz.files):
                 return None
             scores = {k: npz[k] for k in SCORES} if "q_score" in npz.files else None
+            if scores is not None and "member_q" not in npz.files:
+                return None  # written before member scores were kept: recompute
             features0 = npz["features0"] if "features0" in npz.files else None
-            return PopulationOutputs(tuple(npz["names"].tolist()), npz["preds"].astype(np.int64), scores, features0)
+            member_q = npz["member_q"] if "member_q" in npz.files else None
+            return PopulationOutputs(tuple(npz["names"].tolist()), npz["preds"].astype(np.int64), scores, features0,
+                                     member_q)
     except (OSError, ValueError, KeyError) as err:
         log.warning("ignoring unreadable cache %s (%s)", path, err)
         return None
@@ -149,7 +155,7 @@ def _read_cache(path: Path, key: str | None, with_features: bool) -> PopulationO
 def _write_cache(path: Path, key: str, outputs: PopulationOutputs) -> None:
     arrays = dict(key=np.array(key), names=np.array(outputs.names), preds=outputs.preds.astype(np.int16))
     if outputs.scores is not None:
-        arrays.update(outputs.scores, features0=outputs.features0)
+        arrays.update(outputs.scores, features0=outputs.features0, member_q=outputs.member_q)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
 
@@ -170,16 +176,21 @@ def population_outputs(paths: Paths, specs: list[ModelSpec], data: Dataset, devi
         return cached
     pop, _, loaded = load_readable_population(paths, specs, device, data.num_classes)
     with torch.no_grad():
-        preds = predict(pop, data.test_images, data.normalize, "logits", batch_size).argmax(-1).cpu().numpy()
-        scores = features0 = None
-        if with_features:
+        scores = features0 = member_q = None
+        if not with_features:
+            preds = predict(pop, data.test_images, data.normalize, "logits", batch_size).argmax(-1).cpu().numpy()
+        else:  # one pass: the logits are each member's linear classifier on its features
             features = predict(pop, data.test_images, data.normalize, "features", batch_size)  # [K, N, D]
+            weight, bias = pop.params["classifier.weight"].float(), pop.params["classifier.bias"].float()
+            logits = torch.einsum("knd,kcd->knc", features, weight) + bias[:, None]
+            preds = logits.argmax(-1).cpu().numpy()
             members, examples = features.shape[:2]
             flat = representation_scores(features.flatten(0, 1))  # [K*N] each
             scores = {k: v.view(members, examples).mean(0).cpu().numpy() for k, v in flat.items()}
+            member_q = flat["q_score"].view(members, examples).cpu().numpy()
             features0 = features[0].cpu().numpy()
     del pop
-    outputs = PopulationOutputs(tuple(s.name for s in loaded), preds.astype(np.int64), scores, features0)
+    outputs = PopulationOutputs(tuple(s.name for s in loaded), preds.astype(np.int64), scores, features0, member_q)
     if key is not None and len(loaded) == len(specs):  # a population missing a member is not cached
         _write_cache(cache, key, outputs)
     return outputs
@@ -308,12 +319,41 @@ class Stage:
         write_csv(table, self.paths.pie_examples(cfg.dataset, self.method, pruning, sparsity))
         pie_sets[(pruning, sparsity)] = table["pie"].to_numpy()
         row = dict(method=METHOD_DIRS[self.method], dataset=cfg.dataset, arch=cfg.arch, pruning=pruning,
-                   sparsity=sparsity, **summary_row(table, dense, pruned))
+                   sparsity=sparsity, **summary_row(table, dense, pruned),
+                   **self.intervals(pruning, sparsity, dense, pruned, table["pie"].to_numpy()))
         self.plot_configuration(table, pruning, sparsity, dense, pruned, dense_embedding)
         log.info("Method: %s Pruning method: %s Pruned: %g Models pruned: %d Models not pruned: %d Found PIEs: %d "
                  "(%.1fs)", METHOD_DIRS[self.method], pruning, sparsity, pruned.size, dense.size, row["pies"],
                  time.time() - tick)
         return row
+
+    def intervals(self, pruning: str, sparsity: float, dense: PopulationOutputs, pruned: PopulationOutputs,
+                  pies: np.ndarray) -> dict:
+        """Bootstrap intervals over members (common.metrics.bootstrap): the PIE count (replicate masks written for
+        the report's overlap intervals), the mean Q-Score shift and its excess on PIEs; and the class-level
+        Welch test (its table written, the number of disparately affected classes returned)."""
+        masks = bootstrap_pies(dense.preds, pruned.preds, self.data.num_classes)
+        with atomic_path(self.paths.pie_bootstrap(self.cfg.dataset, self.method, pruning, sparsity)) as tmp, \
+                open(tmp, "wb") as fh:
+            np.savez_compressed(fh, packed=np.packbits(masks, axis=1), examples=np.array(masks.shape[1]))
+        low, high = interval(masks.sum(1))
+        out = dict(pies_ci_low=low, pies_ci_high=high)
+        if dense.member_q is not None and pruned.member_q is not None:
+            shift = bootstrap_member_means(dense.member_q.mean(1), pruned.member_q.mean(1))
+            out["q_score_shift"] = pruned.member_q.mean() - dense.member_q.mean()
+            out["q_score_shift_ci_low"], out["q_score_shift_ci_high"] = interval(shift)
+            if pies.any() and (~pies).any():
+                gap = lambda q: q[:, pies].mean(1) - q[:, ~pies].mean(1)  # noqa: E731 - PIEs minus the rest
+                excess = bootstrap_member_means(gap(dense.member_q), gap(pruned.member_q))  # < 0: PIEs drop more
+                out["q_score_pie_excess"] = gap(pruned.member_q).mean() - gap(dense.member_q).mean()
+                out["q_score_pie_excess_ci_low"], out["q_score_pie_excess_ci_high"] = interval(excess)
+        labels = self.data.test_labels.numpy()
+        test = class_disparity(dense.preds, pruned.preds, labels, self.data.num_classes)
+        names = DATASET_REGISTRY[self.cfg.dataset].class_names
+        write_csv(pd.DataFrame(dict(class_index=np.arange(self.data.num_classes), class_name=names, **test)),
+                  self.paths.pie_class_disparity(self.cfg.dataset, self.method, pruning, sparsity))
+        out["disparate_classes"] = int(test["disparate"].sum())
+        return out
 
     def plot_configuration(self, table: pd.DataFrame, pruning: str, sparsity: float, dense: PopulationOutputs,
                            pruned: PopulationOutputs, dense_embedding: np.ndarray | None) -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from common.io import write_text
 from common.paths import Paths
+from common.studies.corti2022.claims import check_claims
 
 NAMES = {"supervised": "supervised", "supcon": "SupCon"}
 
@@ -66,7 +67,8 @@ def pie_table(pies: dict[str, pd.DataFrame]) -> pd.DataFrame:
     for method, summary in pies.items():
         if summary.empty:
             continue
-        frame = summary[["pruning", "sparsity", "dense_models", "pruned_models", "pies", "pie_rate",
+        extra = [c for c in ("pies_ci_low", "pies_ci_high", "disparate_classes") if c in summary]
+        frame = summary[["pruning", "sparsity", "dense_models", "pruned_models", "pies", *extra, "pie_rate",
                          "dense_modal_accuracy_on_pies", "dense_modal_accuracy_on_rest"]].copy()
         frame.insert(0, "method", NAMES[method])
         frames.append(frame)
@@ -82,7 +84,10 @@ def score_table(pies: dict[str, pd.DataFrame]) -> pd.DataFrame:
             rows.append(dict(method=NAMES[method], pruning=r["pruning"], sparsity=r["sparsity"],
                              dense_q=r["dense_q_score_mean"], pruned_q=r["pruned_q_score_mean"],
                              dense_q_pies=r["dense_q_score_pies"], pruned_q_pies=r["pruned_q_score_pies"],
-                             dense_q_rest=r["dense_q_score_rest"], pruned_q_rest=r["pruned_q_score_rest"]))
+                             dense_q_rest=r["dense_q_score_rest"], pruned_q_rest=r["pruned_q_score_rest"],
+                             **{k: r[k] for k in ("q_score_shift_ci_low", "q_score_shift_ci_high",
+                                                  "q_score_pie_excess", "q_score_pie_excess_ci_low",
+                                                  "q_score_pie_excess_ci_high") if k in r}))
     return pd.DataFrame(rows)
 
 
@@ -90,62 +95,11 @@ def depth_table(depth: dict[str, pd.DataFrame]) -> pd.DataFrame:
     frames = [d for d in depth.values() if not d.empty]
     if not frames:
         return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
     cols = ["method", "pruning", "sparsity", "reference", "num_probes", "pies", "depth_dense_pies_mean",
             "depth_dense_rest_mean", "depth_pruned_pies_mean", "depth_pruned_rest_mean"]
-    return pd.concat(frames, ignore_index=True)[cols]
-
-
-# ---- claims -----------------------------------------------------------------------------------------
-
-def _claim(text: str, holds: bool | None) -> str:
-    verdict = "not testable with the populations on disk" if holds is None else ("TRUE" if holds else "FALSE")
-    return f"- {text} — **{verdict}**"
-
-
-def check_claims(pies: dict[str, pd.DataFrame], comparison: pd.DataFrame, overlaps: dict[str, pd.DataFrame],
-                 scores: pd.DataFrame, depth: pd.DataFrame) -> list[str]:
-    """The paper's qualitative claims (../shared/docs/paper_recipe.md A.9), each with the measured numbers."""
-    lines = []
-    sup, con = pies.get("supervised", pd.DataFrame()), pies.get("supcon", pd.DataFrame())
-    if not sup.empty and not con.empty:
-        both = sup.merge(con, on=["pruning", "sparsity"], suffixes=("_sup", "_con"))
-        for pruning, part in both.groupby("pruning"):
-            top = part.sort_values("sparsity").iloc[-1]
-            lines.append(_claim(f"at {top.sparsity:g} sparsity ({pruning}) SupCon has more PIEs than supervised: "
-                                f"{int(top.pies_con)} vs {int(top.pies_sup)}", top.pies_con > top.pies_sup))
-    if not con.empty and {"gmp_early", "gmp_late"} <= set(con["pruning"]):
-        early, late = con[con.pruning == "gmp_early"], con[con.pruning == "gmp_late"]
-        shared = sorted(set(early.sparsity) & set(late.sparsity))
-        if shared:
-            s = shared[-1]
-            e, lt = int(early[early.sparsity == s].pies.iloc[0]), int(late[late.sparsity == s].pies.iloc[0])
-            lines.append(_claim(f"pruning early hurts SupCon most: at {s:g} sparsity early GMP gives {e} PIEs, "
-                                f"late GMP {lt}", e > lt))
-    pairs = [comparison] + [o for o in overlaps.values()]
-    jaccard = pd.concat([p for p in pairs if not p.empty and "jaccard" in p], ignore_index=True) \
-        if any(not p.empty for p in pairs) else pd.DataFrame()
-    if not jaccard.empty:
-        values = jaccard["jaccard"].dropna()
-        lines.append(_claim(f"PIEs are largely unique to a (learning, pruning) pair: mean Jaccard overlap "
-                            f"{values.mean():.2f} over {len(values)} pairs (median {values.median():.2f}; "
-                            f"'largely unique' read as < 0.5)", bool(values.mean() < 0.5)))
-    if not scores.empty:
-        lowered = scores.pruned_q < scores.dense_q
-        pie_drop = (scores.dense_q_pies - scores.pruned_q_pies) > (scores.dense_q_rest - scores.pruned_q_rest)
-        lines.append(_claim(f"pruning lowers the mean Q-Score (points below the identity line) in "
-                            f"{int(lowered.sum())} of {len(scores)} configurations", bool(lowered.mean() > 0.5)))
-        valid = pie_drop[scores.dense_q_pies.notna()]
-        lines.append(_claim(f"the Q-Score drops more for PIEs than for the rest in {int(valid.sum())} of "
-                            f"{len(valid)} configurations", bool(valid.mean() > 0.5) if len(valid) else None))
-    if not depth.empty:
-        valid = depth.dropna(subset=["depth_dense_pies_mean"])
-        higher = valid.depth_dense_pies_mean > valid.depth_dense_rest_mean
-        if len(valid):
-            lines.append(_claim(
-                f"PIEs have a higher prediction depth than the rest (dense populations): in {int(higher.sum())} of "
-                f"{len(valid)} configurations (mean {valid.depth_dense_pies_mean.mean():.2f} vs "
-                f"{valid.depth_dense_rest_mean.mean():.2f} probes)", bool(higher.mean() > 0.5)))
-    return lines or ["- no claim can be checked: run the PIE stage on both learning methods first"]
+    cols += [c for c in ("depth_dense_gap", "depth_dense_gap_ci_low", "depth_dense_gap_ci_high") if c in table]
+    return table[cols]
 
 
 # ---- figures ----------------------------------------------------------------------------------------
@@ -215,12 +169,14 @@ def copy_headline_figures(paths: Paths, dataset: str, dest: Path) -> list[Path]:
 # ---- the report -------------------------------------------------------------------------------------
 
 def measured_claims(paths: Paths, dataset: str) -> list[str]:
-    """The paper's claims as measured from the tables on disk (the report's first section)."""
+    """The paper's claims as measured from the tables and bootstrap replicates on disk, each with its 95 %
+    interval and verdict (common.studies.corti2022.claims): the report's first section."""
     methods = ("supervised", "supcon")
     pies = {m: _read(paths.pie_summary(dataset, m)) for m in methods}
     overlaps = {m: _read(paths.pie_overlaps(dataset, m)) for m in methods}
-    depth = depth_table({m: _read(paths.depth_summary(dataset, m)) for m in methods})
-    return check_claims(pies, _read(paths.pie_comparison(dataset)), overlaps, score_table(pies), depth)
+    depth = [d for d in (_read(paths.depth_summary(dataset, m)) for m in methods) if not d.empty]
+    return check_claims(paths, dataset, pies, _read(paths.pie_comparison(dataset)), overlaps,
+                        pd.concat(depth, ignore_index=True) if depth else pd.DataFrame())
 
 
 def write_report(paths: Paths, dataset: str, timings: list[dict] | None = None) -> Path:
@@ -239,6 +195,9 @@ def write_report(paths: Paths, dataset: str, timings: list[dict] | None = None) 
              "\n## Test accuracy (%, mean ± std over the members of each population)\n",
              _markdown(accuracy_table(pies)),
              "\n## PIEs (modal label of the pruned population differs from the dense one's)\n",
+             "`pies_ci_low` / `_high`: 95 % bootstrap interval over members. `disparate_classes`: classes whose "
+             "mean-shifted accuracy differs between dense and pruned members (Hooker et al.'s two-tailed Welch "
+             "t-test, p <= 0.05; one table per configuration under `<method>/class_disparity/`). "
              "`dense_modal_accuracy_on_pies` / `_on_rest`: accuracy of the dense population's modal label on the "
              "PIEs and on the other examples.\n\n", _markdown(pie_table(pies)),
              "\n## PIE overlaps\n", "Between pruning methods of one learning method:\n\n",

@@ -18,6 +18,7 @@ from common.config import AT_LEAST_ONE, DISTINCT, NON_NEGATIVE, check_fields, he
 from common.io import write_csv
 from common.log import setup_logging
 from common.paths import Paths
+from common.studies.corti2022.config import preset_config
 
 log = logging.getLogger("prune")
 METHODS = ("supervised", "supcon")
@@ -27,12 +28,14 @@ METHODS = ("supervised", "supcon")
 class StudyConfig:
     """What a preset runs. The training recipes themselves come from the scripts' own presets."""
 
-    preset: str = help_field("demo", "demo (digits, CPU minutes) or paper (CIFAR-10, WRN-16-2, 30 models, a GPU)",
-                             choices=("demo", "paper"))
+    preset: str = help_field("demo", "demo (digits, CPU minutes), study (Fashion-MNIST, 5 models per population, "
+                                     "within an hour on 2 CPU cores) or paper (CIFAR-10, WRN-16-2, 30 models, a GPU)",
+                             choices=("demo", "study", "paper"))
     models_number: int = help_field(3, "models per configuration (the paper: 30)")
     pruning_percentages: tuple = help_field((0.5, 0.9), "sparsities of every pruning method", nargs="*", item=float)
     prediction_depth_models: int = help_field(2, "models per population whose prediction depths are averaged")
     population_size: int = help_field(0, "models trained together (0 = fill the device)")
+    eval_every: int = help_field(1, "training stages evaluate on the test set every N epochs (always at the end)")
     cuda_device: int = help_field(0, "GPU index; without CUDA everything runs on the CPU")
     data_dir: str = help_field("", "folder holding (or receiving) the dataset, e.g. cifar-10-batches-py "
                                         "(default: data/ in the repository folder)")
@@ -47,6 +50,8 @@ class StudyConfig:
 PRESETS = {
     "demo": dict(models_number=3, pruning_percentages=(0.5, 0.9), prediction_depth_models=2),
     "paper": dict(models_number=30, pruning_percentages=(0.3, 0.5, 0.7, 0.9, 0.95), prediction_depth_models=5),
+    # evaluating 10,000 test images every epoch would cost a third of the training time: only at the end
+    "study": dict(models_number=5, pruning_percentages=(0.5, 0.9), prediction_depth_models=2, eval_every=1000),
 }
 STAGES = ("train_gmp_early", "train_gmp_late", "finetune", "pies", "depth", "report")
 
@@ -61,7 +66,7 @@ def stage_commands(study: StudyConfig, method: str) -> dict[str, tuple]:
     quiet = [] if study.progress else ["--no-progress"]
     sparsities = ",".join(f"{s:g}" for s in study.pruning_percentages)
     seeds = ["--index_start", "0", "--index_end", str(study.models_number - 1),
-             "--population_size", str(study.population_size)]
+             "--population_size", str(study.population_size), "--eval_every", str(study.eval_every)]
     k = ["--models_number", str(study.models_number)]
     return {
         "train_gmp_early": (training.main, common + quiet + seeds + ["--pruning_percentages", f"0.0,{sparsities}",
@@ -69,7 +74,8 @@ def stage_commands(study: StudyConfig, method: str) -> dict[str, tuple]:
         "train_gmp_late": (training.main, common + quiet + seeds + ["--pruning_percentages", sparsities,
                                                                        "--gmp_schedule", "late"]),
         "finetune": (finetune.main, common + quiet + k + ["--pruning_percentages", sparsities,
-                                                              "--population_size", str(study.population_size)]),
+                                                              "--population_size", str(study.population_size),
+                                                              "--eval_every", str(study.eval_every)]),
         # UMAP draws model 0 of each population, so one PIE pass with all K models serves both
         "pies": (pies.main, common + k + ["--plot_q_score", "--plot_umap"]),
         "depth": (depth.main, common + k + ["--prediction_depth_models", str(study.prediction_depth_models)]),
@@ -89,7 +95,7 @@ def parse(argv=None) -> StudyConfig:
     if bad or not study.pruning_percentages:
         raise UsageError(f"--pruning_percentages {bad or 'is empty'}: sparsities must lie in (0, 1)")
     check_fields(study, dict(pruning_percentages=DISTINCT, population_size=NON_NEGATIVE,
-                             prediction_depth_models=AT_LEAST_ONE))
+                             prediction_depth_models=AT_LEAST_ONE, eval_every=AT_LEAST_ONE))
     check_device(study.cuda_device)
     return study
 
@@ -117,7 +123,7 @@ def main(argv=None):
     paths = Paths.at(study.output_root)
     if study.list:
         return list_models(paths)
-    dataset = "digits" if study.preset == "demo" else "cifar10"
+    dataset = preset_config("supervised", study.preset).dataset
     wanted = study.stages or STAGES
     timings, failed = [], 0
     for name in STAGES:

@@ -15,7 +15,8 @@ from common import preflight
 from common.cli import UsageError, check_device, parse_flags, script_prefix, select_device
 from common.config import check_fields
 from common.data import load_dataset
-from common.data.augment import ContrastiveAugment, SupervisedAugment
+from common.data import DATASETS as DATASET_REGISTRY
+from common.data.augment import SupervisedAugment
 from common.engine.objectives import make_objective
 from common.engine.phase import Job, Phase
 from common.inventory import models_table
@@ -60,7 +61,7 @@ def build_phases(cfg: TrainConfig, n_train: int, network, image_size: int = 32) 
     encoder = Phase("encoder", make_objective("supcon", temperature=cfg.temperature,
                                               base_temperature=cfg.base_temperature),
                     cfg.epochs, cfg.batch_size, cfg.learning_rate, weight_decay=cfg.weight_decay,
-                    trainable=tuple(n for n in names if n not in CLASSIFIER), augment=ContrastiveAugment(),
+                    trainable=tuple(n for n in names if n not in CLASSIFIER), augment=DATASET_REGISTRY[cfg.dataset].contrastive,
                     prune_names=tuple(POOLS["encoder_convs"](network)), gmp=window, evaluate=False, **sgd)
     head = Phase("head", make_objective("linear"), cfg.head_epochs, cfg.batch_size_head, cfg.learning_rate_head,
                  momentum=cfg.momentum, weight_decay=0.0, trainable=CLASSIFIER,
@@ -117,7 +118,7 @@ def parse(method: str, argv=None) -> tuple[TrainConfig, RunConfig]:
 def main(method: str, argv=None) -> list[dict]:
     cfg, run = parse(method, argv)
     paths = Paths.at(run.output_root)
-    data = load_dataset(cfg.dataset, run.data_dir)
+    data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset)
     template = build_network(cfg.arch, method, data.num_classes, cfg.projection_dim)
     phases = build_phases(cfg, len(data.train_labels), template, data.image_size)
     validate(run, phases, len(data.train_labels))
