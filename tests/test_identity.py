@@ -269,12 +269,14 @@ def test_the_readme_figures_are_written_by_the_script_from_the_demo_outputs(tiny
     from common.studies.corti2022.report import measured_claims
 
     text = (REPO_ROOT / "README.md").read_text()
-    assert text.count(readme.BEGIN) == 1 and text.count(readme.END) == 1  # the block the script owns
+    for preset in readme.PRESETS:  # the blocks the script owns
+        assert all(text.count(marker) == 1 for marker in readme.markers(preset)), preset
+    begin, end = readme.markers("demo")
     paths = zoo(tiny_zoo, tmp_path)
     run_pies.main("supervised", [*PIES, "--plot_q_score", "--output_root", str(paths.root)])
     run_pies.main("supcon", [*PIES, "--output_root", str(paths.root)])
     copy = tmp_path / "README.md"
-    copy.write_text(f"# title\n\n{readme.BEGIN}\nold figures 47 / 113 / 110\n{readme.END}\n\nrest\n")
+    copy.write_text(f"# title\n\n{begin}\nold figures 47 / 113 / 110\n{end}\n\nrest\n")
     readme.main(["--output_root", str(paths.root), "--readme", str(copy)])
     written = copy.read_text()
     assert "old figures" not in written and written.startswith("# title\n\n") and written.endswith("\n\nrest\n")

@@ -19,7 +19,7 @@ def evaluate(pop: Population, images: torch.Tensor, labels: torch.Tensor, normal
     for start in range(0, len(labels), batch):
         x = normalize(images[start:start + batch].to(device))
         y = labels[start:start + batch].to(device)
-        logits = pop(x, "logits", shared_input=True).float()
+        logits = pop(x, "logits", shared_input=True, sequential=device.type == "cpu").float()
         loss += F.cross_entropy(logits.flatten(0, 1), y.repeat(pop.size), reduction="none").view(pop.size, -1).sum(1)
         correct += (logits.argmax(-1) == y).sum(1)
     return (loss / len(labels)).cpu(), (correct / len(labels)).cpu()

@@ -153,16 +153,17 @@ def headline_umaps(paths: Paths, dataset: str) -> list[tuple[str, Path]]:
     return found
 
 
-def copy_headline_figures(paths: Paths, dataset: str, dest: Path) -> list[Path]:
-    """Copy the README's figures (UMAP panels, PIEs against sparsity) into `dest` (figures/)."""
+def copy_headline_figures(paths: Paths, dataset: str, dest: Path, prefix: str = "") -> list[Path]:
+    """Copy the README's figures (UMAP panels, PIEs against sparsity) into `dest` (figures/), named with
+    `prefix` (one preset's figures beside another's)."""
     dest.mkdir(parents=True, exist_ok=True)
     copied = []
     for name, png in headline_umaps(paths, dataset):
-        copied.append(Path(shutil.copy(png, dest / f"umap_{name}_{png.stem.split('_', 1)[1]}.png")))
+        copied.append(Path(shutil.copy(png, dest / f"{prefix}umap_{name}_{png.stem.split('_', 1)[1]}.png")))
     for method in ("supervised", "supcon"):
         png = paths.pies_dir(dataset, method) / "pies_vs_sparsity.png"
         if png.is_file():
-            copied.append(Path(shutil.copy(png, dest / f"pies_vs_sparsity_{NAMES[method]}.png")))
+            copied.append(Path(shutil.copy(png, dest / f"{prefix}pies_vs_sparsity_{NAMES[method]}.png")))
     return copied
 
 
@@ -177,6 +178,23 @@ def measured_claims(paths: Paths, dataset: str) -> list[str]:
     depth = [d for d in (_read(paths.depth_summary(dataset, m)) for m in methods) if not d.empty]
     return check_claims(paths, dataset, pies, _read(paths.pie_comparison(dataset)), overlaps,
                         pd.concat(depth, ignore_index=True) if depth else pd.DataFrame())
+
+
+def disparity_table(paths: Paths, dataset: str, pies: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per configuration, the classes Hooker et al.'s Welch test finds disparately affected (p <= 0.05), those
+    pruning hurts (mean-shifted accuracy lower in the pruned members) and those it spares."""
+    rows = []
+    for method, summary in pies.items():
+        for r in summary.itertuples() if not summary.empty else ():
+            table = _read(paths.pie_class_disparity(dataset, method, r.pruning, r.sparsity))
+            if table.empty:
+                continue
+            flagged = table[table["disparate"].astype(bool)]
+            hurt = flagged[flagged["pruned_shifted"] < flagged["dense_shifted"]]["class_name"].tolist()
+            spared = flagged[flagged["pruned_shifted"] >= flagged["dense_shifted"]]["class_name"].tolist()
+            rows.append(dict(method=NAMES[method], pruning=r.pruning, sparsity=r.sparsity, disparate=len(flagged),
+                             hurt=", ".join(map(str, hurt)) or "—", spared=", ".join(map(str, spared)) or "—"))
+    return pd.DataFrame(rows)
 
 
 def write_report(paths: Paths, dataset: str, timings: list[dict] | None = None) -> Path:
@@ -204,6 +222,11 @@ def write_report(paths: Paths, dataset: str, timings: list[dict] | None = None) 
              _markdown(pd.concat([o for o in overlaps.values() if not o.empty], ignore_index=True)
                        if any(not o.empty for o in overlaps.values()) else pd.DataFrame()),
              "\nBetween supervised and SupCon at equal pruning method and sparsity:\n\n", _markdown(comparison),
+             "\n## Classes disparately affected (Hooker et al.'s class-level test)\n",
+             "Per member, each class's accuracy minus the member's overall accuracy; per class a two-tailed Welch "
+             "t-test of pruned vs dense members, p <= 0.05. `hurt`: lower in the pruned members; `spared`: higher "
+             "(the normalisation makes the others gain when one class collapses).\n\n",
+             _markdown(disparity_table(paths, dataset, pies)),
              "\n## Q-Score of the encoder representation (mean over examples of the population-averaged score)\n",
              _markdown(scores),
              "\n## Prediction depth (probe index from which every k-NN probe agrees; 0 = all agree)\n",
