@@ -82,7 +82,7 @@ def populations_table(models: pd.DataFrame) -> pd.DataFrame:
     if models.empty:
         return pd.DataFrame()
     grouped = models.groupby(POPULATION, dropna=False, sort=True)
-    return grouped.agg(models=("seed", "size"), seeds=("seed", _seed_ranges),
+    return grouped.agg(models=("seed", "size"), seeds=("seed", seed_ranges),
                        recipes=("fingerprint", lambda f: ",".join(sorted(set(f)))),
                        accuracy_mean=("test_accuracy", "mean"), accuracy_std=("test_accuracy", "std"),
                        not_ok=("provenance", lambda p: int((p != "ok").sum()))).reset_index()
@@ -93,7 +93,8 @@ def _population(spec: ModelSpec) -> tuple:
     return spec.study, spec.dataset, spec.method, spec.arch, spec.pruning, spec.sparsity, knobs
 
 
-def _seed_ranges(seeds) -> str:
+def seed_ranges(seeds) -> str:
+    """[0, 1, 2, 3] -> '0..3'; [0, 2] -> '0,2': seeds as a person reads them."""
     seeds = sorted(seeds)
     if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
         return f"{seeds[0]}..{seeds[-1]}"

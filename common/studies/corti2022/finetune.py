@@ -29,7 +29,7 @@ from common.engine.inference import evaluate
 from common.engine.objectives import make_objective
 from common.engine.phase import Job, Phase
 from common.engine.population import Population
-from common.inventory import models_table
+from common.inventory import models_table, seed_ranges
 from common.io import write_csv
 from common.log import setup_logging
 from common.models import build_network
@@ -184,13 +184,8 @@ def dense_specs(paths: Paths, cfg: FinetuneConfig, run: FinetuneRunConfig) -> li
     command = make_command(cfg.method, "dense", 0.0, cfg.dataset, cfg.arch, missing, run.preset, recipe,
                            paths.root_flag)
     raise UsageError(f"--models_number {run.models_number}: dense {cfg.method} {cfg.arch} {cfg.dataset} models "
-                     f"missing for seeds {_ranges(missing)} ({len(here)} on disk under {paths.models}){hint}; train "
+                     f"missing for seeds {seed_ranges(missing)} ({len(here)} on disk under {paths.models}){hint}; train "
                      f"them with `{command}`")
-
-
-def _ranges(seeds: list[int]) -> str:
-    contiguous = seeds == list(range(seeds[0], seeds[-1] + 1))
-    return f"{seeds[0]}..{seeds[-1]}" if contiguous and len(seeds) > 2 else ",".join(map(str, seeds))
 
 
 def load_dense(paths: Paths, specs: list[ModelSpec]) -> tuple[dict, dict]:
