@@ -14,14 +14,29 @@ def test_identical_populations_have_no_pies_in_any_replicate():
     population = np.stack([model] * 5)  # five copies of one model, dense and pruned alike
     masks = bootstrap_pies(population, population.copy(), 10, replicates=200)
     assert masks.shape == (200, 300) and not masks.any()  # every replicate: zero PIEs, a zero-width interval
-    assert interval(masks.sum(1)) == (0.0, 0.0)
+    assert interval(masks.sum(1), 0) == (0.0, 0.0)
 
 
 def test_a_population_that_always_disagrees_makes_every_example_a_pie():
     rng = np.random.default_rng(1)
     dense, pruned = rng.integers(0, 5, size=(5, 300)), rng.integers(5, 10, size=(7, 300))  # never a shared label
     masks = bootstrap_pies(dense, pruned, 10, replicates=200)
-    assert masks.all() and interval(masks.sum(1)) == (300.0, 300.0)
+    assert masks.all() and interval(masks.sum(1), 300) == (300.0, 300.0)
+
+
+def test_the_pie_count_interval_removes_the_resampling_bias():
+    """Two populations made of the same nine members: on each example five of them (a different five each time)
+    say 0 and four dissent. The true PIE count is 0, yet on some examples a replicate drawn with replacement holds
+    more dissenters than agreeing members, so every replicate counts PIEs. The plain percentile interval then
+    lies wholly above 0; re-centred on the estimate, it holds it."""
+    rng = np.random.default_rng(6)
+    dissent = rng.random((9, 400)).argsort(0) < 4  # four dissenters per example
+    population = np.where(dissent, rng.integers(1, 10, size=(9, 400)), 0)
+    counts = bootstrap_pies(population, population.copy(), 10, replicates=500).sum(1)
+    assert np.percentile(counts, 2.5) > 0  # the bias the correction is for
+    low, high = interval(counts, 0)
+    assert low < 0 < high and verdict(low, high, 0.0) == "UNDECIDED"
+    assert high - low == pytest.approx(np.percentile(counts, 97.5) - np.percentile(counts, 2.5))
 
 
 def test_a_replicate_is_the_modal_label_of_the_members_it_drew():
@@ -40,7 +55,7 @@ def test_the_dense_population_is_resampled_alike_for_every_configuration():
 def test_a_member_mean_shift_interval_covers_a_known_shift():
     rng = np.random.default_rng(4)
     dense, pruned = rng.normal(0.0, 0.01, 30), rng.normal(-0.5, 0.01, 30)
-    low, high = interval(bootstrap_member_means(dense, pruned))
+    low, high = interval(bootstrap_member_means(dense, pruned), pruned.mean() - dense.mean())
     assert -0.52 < low < -0.5 < high < -0.48
     assert verdict(low, high, 0.0, above=False) == "TRUE"
 

@@ -5,7 +5,12 @@ A replicate resamples the K members of each population with replacement and reco
 labels and PIEs, a mean score, a mean depth). `member_resamples` draws the dense population's indices from its
 own stream of a generator seeded with `seed`, so every configuration of one learning method resamples its dense
 population the same way in replicate b: statistics of several configurations combine replicate by replicate.
-Intervals are percentile intervals (2.5 %, 97.5 %).
+Intervals are percentile intervals (2.5 %, 97.5 %) re-centred on the estimate: the bootstrap's bias,
+mean(replicates) - estimate, is subtracted from both ends. Why: a replicate of K members drawn with replacement
+holds only about 0.67 K distinct ones, so its modal labels are noisier than the population's and its PIE count is
+biased upward (measured on Fashion-MNIST, K = 5: 802 PIEs, plain percentile interval [899, 1961], which does not
+hold the estimate). A mean over members has no such bias, so its interval is the plain percentile one up to
+rounding. BCa would need replicates on both sides of the estimate, which a count biased this far does not give.
 """
 from __future__ import annotations
 
@@ -58,10 +63,12 @@ def bootstrap_means(values: np.ndarray, replicates: int = REPLICATES, seed: int 
     return values[member_resamples(len(values), replicates, seed)].mean(1)
 
 
-def interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """Percentile interval of a statistic's bootstrap replicates."""
+def interval(replicates: np.ndarray, estimate: float, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of a statistic's bootstrap replicates, shifted by the bootstrap's estimate of its bias
+    (mean(replicates) - estimate; see the module docstring)."""
+    replicates = np.asarray(replicates, dtype=float)
     tail = 100 * (1 - level) / 2
-    low, high = np.percentile(np.asarray(replicates, dtype=float), [tail, 100 - tail])
+    low, high = np.percentile(replicates, [tail, 100 - tail]) - (replicates.mean() - float(estimate))
     return float(low), float(high)
 
 

@@ -43,7 +43,8 @@ def count_difference(paths: Paths, dataset: str, first: tuple, second: tuple) ->
     masks = [replicate_masks(paths, dataset, *key[:3]) for key in (first, second)]
     if any(m is None for m in masks) or len(masks[0]) != len(masks[1]):
         return None
-    return (first[3] - second[3], *interval(masks[0].sum(1) - masks[1].sum(1)))
+    estimate = first[3] - second[3]
+    return (estimate, *interval(masks[0].sum(1) - masks[1].sum(1), estimate))
 
 
 def pie_count_claims(paths: Paths, dataset: str, pies: dict[str, pd.DataFrame]) -> list[str]:
@@ -99,7 +100,7 @@ def jaccard_claim(paths: Paths, dataset: str, comparison: pd.DataFrame, overlaps
             f"{len(points)} pairs ('largely unique' read as < 0.5)")
     if len(replicates) != len(pairs):
         return [_claim(f"{text} (bootstrap replicates missing for some pairs: rerun the PIE stage)", "UNDECIDED")]
-    low, high = interval(np.mean(replicates, axis=0))
+    low, high = interval(np.mean(replicates, axis=0), points.mean())
     return [_claim(f"{text}; {_ci(low, high, 2)}", verdict(low, high, 0.5, above=False))]
 
 

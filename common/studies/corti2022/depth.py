@@ -270,7 +270,7 @@ def summary_row(method: str, cfg: DepthConfig, key: tuple, dense: PopulationDept
         if pies.any() and (~pies).any():  # PIEs minus the rest, per member; the interval resamples the members
             gaps = pop.depths[:, pies].mean(1) - pop.depths[:, ~pies].mean(1)
             row[f"depth_{name}_gap"] = float(gaps.mean())
-            row[f"depth_{name}_gap_ci_low"], row[f"depth_{name}_gap_ci_high"] = interval(bootstrap_means(gaps))
+            row[f"depth_{name}_gap_ci_low"], row[f"depth_{name}_gap_ci_high"] = interval(bootstrap_means(gaps), gaps.mean())
     return row
 
 

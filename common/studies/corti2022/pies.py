@@ -336,17 +336,18 @@ class Stage:
         with atomic_path(self.paths.pie_bootstrap(self.cfg.dataset, self.method, pruning, sparsity)) as tmp, \
                 open(tmp, "wb") as fh:
             np.savez_compressed(fh, packed=np.packbits(masks, axis=1), examples=np.array(masks.shape[1]))
-        low, high = interval(masks.sum(1))
+        low, high = interval(masks.sum(1), pies.sum())
         out = dict(pies_ci_low=low, pies_ci_high=high)
         if dense.member_q is not None and pruned.member_q is not None:
             shift = bootstrap_member_means(dense.member_q.mean(1), pruned.member_q.mean(1))
             out["q_score_shift"] = pruned.member_q.mean() - dense.member_q.mean()
-            out["q_score_shift_ci_low"], out["q_score_shift_ci_high"] = interval(shift)
+            out["q_score_shift_ci_low"], out["q_score_shift_ci_high"] = interval(shift, out["q_score_shift"])
             if pies.any() and (~pies).any():
                 gap = lambda q: q[:, pies].mean(1) - q[:, ~pies].mean(1)  # noqa: E731 - PIEs minus the rest
                 excess = bootstrap_member_means(gap(dense.member_q), gap(pruned.member_q))  # < 0: PIEs drop more
                 out["q_score_pie_excess"] = gap(pruned.member_q).mean() - gap(dense.member_q).mean()
-                out["q_score_pie_excess_ci_low"], out["q_score_pie_excess_ci_high"] = interval(excess)
+                out["q_score_pie_excess_ci_low"], out["q_score_pie_excess_ci_high"] = \
+                    interval(excess, out["q_score_pie_excess"])
         labels = self.data.test_labels.numpy()
         test = class_disparity(dense.preds, pruned.preds, labels, self.data.num_classes)
         names = DATASET_REGISTRY[self.cfg.dataset].class_names
