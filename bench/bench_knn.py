@@ -27,6 +27,9 @@ from sklearn.neighbors import KNeighborsClassifier
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.metrics.knn import knn_predict  # noqa: E402
+from common.runtime import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()  # as every script does (common.runtime)
 
 WIDTHS = [16] + [32] * 5 + [64] * 5 + [128] * 5  # WRN-16-2 probes, in depth order
 

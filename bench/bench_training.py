@@ -35,6 +35,7 @@ from common.engine.losses import SupConLoss  # noqa: E402
 from common.engine.objectives import make_objective  # noqa: E402
 from common.engine.population import Population  # noqa: E402
 from common.models import build_network  # noqa: E402
+from common.runtime import keep_freed_memory  # noqa: E402
 
 
 def device_name(device: torch.device) -> str:
@@ -169,4 +170,5 @@ def main():
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # as every script does (common.runtime)
     main()

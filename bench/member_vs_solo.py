@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.engine.population import Population  # noqa: E402
 from common.models import build_network  # noqa: E402
 from common.paths import Paths  # noqa: E402
+from common.runtime import keep_freed_memory  # noqa: E402
 from common.spec import ModelSpec  # noqa: E402
 from common.studies.corti2022 import training  # noqa: E402
 from common.zoo import load_member  # noqa: E402
@@ -91,4 +92,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # as every script does (common.runtime)
     main()

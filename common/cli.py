@@ -132,7 +132,9 @@ def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = 
     from common.checkpoint import CheckpointError
     from common.data import DataError
     from common.engine.hooks import Preempted
+    from common.runtime import keep_freed_memory
 
+    keep_freed_memory()
     prog = sys.argv[0].rsplit("/", 1)[-1] or "script"
     try:
         result = main(argv)

@@ -5,6 +5,10 @@ import logging
 import pytest
 import torch
 
+from common.runtime import keep_freed_memory
+
+keep_freed_memory()  # as every script does: the suite's many small inference passes skip the kernel's page faults
+
 # One epoch with large batches: the models stay near chance, which is enough for anything that needs models that
 # load, predict and disagree. The flags are public so a test can retrain a population exactly like the zoo's.
 ZOO_SEEDS = ["--index_start", "0", "--index_end", "1"]

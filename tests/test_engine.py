@@ -222,11 +222,31 @@ def test_members_one_after_another_give_what_the_vmapped_population_gives():
 
     torch.manual_seed(0)
     networks = [build_network("wrn10_1", "supcon") for _ in range(3)]
-    pop = Population(networks).eval()
+    vmapped, sequential = Population(networks, execution="vmap").eval(), Population(networks, execution="sequential")
+    sequential.eval()
     images = torch.randn(3, 16, 3, 8, 8)
     for mode in ("logits", "features", "projection"):
-        together = pop(images, mode)
-        one_by_one = pop(images, mode, sequential=True)
-        assert torch.allclose(together, one_by_one, atol=1e-5), mode
-    shared = pop(images[0], "hidden", shared_input=True, sequential=True)
-    assert torch.allclose(shared[0], pop(images[0], "hidden", shared_input=True)[0], atol=1e-5)
+        assert torch.allclose(vmapped(images, mode), sequential(images, mode), atol=1e-5), mode
+    shared = sequential(images[0], "hidden", shared_input=True)
+    assert torch.allclose(shared[0], vmapped(images[0], "hidden", shared_input=True)[0], atol=1e-5)
+
+
+def test_the_cpu_runs_members_one_after_another_only_on_large_per_member_work():
+    from common.engine.population import CPU_SEQUENTIAL_FROM, Population
+
+    networks = [build_network("wrn10_1", "supervised") for _ in range(2)]
+    pop = Population(networks)
+    assert not pop.sequential_for(torch.zeros(2, 64, 3, 8, 8), shared_input=False)  # digits, batch 64: vmapped
+    assert pop.sequential_for(torch.zeros(128, 3, 28, 28), shared_input=True)  # Fashion-MNIST, batch 128
+    assert pop.sequential_for(torch.zeros(2, CPU_SEQUENTIAL_FROM // 64, 3, 8, 8), shared_input=False)
+    fashion_batch = torch.zeros(128, 3, 28, 28)
+    assert not Population(networks, execution="vmap").sequential_for(fashion_batch, shared_input=True)
+    assert Population(networks, execution="sequential").sequential_for(torch.zeros(2, 1, 3, 8, 8), False)
+
+
+def test_scripts_keep_freed_memory_where_the_c_library_is_glibc():
+    import platform
+
+    from common.runtime import keep_freed_memory
+
+    assert keep_freed_memory() == (platform.libc_ver()[0] == "glibc")

@@ -19,7 +19,7 @@ def evaluate(pop: Population, images: torch.Tensor, labels: torch.Tensor, normal
     for start in range(0, len(labels), batch):
         x = normalize(images[start:start + batch].to(device))
         y = labels[start:start + batch].to(device)
-        logits = pop(x, "logits", shared_input=True, sequential=device.type == "cpu").float()
+        logits = pop(x, "logits", shared_input=True).float()
         loss += F.cross_entropy(logits.flatten(0, 1), y.repeat(pop.size), reduction="none").view(pop.size, -1).sum(1)
         correct += (logits.argmax(-1) == y).sum(1)
     return (loss / len(labels)).cpu(), (correct / len(labels)).cpu()
@@ -30,8 +30,7 @@ def predict(pop: Population, images: torch.Tensor, normalize, mode: str = "logit
     """Member outputs over `images` in order, concatenated along examples: logits [P, N, C], features [P, N, D],
     or for mode='hidden' (features, [probe [P, N, d_l] for each probe])."""
     pop.eval()
-    sequential = pop.device.type == "cpu"  # one member at a time: 2.3x faster than vmapped here (README, Speed)
-    chunks = [pop(normalize(images[s:s + batch].to(pop.device)), mode, shared_input=True, sequential=sequential)
+    chunks = [pop(normalize(images[s:s + batch].to(pop.device)), mode, shared_input=True)
               for s in range(0, len(images), batch)]
     return tree_map(lambda *parts: torch.cat([p.float() for p in parts], dim=1), *chunks)
 

@@ -4,6 +4,21 @@ member dimension and run together with `torch.func.vmap` over `functional_call`.
 Under vmap, convolutions with per-member weights become one grouped convolution and BatchNorm keeps separate
 batch statistics and running buffers per member, so members stay exactly independent: summing their losses
 gives every member the gradient it would get alone, and SGD (elementwise) keeps their updates apart.
+
+On the CPU a population may instead run its members one after another inside each call (`execution`): the same
+numbers up to float rounding. The automatic choice is a rule measured on this project's 2-core CPU machine
+(WRN-10-1, K = 5, one SGD step's images per second; glibc allocator tuned as in common.runtime):
+
+    per-member batch x pixels    vmapped   one after another
+    digits 8x8, batch 64                    8,053        6,362
+    digits 8x8, batch 256                   8,586        8,691
+    Fashion-MNIST 28x28, batch 32             907          781
+    digits 8x8, batch 1,024                 8,095       10,799
+    Fashion-MNIST 28x28, batch 128            785        1,044
+
+so the members run one after another from 32,768 images x pixels per member and call (a grouped convolution over
+small per-member work amortises the per-call overhead; over large work it loses to the plain convolution, which
+oneDNN tunes better). On CUDA the members are always vmapped.
 """
 from __future__ import annotations
 
@@ -13,12 +28,18 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call, stack_module_state, vmap
 
+CPU_SEQUENTIAL_FROM = 32_768  # images x pixels per member and call (module docstring)
+EXECUTIONS = ("auto", "vmap", "sequential")
+
 
 class Population:
-    def __init__(self, networks: list[nn.Module], device: torch.device | str = "cpu"):
+    def __init__(self, networks: list[nn.Module], device: torch.device | str = "cpu", execution: str = "auto"):
         if not networks:
             raise ValueError("a population needs at least one network")
+        if execution not in EXECUTIONS:
+            raise ValueError(f"execution {execution!r}: choose from {EXECUTIONS}")
         self.size = len(networks)
+        self.execution = execution
         self.template = copy.deepcopy(networks[0]).to("meta")
         params, buffers = stack_module_state(networks)
         self.params = {k: v.detach().to(device).requires_grad_(True) for k, v in params.items()}
@@ -68,11 +89,19 @@ class Population:
             self._compiled[key] = torch.compile(batched)
         return self._compiled[key]
 
-    def __call__(self, x: torch.Tensor, mode: str = "logits", shared_input: bool = False, sequential: bool = False):
+    def sequential_for(self, x: torch.Tensor, shared_input: bool) -> bool:
+        """Whether a call on x runs the members one after another (`execution`, else the module's rule)."""
+        if self.execution != "auto":
+            return self.execution == "sequential"
+        if self.device.type != "cpu":
+            return False
+        batch = x.shape[0] if shared_input else x.shape[1]
+        return batch * x.shape[-2] * x.shape[-1] >= CPU_SEQUENTIAL_FROM
+
+    def __call__(self, x: torch.Tensor, mode: str = "logits", shared_input: bool = False):
         """x: [P, B, ...] (each member its own batch) or [B, ...] with shared_input=True (the same batch for all).
-        Returns the member outputs stacked along dim 0. `sequential` runs the members one after another instead
-        of vmapped (the same numbers up to float rounding; faster for inference on the CPU, see inference.py)."""
-        return self._function(mode, shared_input, sequential)(self.params, self.buffers, x)
+        Returns the member outputs stacked along dim 0."""
+        return self._function(mode, shared_input, self.sequential_for(x, shared_input))(self.params, self.buffers, x)
 
     def member_state(self, index: int) -> dict[str, torch.Tensor]:
         """Member `index` as an ordinary state dict (what `Network.load_state_dict` takes)."""

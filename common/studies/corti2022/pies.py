@@ -425,13 +425,14 @@ class Stage:
             log.info("no %s populations matching these configurations on disk: supervised vs SupCon comparison "
                      "skipped", other)
             return None
-        k = self.cfg.models_number
-        other_dense = self.outputs(first_members(by_tag[("dense", "0")], k, f"{other} dense"), False)
+        k, with_features = self.cfg.models_number, self.cfg.plot_q_score or self.cfg.plot_umap
+        # with the features this stage uses, so that the other method's own PIE stage finds them in the cache
+        other_dense = self.outputs(first_members(by_tag[("dense", "0")], k, f"{other} dense"), with_features)
         labels = self.data.test_labels.numpy()
         rows = []
         for pruning, sparsity in shared:
             members = first_members(by_tag[(pruning, sparsity_tag(sparsity))], k, f"{other} {pruning} {sparsity:g}")
-            other_pruned = self.outputs(members, False)
+            other_pruned = self.outputs(members, with_features)
             other_pies = modal_labels(other_dense.preds, self.data.num_classes) != \
                 modal_labels(other_pruned.preds, self.data.num_classes)
             pies = {self.method: pie_sets[(pruning, sparsity)], other: other_pies}
