@@ -62,6 +62,7 @@ from common.plots.depth import plot_depth_histograms, plot_depth_scatter, plot_d
 from common.spec import METHOD_DIRS, PRUNED, ModelSpec, sparsity_tag
 from common.stage import AnalysisContext, checkpoint_stamp, validate_selection
 from common.studies.corti2022.config import ARCHS, DATASETS, preset_config, preset_identities
+from common.studies.corti2022.pies import data_fingerprint, population_outputs
 from common.zoo import load_population
 
 log = logging.getLogger("prune")
@@ -211,6 +212,17 @@ def write_cache(paths: Paths, spec: ModelSpec, cfg: DepthConfig, probes: np.ndar
         np.savez(fh, probe_preds=probes.astype(np.int16), source=np.array(model_source(paths, spec)))
 
 
+def member_predictions(paths: Paths, members: list[ModelSpec], data: Dataset, cfg: DepthConfig,
+                       device: torch.device) -> np.ndarray:
+    """[K, N] test predictions of `members`, read from the PIE stage's cache when it holds exactly these members
+    (reproduce.py runs that stage first: the pass is not repeated), else computed and cached for the next stage.
+    A member that cannot be read stops this stage with the loader's one-line error (the PIE stage leaves it out)."""
+    outputs = population_outputs(paths, members, data, device, False, cfg.batch_size, data_fingerprint(data))
+    if outputs.names != tuple(spec.name for spec in members):
+        load_population(paths, members, device, data.num_classes)  # raises the CheckpointError naming the file
+    return outputs.preds
+
+
 def population_depth(paths: Paths, specs: list[ModelSpec], data: Dataset, cfg: DepthConfig,
                      device: torch.device) -> PopulationDepth:
     started = time.time()
@@ -218,9 +230,7 @@ def population_depth(paths: Paths, specs: list[ModelSpec], data: Dataset, cfg: D
     if len(depth_specs) < cfg.prediction_depth_models:
         log.warning("%s has %d finished models, fewer than --prediction_depth_models %d: averaging over %d",
                     _label(specs[0]), len(specs), cfg.prediction_depth_models, len(specs))
-    pop, _ = load_population(paths, specs[:max(cfg.models_number, len(depth_specs))], device, data.num_classes)
-    all_preds = predict(pop, data.test_images, data.normalize, "logits", cfg.batch_size).argmax(-1).cpu().numpy()
-    del pop
+    all_preds = member_predictions(paths, specs[:max(cfg.models_number, len(depth_specs))], data, cfg, device)
     n_test = len(data.test_labels)
     probes = {spec: read_cache(paths, spec, cfg, n_test) for spec in depth_specs}
     missing = [spec for spec, p in probes.items() if p is None]
