@@ -1,18 +1,24 @@
-"""Training throughput: populations on device-side data and augmentation vs the authors'-style pipeline.
+"""Training throughput at each recipe's batch size: populations on device-side data and augmentation vs the
+authors'-style pipeline, with FLOPs counted and the fraction of the machine's measured matmul peak.
 
-For each architecture and learning method it times optimizer steps and reports images per second summed over
-the population (a SupCon image counts once although it is seen in two views):
+For each learning method of a preset (its architecture, image size and batch size per member; `--batch` and
+`--archs` override) it times optimizer steps and reports images per second summed over the population (a SupCon
+image counts once although it is seen in two views):
 
   baseline  the authors' pipeline shape: a torchvision DataLoader with per-image PIL transforms (their workers=0
             default, `--baseline_workers` to change), fp32, one model per process. Training 30 models this way
             takes 30 times one model's time, so its throughput for any population size is the single-model figure.
   ours K    K members trained together by common.engine on uint8 data resident on the device with batched
-            augmentation (bf16 autocast on CUDA).
+            augmentation (bf16 autocast on CUDA; common.engine.precision).
 
-The ratio column is ours / baseline measured in the same run on the same device. Data are random CIFAR-shaped
-images (throughput does not depend on pixel values). Example:
+FLOPs per image are those of one forward + backward pass of one network, counted by torch.utils.flop_counter
+(convolutions and matrix products; elementwise work is not counted), both views for SupCon. GFLOP/s = images/s x
+FLOPs per image; the peak is the best of several dense 2,048 x 2,048 matmuls on the same device in the same run
+(fp32 and bf16). The ratio column is ours / baseline measured in the same run. Data are random images of the
+preset's shape (throughput does not depend on pixel values). Example:
 
-  python bench/bench_training.py --archs wrn16_2 --populations 1,8,30 --methods supervised,supcon --cuda_device 0
+  python bench/bench_training.py --preset paper --populations 1,8,30 --cuda_device 0
+  python bench/bench_training.py --preset study --populations 1,5,8
 """
 from __future__ import annotations
 
@@ -24,17 +30,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.data import Dataset  # noqa: E402
-from common.data.augment import ContrastiveAugment, SupervisedAugment  # noqa: E402
-from common.data.cifar10 import CIFAR_MEAN, CIFAR_STD  # noqa: E402
+from common.data import DATASETS, Dataset  # noqa: E402
 from common.engine.batches import Batches  # noqa: E402
 from common.engine.losses import SupConLoss  # noqa: E402
 from common.engine.objectives import make_objective  # noqa: E402
+from common.engine import precision  # noqa: E402
 from common.engine.population import Population  # noqa: E402
 from common.models import build_network  # noqa: E402
+from common.studies.corti2022.config import PRESET_NAMES, preset_config  # noqa: E402
+from common.studies.corti2022.training import supervised_augment  # noqa: E402
 from common.runtime import keep_freed_memory  # noqa: E402
 
 
@@ -49,8 +57,31 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def random_cifar(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+def random_images(n: int, size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of the best of `repeats` dense n x n matmuls (after one warm-up)."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for step in range(repeats + 1):
+        sync(device)
+        started = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - started) if step else best
+    return 2 * n ** 3 / best / 1e9
+
+
+def flops_per_image(arch: str, method: str, size: int, device: torch.device) -> float:
+    """FLOPs of one network's forward + backward per training image (both views for SupCon)."""
+    net = build_network(arch, method).to(device)
+    views = 1 if method == "supervised" else 2
+    x = torch.randn(8 * views, 3, size, size, device=device)
+    with FlopCounterMode(display=False) as counter:
+        net(x, "logits" if method == "supervised" else "projection").float().sum().backward()
+    return counter.get_total_flops() / 8
 
 
 # ---- the authors'-style baseline ----------------------------------------------------------------
@@ -72,12 +103,13 @@ class PilDataset(torch.utils.data.Dataset):
 def baseline_loader(method, images, labels, batch, workers):
     from torchvision import transforms as T
 
-    normalize = T.Normalize(CIFAR_MEAN, CIFAR_STD)
+    size = images.shape[1]
+    normalize = T.Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     if method == "supervised":
-        transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomVerticalFlip(), T.RandomHorizontalFlip(),
+        transform = T.Compose([T.RandomCrop(size, padding=size // 8), T.RandomVerticalFlip(), T.RandomHorizontalFlip(),
                                T.ToTensor(), normalize])
     else:
-        view = T.Compose([T.RandomResizedCrop(32, scale=(0.2, 1.0)), T.RandomHorizontalFlip(),
+        view = T.Compose([T.RandomResizedCrop(size, scale=(0.2, 1.0)), T.RandomHorizontalFlip(),
                           T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(0.2),
                           T.ToTensor(), normalize])
         transform = lambda img: (view(img), view(img))  # noqa: E731  (the authors' TwoCropTransform)
@@ -113,15 +145,16 @@ def time_baseline(arch, method, images, labels, batch, steps, device, workers) -
 
 # ---- ours -------------------------------------------------------------------------------------
 
-def time_population(arch, method, data: Dataset, size, batch, steps, device, amp) -> float:
+def time_population(arch, method, data: Dataset, recipe, size, batch, steps, device, amp) -> float:
     torch.manual_seed(0)
     pop = Population([build_network(arch, method) for _ in range(size)], device)
-    aug = SupervisedAugment() if method == "supervised" else ContrastiveAugment()
+    aug = supervised_augment(recipe, data.image_size) if method == "supervised" else \
+        DATASETS[recipe.dataset].contrastive
     objective = make_objective("ce" if method == "supervised" else "supcon")
     opt = torch.optim.SGD(list(pop.params.values()), lr=0.01, momentum=0.9, weight_decay=5e-4)
     generators = [torch.Generator().manual_seed(i) for i in range(size)]
     batches = Batches(data, aug, generators, device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and amp)
+    autocast = precision.autocast(amp, device)
     started = None
     for step in range(steps + 1):
         if step == 1:
@@ -139,34 +172,45 @@ def time_population(arch, method, data: Dataset, size, batch, steps, device, amp
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archs", default="wrn16_2", help="comma-separated archs")
+    parser.add_argument("--preset", default="paper", choices=PRESET_NAMES,
+                        help="recipes whose architecture, image size and batch size are timed")
+    parser.add_argument("--archs", default="", help="comma-separated archs (default: the preset's)")
     parser.add_argument("--methods", default="supervised,supcon")
-    parser.add_argument("--populations", default="1,8,30", help="population sizes K")
-    parser.add_argument("--batch", type=int, default=128, help="images per member per step (both methods)")
+    parser.add_argument("--populations", default="1,8", help="population sizes K")
+    parser.add_argument("--batch", type=int, default=0, help="images per member per step (default: each recipe's)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after one warm-up step)")
-    parser.add_argument("--n_images", type=int, default=10000, help="random CIFAR-shaped training images")
+    parser.add_argument("--n_images", type=int, default=10000, help="random training images")
     parser.add_argument("--baseline_workers", type=int, default=0, help="DataLoader workers of the baseline")
     parser.add_argument("--cuda_device", type=int, default=0)
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast on CUDA")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                        help="bf16 autocast (default: on for CUDA, off on the CPU; common.engine.precision)")
     args = parser.parse_args()
 
     device = torch.device(f"cuda:{args.cuda_device}" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    raw = random_cifar(args.n_images)
-    labels = np.random.default_rng(1).integers(0, 10, size=args.n_images)
-    data = Dataset("cifar10", torch.from_numpy(raw).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels),
-                   torch.zeros(0, 3, 32, 32, dtype=torch.uint8), torch.zeros(0, dtype=torch.long),
-                   CIFAR_MEAN, CIFAR_STD).to(device)
-    print(f"device: {device_name(device)}; torch {torch.__version__}; batch {args.batch}/member; "
-          f"{args.steps} timed steps")
-    print(f"{'arch':9} {'method':10} {'K':>3} {'ours img/s':>11} {'baseline img/s':>15} {'ratio':>7}")
-    for arch in args.archs.split(","):
-        for method in args.methods.split(","):
-            base = time_baseline(arch, method, raw, labels, args.batch, args.steps, device, args.baseline_workers)
-            for size in (int(k) for k in args.populations.split(",")):
-                ours = time_population(arch, method, data, size, args.batch, args.steps, device, args.amp)
-                print(f"{arch:9} {method:10} {size:3d} {ours:11.0f} {base:15.0f} {ours / base:7.2f}", flush=True)
+    peaks = {name: matmul_peak(device, dtype) for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    print(f"device: {device_name(device)}; torch {torch.__version__}; preset {args.preset}; {args.steps} timed "
+          f"steps; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    print(f"{'arch':9} {'method':10} {'batch':>5} {'K':>3} {'ours img/s':>11} {'baseline img/s':>15} {'ratio':>6} "
+          f"{'GFLOP/img':>9} {'GFLOP/s':>8} {'of fp32 peak':>12}")
+    for method in args.methods.split(","):
+        recipe = preset_config(method, args.preset)
+        size = DATASETS[recipe.dataset].image_size
+        raw = random_images(args.n_images, size)
+        labels = np.random.default_rng(1).integers(0, 10, size=args.n_images)
+        data = Dataset(recipe.dataset, torch.from_numpy(raw).permute(0, 3, 1, 2).contiguous(),
+                       torch.from_numpy(labels), torch.zeros(0, 3, size, size, dtype=torch.uint8),
+                       torch.zeros(0, dtype=torch.long), (0.5,) * 3, (0.25,) * 3).to(device)
+        batch = args.batch or recipe.batch_size
+        for arch in (args.archs.split(",") if args.archs else [recipe.arch]):
+            flops = flops_per_image(arch, method, size, device)
+            base = time_baseline(arch, method, raw, labels, batch, args.steps, device, args.baseline_workers)
+            for k in (int(k) for k in args.populations.split(",")):
+                ours = time_population(arch, method, data, recipe, k, batch, args.steps, device, args.amp)
+                achieved = ours * flops / 1e9
+                print(f"{arch:9} {method:10} {batch:5d} {k:3d} {ours:11.0f} {base:15.0f} {ours / base:6.2f} "
+                      f"{flops / 1e9:9.3f} {achieved:8.1f} {achieved / peaks['fp32']:11.0%}", flush=True)
 
 
 if __name__ == "__main__":

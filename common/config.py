@@ -27,8 +27,14 @@ class JobConfig:
                              choices=("paper", "demo", "study"))
     checkpoint_every: int = help_field(10, "save resumable state every N epochs (and on SIGTERM/SIGINT)")
     eval_every: int = help_field(1, "evaluate on the test set every N epochs (and always at the end)")
-    amp: bool = help_field(True, "bf16 autocast on CUDA (ignored on the CPU)")
-    compile: bool = help_field(False, "torch.compile the population forward (CUDA only)")
+    amp: bool | None = help_field(None, "bf16 autocast; default: on for CUDA, off on the CPU (measured slower "
+                                        "there; --amp turns it on anyway)")
+    compile: bool = help_field(False, "torch.compile the population forward (any device; on the CPU inductor needs "
+                                      "a C++ compiler)")
+    population_execution: str = help_field("auto", "how a population's members run in each step: vmapped (one "
+                                                   "grouped convolution), one after another, or auto (a rule measured "
+                                                   "per device and per-member work; common/engine/population.py)",
+                                           choices=("auto", "vmap", "sequential"))
     progress: bool = help_field(True, "tqdm progress bars")
 
     def default_population_size(self, device) -> int:

@@ -37,6 +37,10 @@ class Paths:
         """The paths under `--output_root` (empty: the repository folder)."""
         return cls(Path(output_root) if output_root else REPO_ROOT)
 
+    def smoke(self) -> "Paths":
+        """Where `reproduce.py --smoke` writes: apart, so that its few-step models never meet a real run's."""
+        return Paths(self.root / "smoke")
+
     @property
     def root_flag(self) -> str:
         """' --output_root R' for a command that must write here, '' for the repository folder."""

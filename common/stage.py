@@ -18,6 +18,7 @@ from common.commands import make_command
 from common.data import Dataset, load_dataset
 from common.engine.loop import Trainer
 from common.engine.phase import Job
+from common.engine.precision import amp_enabled
 from common.engine.state import saved_members
 from common.log import progress, setup_logging
 from common.paths import Paths
@@ -235,7 +236,8 @@ def train_populations(jobs: list[tuple[Job, Path | None]], data: Dataset, device
             if trainer.job.prepare is not None:
                 trainer.job.prepare(trainer.job)
             state = trainer.fit()
-            runtime = dict(ckpt.runtime_info(device), bf16_autocast=bool(run.amp and device.type == "cuda"))
+            runtime = dict(ckpt.runtime_info(device), bf16_autocast=amp_enabled(run.amp, device),
+                           population_execution=run.population_execution)
             results += save_population(paths, trainer.job, state, runtime)
             trainer.state_path.unlink(missing_ok=True)
             log.info("trained %d models (%s) in %.1fs", len(trainer.job.specs),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from common.engine.batches import Batches
 from common.engine.hooks import Checkpoint, GMPEvents, History, Preemption, Signals, Snapshot, freeze_failed
 from common.engine.optimizers import build_optimizer
 from common.engine.phase import Job, Phase
+from common.engine.precision import autocast
 from common.engine.state import EpochCursor, TrainState
 
 log = logging.getLogger("prune")
@@ -32,8 +32,7 @@ class Trainer:
     def __init__(self, job: Job, data: Dataset, device: torch.device, run, state_path: Path, bar=None):
         self.job, self.data, self.device, self.run, self.state_path = job, data, device, run, state_path
         self.bar = bar  # the stage's progress bar (one per stage), advanced once per step
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and run.amp
-                         else nullcontext())
+        self.autocast = autocast(run.amp, device)
 
     def total_steps(self, phases: list[Phase] | None = None) -> int:
         """Optimizer steps of `phases` (default: all of the job's)."""
@@ -56,7 +55,8 @@ class Trainer:
                 _skip(self.bar, self.steps_done(state))
         else:
             state = TrainState.fresh(self.job, self.device)
-        if self.run.compile and self.device.type == "cuda":
+        state.population.execution = self.run.population_execution
+        if self.run.compile:
             state.population.compile()
         with Signals() as signals:
             while state.phase < len(self.job.phases):

@@ -35,10 +35,18 @@ def knn_predict(train_features, train_labels, query_features, k, *, chunk_size=2
     """Labels [Nq] (LongTensor, on `device`) predicted by a k-NN majority vote over the support set.
 
     train_features [N, D], train_labels [N] (non-negative ints, any values), query_features [Nq, D]; numpy or
-    torch. device=None -> the device of train_features (cpu for numpy input).
+    torch. device=None -> the device of train_features (cpu for numpy input). Autocast is switched off inside: the
+    distances' precision is chosen here (`dtype`, then a float64 re-rank), and a bf16 shortlist could drop a true
+    neighbour.
     """
     train = torch.as_tensor(train_features)
     device = torch.device(device) if device is not None else train.device
+    with torch.autocast(device_type=device.type, enabled=False):
+        return _knn_predict(train, train_labels, query_features, k, chunk_size, device, dtype, rerank)
+
+
+def _knn_predict(train, train_labels, query_features, k, chunk_size, device, dtype, rerank):
+    """knn_predict's work, with autocast off."""
     train = train.to(device=device, dtype=torch.float64)
     query = torch.as_tensor(query_features, device=device).to(torch.float64)
     labels = torch.as_tensor(train_labels, device=device).long().reshape(-1)

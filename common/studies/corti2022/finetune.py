@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
@@ -29,6 +28,7 @@ from common.engine.inference import evaluate
 from common.engine.objectives import make_objective
 from common.engine.phase import Job, Phase
 from common.engine.population import Population
+from common.engine.precision import autocast
 from common.inventory import models_table, seed_ranges
 from common.io import write_csv
 from common.log import setup_logging
@@ -208,12 +208,8 @@ def load_dense(paths: Paths, specs: list[ModelSpec]) -> tuple[dict, dict]:
 
 # ---- pruning a population and measuring it ---------------------------------------------------------
 
-def _autocast(device: torch.device, run: FinetuneRunConfig):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and run.amp else nullcontext()
-
-
 def member_accuracies(pop: Population, data, device, run) -> list[float]:
-    with _autocast(device, run):
+    with autocast(run.amp, device):
         return evaluate(pop, data.test_images, data.test_labels, data.normalize)[1].tolist()
 
 

@@ -45,6 +45,13 @@ class StudyConfig:
     progress: bool = help_field(True, "tqdm progress bars")
     list: bool = help_field(False, "print every population on disk under --output_root (seeds, recipe fingerprints, "
                                    "accuracy, provenance), write one row per model to logs/models.csv, and exit")
+    smoke: bool = help_field(False, "check the whole pipeline in minutes before committing GPU-days: every stage of "
+                                    "the preset with each training phase cut to about --smoke_steps steps on a "
+                                    "--smoke_images-image training subset (batch sizes capped by it, learning-rate "
+                                    "milestones and GMP windows scaled), everything else as the preset resolves it; "
+                                    "written under <output_root>/smoke/")
+    smoke_steps: int = help_field(4, "optimizer steps per training phase of a --smoke run (at least)")
+    smoke_images: int = help_field(256, "training images of a --smoke run (a seeded, class-balanced subset)")
 
 
 PRESETS = {
@@ -54,6 +61,40 @@ PRESETS = {
     "study": dict(models_number=5, pruning_percentages=(0.5, 0.9), prediction_depth_models=2, eval_every=1000),
 }
 STAGES = ("train_gmp_early", "train_gmp_late", "finetune", "pies", "depth", "report")
+
+
+# ---- --smoke: the preset's recipes cut to a few steps per phase -----------------------------------------
+
+def smoke_schedule(epochs: int, batch: int, study: StudyConfig) -> tuple[int, int]:
+    """(epochs, batch) that run at least `smoke_steps` steps on `smoke_images` images: the batch capped by the
+    subset, the epochs as few as reach the steps."""
+    batch = min(batch, study.smoke_images)
+    return -(-study.smoke_steps // max(1, study.smoke_images // batch)), batch
+
+
+def scaled_milestones(milestones, epochs: int, new_epochs: int) -> list[str]:
+    """Milestones at the same fractions of the shortened run (merged where they meet, never before epoch 1)."""
+    return [str(m) for m in sorted({max(1, round(m * new_epochs / epochs)) for m in milestones})]
+
+
+def smoke_training_flags(study: StudyConfig, method: str) -> list[str]:
+    recipe = preset_config(method, study.preset)
+    epochs, batch = smoke_schedule(recipe.epochs, recipe.batch_size, study)
+    flags = ["--train_subset", str(study.smoke_images), "--epochs", str(epochs), "--batch_size", str(batch),
+             "--lr_milestones", *scaled_milestones(recipe.lr_milestones, recipe.epochs, epochs)]
+    if method == "supcon":
+        head_epochs, head_batch = smoke_schedule(recipe.head_epochs, recipe.batch_size_head, study)
+        flags += ["--head_epochs", str(head_epochs), "--batch_size_head", str(head_batch), "--head_milestones",
+                  *scaled_milestones(recipe.head_milestones, recipe.head_epochs, head_epochs)]
+    return flags
+
+
+def smoke_finetune_flags(study: StudyConfig) -> list[str]:
+    from common.studies.corti2022.finetune import FinetuneConfig, PRESETS as FINETUNE_PRESETS
+
+    recipe = replace(FinetuneConfig(), **FINETUNE_PRESETS[study.preset])
+    epochs, batch = smoke_schedule(recipe.epochs, recipe.batch_size, study)
+    return ["--train_subset", str(study.smoke_images), "--epochs", str(epochs), "--batch_size", str(batch)]
 
 
 def stage_commands(study: StudyConfig, method: str) -> dict[str, tuple]:
@@ -68,14 +109,17 @@ def stage_commands(study: StudyConfig, method: str) -> dict[str, tuple]:
     seeds = ["--index_start", "0", "--index_end", str(study.models_number - 1),
              "--population_size", str(study.population_size), "--eval_every", str(study.eval_every)]
     k = ["--models_number", str(study.models_number)]
+    train = smoke_training_flags(study, method) if study.smoke else []
+    tune = smoke_finetune_flags(study) if study.smoke else []
     return {
-        "train_gmp_early": (training.main, common + quiet + seeds + ["--pruning_percentages", f"0.0,{sparsities}",
-                                                                        "--gmp_schedule", "early"]),
-        "train_gmp_late": (training.main, common + quiet + seeds + ["--pruning_percentages", sparsities,
-                                                                       "--gmp_schedule", "late"]),
-        "finetune": (finetune.main, common + quiet + k + ["--pruning_percentages", sparsities,
-                                                              "--population_size", str(study.population_size),
-                                                              "--eval_every", str(study.eval_every)]),
+        "train_gmp_early": (training.main, common + quiet + seeds + train + ["--pruning_percentages",
+                                                                                f"0.0,{sparsities}",
+                                                                                "--gmp_schedule", "early"]),
+        "train_gmp_late": (training.main, common + quiet + seeds + train + ["--pruning_percentages", sparsities,
+                                                                               "--gmp_schedule", "late"]),
+        "finetune": (finetune.main, common + quiet + k + tune + ["--pruning_percentages", sparsities,
+                                                                     "--population_size", str(study.population_size),
+                                                                     "--eval_every", str(study.eval_every)]),
         # UMAP draws model 0 of each population, so one PIE pass with all K models serves both
         "pies": (pies.main, common + k + ["--plot_q_score", "--plot_umap"]),
         "depth": (depth.main, common + k + ["--prediction_depth_models", str(study.prediction_depth_models)]),
@@ -86,6 +130,8 @@ def parse(argv=None) -> StudyConfig:
     presets = {name: {**values, "preset": name} for name, values in PRESETS.items()}
     [given] = parse_flags("reproduce.py", __doc__, argv, StudyConfig, presets=presets)
     study = replace(StudyConfig(), **{**PRESETS[given.get("preset", "demo")], **given})
+    if study.smoke:
+        study = replace(study, output_root=str(Paths.at(study.output_root).smoke().root))
     unknown = [s for s in study.stages if s not in STAGES]
     if unknown:
         raise UsageError(f"--stages {unknown}: choose from {', '.join(STAGES)}")
@@ -95,7 +141,8 @@ def parse(argv=None) -> StudyConfig:
     if bad or not study.pruning_percentages:
         raise UsageError(f"--pruning_percentages {bad or 'is empty'}: sparsities must lie in (0, 1)")
     check_fields(study, dict(pruning_percentages=DISTINCT, population_size=NON_NEGATIVE,
-                             prediction_depth_models=AT_LEAST_ONE, eval_every=AT_LEAST_ONE))
+                             prediction_depth_models=AT_LEAST_ONE, eval_every=AT_LEAST_ONE,
+                             smoke_steps=AT_LEAST_ONE, smoke_images=AT_LEAST_ONE))
     check_device(study.cuda_device)
     return study
 
