@@ -44,8 +44,8 @@ def train(tmp_path, data, method, members, gmp, execution="auto"):
     job = Job(specs=specs, phases=phases, make_networks=networks, config=cfg.to_dict(),
               recipes=[cfg.recipe(s.sparsity) for s in specs], final_sparsity=[s for _, s in members])
     paths = Paths(tmp_path)
-    train_populations([(job, None)], data, torch.device("cpu"), RunConfig(progress=False, eval_every=100, population_execution=execution), paths,
-                      paths.state_dir("digits", method), "test")
+    run = RunConfig(progress=False, eval_every=100, population_execution=execution)
+    train_populations([(job, None)], data, torch.device("cpu"), run, paths, paths.state_dir("digits", method), "test")
     return {spec.seed: load_member(paths, spec) for spec in specs}
 
 
