@@ -229,6 +229,8 @@ def test_members_one_after_another_give_what_the_vmapped_population_gives():
         assert torch.allclose(vmapped(images, mode), sequential(images, mode), atol=1e-5), mode
     shared = sequential(images[0], "hidden", shared_input=True)
     assert torch.allclose(shared[0], vmapped(images[0], "hidden", shared_input=True)[0], atol=1e-5)
+    sequential.channels_last = True  # the same numbers from oneDNN's preferred layout
+    assert torch.allclose(vmapped(images, "features"), sequential(images, "features"), atol=1e-5)
 
 
 def test_the_cpu_runs_members_one_after_another_only_on_large_per_member_work():

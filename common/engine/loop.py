@@ -56,6 +56,7 @@ class Trainer:
         else:
             state = TrainState.fresh(self.job, self.device)
         state.population.execution = self.run.population_execution
+        state.population.channels_last = self.run.channels_last
         if self.run.compile:
             state.population.compile()
         with Signals() as signals:

@@ -40,6 +40,7 @@ class Population:
             raise ValueError(f"execution {execution!r}: choose from {EXECUTIONS}")
         self.size = len(networks)
         self.execution = execution
+        self.channels_last = False  # members run one after another take their images channels_last (--channels_last)
         self.template = copy.deepcopy(networks[0]).to("meta")
         params, buffers = stack_module_state(networks)
         self.params = {k: v.detach().to(device).requires_grad_(True) for k, v in params.items()}
@@ -76,15 +77,18 @@ class Population:
             return functional_call(self.template, (params, buffers), (x,), {"mode": mode})
 
         if self.size == 1 or sequential:  # vmap over one member takes a slow batched-conv path on the CPU (~50x)
+            layout = torch.channels_last if self.channels_last else torch.contiguous_format
+
             def batched(params, buffers, x):
                 outs = [member_forward({k: v[i] for k, v in params.items()}, {k: v[i] for k, v in buffers.items()},
-                                       x if shared_input else x[i]) for i in range(self.size)]
+                                       (x if shared_input else x[i]).contiguous(memory_format=layout))
+                        for i in range(self.size)]
                 return torch.utils._pytree.tree_map(lambda *parts: torch.stack(parts), *outs)
         else:
             batched = vmap(member_forward, in_dims=(0, 0, None if shared_input else 0), randomness="error")
         if not self._compiled.get("enabled"):
             return batched
-        key = (mode, shared_input, sequential, self.template.training)
+        key = (mode, shared_input, sequential, self.template.training, self.channels_last)
         if key not in self._compiled:
             self._compiled[key] = torch.compile(batched)
         return self._compiled[key]
