@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.engine.population import EXECUTIONS
+
 
 def help_field(default, help: str, **kw):
     """A dataclass field whose help text lives beside it and becomes the flag's --help."""
@@ -34,7 +36,7 @@ class JobConfig:
     population_execution: str = help_field("auto", "how a population's members run in each step: vmapped (one "
                                                    "grouped convolution), one after another, or auto (a rule measured "
                                                    "per device and per-member work; common/engine/population.py)",
-                                           choices=("auto", "vmap", "sequential"))
+                                           choices=EXECUTIONS)
     channels_last: bool = help_field(False, "members run one after another take their images channels_last (oneDNN's "
                                             "preferred layout: +14 to +25 % for WRN-10-1 steps on a 2-core CPU; off "
                                             "until the presets' figures are measured with it)")

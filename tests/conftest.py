@@ -1,7 +1,9 @@
 """Shared fixtures. `tiny_zoo` is a small digits model zoo trained once per test session; tests that write
 (analyses, corruption) must work on a copy (`shutil.copytree(tiny_zoo, tmp_path / "zoo")`)."""
 import logging
+import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,6 +20,23 @@ ZOO_FLAGS = {
     "supcon": ["--preset", "demo", *ZOO_SEEDS, "--epochs", "1", "--batch_size", "128", "--head_epochs", "1",
                "--head_milestones", "--batch_size_head", "256", "--pruning_percentages", "0.0,0.5", "--no-progress"],
 }
+
+
+def write_tiny_cifar(folder, per_batch=6, balanced=False):
+    """A CIFAR-10 folder in the real on-disk format: pickled dicts with 'data' [n, 3072] uint8 (channel-major) and
+    'labels' (random, or with `balanced` every class equally often, as a class-balanced subset needs)."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+        labels = [i % 10 for i in range(per_batch)] if balanced else rng.integers(0, 10, size=per_batch).tolist()
+        with open(folder / name, "wb") as fh:
+            pickle.dump({"data": data, "labels": labels, "batch_label": name}, fh)
+        batches[name] = (data, labels)
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": [str(i) for i in range(10)]}, fh)
+    return batches
 
 
 @pytest.fixture(scope="session")

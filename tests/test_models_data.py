@@ -1,9 +1,10 @@
-import pickle
 from urllib.error import URLError
 
 import numpy as np
 import pytest
 import torch
+
+from conftest import write_tiny_cifar
 
 from common.data import DataError, load_dataset
 from common.data.cifar10 import load_cifar10
@@ -58,22 +59,6 @@ def test_digits_split_is_fixed_stratified_and_three_channel():
     train_share = torch.bincount(a.train_labels) / 1437
     test_share = torch.bincount(a.test_labels) / 360
     assert (train_share - test_share).abs().max() < 0.01
-
-
-def write_tiny_cifar(folder, per_batch=6):
-    """The real on-disk format: pickled dicts with 'data' [n, 3072] uint8 (channel-major) and 'labels'."""
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    batches = {}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=per_batch).tolist()
-        with open(folder / name, "wb") as fh:
-            pickle.dump({"data": data, "labels": labels, "batch_label": name}, fh)
-        batches[name] = (data, labels)
-    with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({"label_names": [str(i) for i in range(10)]}, fh)
-    return batches
 
 
 def test_real_cifar_loader_reads_the_cifar_format(tmp_path):

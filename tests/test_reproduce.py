@@ -1,12 +1,12 @@
 """reproduce.py end to end on a tiny preset: every stage runs for both methods and the report has every section."""
-import pickle
 import re
 
-import numpy as np
 import pytest
 
-from common.studies.corti2022 import config, finetune as run_finetune
+from conftest import write_tiny_cifar
+
 from common.checkpoint import read_meta
+from common.studies.corti2022 import config, finetune as run_finetune
 from common.paths import Paths
 from common.spec import ModelSpec
 from common.studies.corti2022.reproduce import main
@@ -52,22 +52,10 @@ def test_whole_study_writes_a_complete_report(tmp_path, tiny_demo):
     assert again is None
 
 
-def write_balanced_cifar(folder, per_batch=20):
-    """A CIFAR-10 folder in the real pickle format, every class equally often (the smoke subset is class-balanced)."""
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
-        with open(folder / name, "wb") as fh:
-            pickle.dump({"data": data, "labels": [i % 10 for i in range(per_batch)]}, fh)
-    with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({"label_names": [str(i) for i in range(10)]}, fh)
-
-
 def test_the_paper_preset_smoke_run_checks_every_stage_apart_from_real_runs(tmp_path):
     """The paper's recipes (WRN-16-2, SupCon at batch 1,024, 30 finetuning epochs ...) cut to two steps per phase
     on a 40-image subset of a CIFAR-format folder: every stage runs and the report is written under smoke/."""
-    write_balanced_cifar(tmp_path / "data" / "cifar-10-batches-py")
+    write_tiny_cifar(tmp_path / "data" / "cifar-10-batches-py", per_batch=20, balanced=True)
     report = main(["--preset", "paper", "--smoke", "--smoke_images", "40", "--smoke_steps", "2",
                    "--models_number", "2", "--pruning_percentages", "0.5", "--prediction_depth_models", "1",
                    "--data_dir", str(tmp_path / "data"), "--output_root", str(tmp_path), "--no-progress"])

@@ -171,8 +171,9 @@ def resolve_gmp(method: str, schedule: str, total_steps: int, overrides=(None, N
     """A named schedule scaled to this run's length, or the explicit (begin, end, frequency) given."""
     (begin, end, freq), reference = GMP_REFERENCE[(method, schedule)]
     scale = total_steps / reference
+    begin = round(begin * scale)
     # a window never collapses: in a run a few steps long (reproduce.py --smoke) it keeps one step
-    scaled = (round(begin * scale), max(round(end * scale), round(begin * scale) + 1), max(1, round(freq * scale)))
+    scaled = (begin, max(round(end * scale), begin + 1), max(1, round(freq * scale)))
     begin, end, freq = (given if given is not None else default for given, default in zip(overrides, scaled))
     return GMPWindow(begin, end, freq)
 

@@ -16,7 +16,6 @@ import logging
 from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
-import torch
 
 from common import checkpoint as ckpt, preflight
 from common.cli import UsageError, check_device, parse_flags, script_prefix, select_device

@@ -79,6 +79,11 @@ class PieConfig:
                                      "are on disk (pies/<dataset>/comparison/)")
     batch_size: int = help_field(1024, "test images per inference batch (all members run on each batch)")
 
+    @property
+    def with_features(self) -> bool:
+        """Q-Score and UMAP need each member's encoder representation, not only its predictions."""
+        return self.plot_q_score or self.plot_umap
+
 
 # ---- flags -------------------------------------------------------------------------------------------
 
@@ -314,7 +319,7 @@ class Stage:
         tick = time.time()
         cfg, labels = self.cfg, self.data.test_labels.numpy()
         members = first_members(members, cfg.models_number, f"{self.method} {pruning} {sparsity:g}")
-        pruned = self.outputs(members, cfg.plot_q_score or cfg.plot_umap)
+        pruned = self.outputs(members, cfg.with_features)
         table = example_table(dense, pruned, labels, self.data.num_classes)
         write_csv(table, self.paths.pie_examples(cfg.dataset, self.method, pruning, sparsity))
         pie_sets[(pruning, sparsity)] = table["pie"].to_numpy()
@@ -425,7 +430,7 @@ class Stage:
             log.info("no %s populations matching these configurations on disk: supervised vs SupCon comparison "
                      "skipped", other)
             return None
-        k, with_features = self.cfg.models_number, self.cfg.plot_q_score or self.cfg.plot_umap
+        k, with_features = self.cfg.models_number, self.cfg.with_features
         # with the features this stage uses, so that the other method's own PIE stage finds them in the cache
         other_dense = self.outputs(first_members(by_tag[("dense", "0")], k, f"{other} dense"), with_features)
         labels = self.data.test_labels.numpy()
@@ -458,8 +463,7 @@ def main(method: str, argv=None) -> pd.DataFrame:
     folders += [paths.pie_comparison(cfg.dataset).parent] if cfg.compare else []
     data, device = context.start(folders, "pie_kmodels_detection", run.data_dir, run.cuda_device, selection)
     stage = Stage(cfg, context, data, device)
-    with_features = cfg.plot_q_score or cfg.plot_umap
-    dense = stage.outputs(first_members(selection.dense, cfg.models_number, f"{method} dense"), with_features)
+    dense = stage.outputs(first_members(selection.dense, cfg.models_number, f"{method} dense"), cfg.with_features)
     dense_embedding = umap_embedding(dense.features0, cfg) if cfg.plot_umap else None
     rows, pie_sets = [], {}
     with progress(len(selection.pruned), f"{method} PIEs", run.progress, unit="population") as bar:

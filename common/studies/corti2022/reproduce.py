@@ -65,7 +65,7 @@ STAGES = ("train_gmp_early", "train_gmp_late", "finetune", "pies", "depth", "rep
 
 # ---- --smoke: the preset's recipes cut to a few steps per phase -----------------------------------------
 
-def smoke_schedule(epochs: int, batch: int, study: StudyConfig) -> tuple[int, int]:
+def smoke_schedule(batch: int, study: StudyConfig) -> tuple[int, int]:
     """(epochs, batch) that run at least `smoke_steps` steps on `smoke_images` images: the batch capped by the
     subset, the epochs as few as reach the steps."""
     batch = min(batch, study.smoke_images)
@@ -79,11 +79,11 @@ def scaled_milestones(milestones, epochs: int, new_epochs: int) -> list[str]:
 
 def smoke_training_flags(study: StudyConfig, method: str) -> list[str]:
     recipe = preset_config(method, study.preset)
-    epochs, batch = smoke_schedule(recipe.epochs, recipe.batch_size, study)
+    epochs, batch = smoke_schedule(recipe.batch_size, study)
     flags = ["--train_subset", str(study.smoke_images), "--epochs", str(epochs), "--batch_size", str(batch),
              "--lr_milestones", *scaled_milestones(recipe.lr_milestones, recipe.epochs, epochs)]
     if method == "supcon":
-        head_epochs, head_batch = smoke_schedule(recipe.head_epochs, recipe.batch_size_head, study)
+        head_epochs, head_batch = smoke_schedule(recipe.batch_size_head, study)
         flags += ["--head_epochs", str(head_epochs), "--batch_size_head", str(head_batch), "--head_milestones",
                   *scaled_milestones(recipe.head_milestones, recipe.head_epochs, head_epochs)]
     return flags
@@ -93,7 +93,7 @@ def smoke_finetune_flags(study: StudyConfig) -> list[str]:
     from common.studies.corti2022.finetune import FinetuneConfig, PRESETS as FINETUNE_PRESETS
 
     recipe = replace(FinetuneConfig(), **FINETUNE_PRESETS[study.preset])
-    epochs, batch = smoke_schedule(recipe.epochs, recipe.batch_size, study)
+    epochs, batch = smoke_schedule(recipe.batch_size, study)
     return ["--train_subset", str(study.smoke_images), "--epochs", str(epochs), "--batch_size", str(batch)]
 
 
