@@ -42,7 +42,7 @@ from common.engine import precision  # noqa: E402
 from common.engine.population import Population  # noqa: E402
 from common.models import build_network  # noqa: E402
 from common.studies.corti2022.config import PRESET_NAMES, preset_config  # noqa: E402
-from common.studies.corti2022.training import supervised_augment  # noqa: E402
+from common.data.augment import supervised_augment  # noqa: E402
 from common.runtime import keep_freed_memory  # noqa: E402
 
 

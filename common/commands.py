@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from common.cli import script_prefix
 from common.recipe import plain
-from common.spec import PRUNINGS, ModelSpec
+from common.spec import DEFAULT_STUDY, PRUNINGS, ModelSpec
 
 SCRIPTS = {"training": "training.py", "finetune": "pruning_finetune.py"}
 IDENTITY = ("method", "dataset", "arch")  # given by the script, --dataset and --arch, never as recipe flags
@@ -89,5 +89,15 @@ def make_command(method: str, pruning: str, sparsity: float, dataset: str, arch:
 def retrain_command(spec: ModelSpec, recipe: dict | None = None, root_flag: str = "") -> str:
     """The command that trains `spec` again (reruns skip finished models, so it trains only the missing one)
     with `recipe` (its population's, when known) under the preset of its dataset."""
+    if spec.study != DEFAULT_STUDY:
+        return study_command(spec, root_flag)
     return make_command(spec.method, spec.pruning, spec.sparsity, spec.dataset, spec.arch, [spec.seed],
                         recipe=recipe, root_flag=root_flag)
+
+
+def study_command(spec: ModelSpec, root_flag: str = "") -> str:
+    """The command that makes a model of another study again: that study's entry point under its dataset's preset
+    for that seed and objective (it skips what is finished, so it makes only what is missing)."""
+    objective = dict(spec.knobs).get("objective", spec.method)
+    return (f"python studies/{spec.study}.py --preset {preset_for(spec.dataset)} --objective {objective} "
+            f"--dataset {spec.dataset} --arch {spec.arch} --index_start {spec.seed} --index_end {spec.seed}{root_flag}")

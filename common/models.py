@@ -1,4 +1,4 @@
-"""Encoders (WRN-16-2 as the authors', CIFAR ResNet-18, a small WRN-10-1) and the one network wrapper used by
+"""Encoders (WRN-16-2 as the authors', CIFAR ResNet-18, a small WRN-10-1, Morcos et al.'s VGG-19) and the one network wrapper used by
 both learning methods: encoder + linear classifier, plus a projection head for SupCon.
 
 Every encoder returns its pooled feature and, when `with_hidden=True`, the global-average-pooled hidden
@@ -104,6 +104,53 @@ class ResNet18(nn.Module):
         return _run_encoder(F.relu(self.bn1(self.conv1(x))), self.groups, _pool, with_hidden)
 
 
+class VGG(nn.Module):
+    """Morcos et al.'s CIFAR VGG-19 (Caron et al.'s supplement): 16 conv3x3-BN-ReLU layers in five stages of
+    64, 128, 256, 512, 512 channels, 2x2 max-pools between the stages, and no MLP: the pooled 512-d feature goes
+    straight to the one linear classifier of `Network`. A global average pool ends the encoder (on 32x32 CIFAR the
+    last stage is 2x2, so it equals open_lth's AvgPool2d(2)); a pool is skipped once the map is 1x1, so the 8x8
+    digits and 28x28 Fashion-MNIST run too. Probes: every conv layer's output and each stage's output."""
+
+    STAGES = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)
+
+    def __init__(self):
+        super().__init__()
+        self.groups = nn.ModuleList()
+        c_in = 3
+        for widths in self.STAGES:
+            layers = []
+            for width in widths:
+                layers.append(ConvBNReLU(c_in, width))
+                c_in = width
+            self.groups.append(nn.ModuleList(layers))
+        self.feature_dim = 512
+        _init(self)
+
+    def forward(self, x, with_hidden: bool = False):
+        taps = [] if with_hidden else None
+        for g, group in enumerate(self.groups):
+            if g and x.shape[-1] > 1:
+                x = F.max_pool2d(x, 2)
+            for layer in group:
+                x = layer(x, taps)
+            if with_hidden:
+                taps.append(_pool(x))
+        return (_pool(x), taps) if with_hidden else _pool(x)
+
+
+class ConvBNReLU(nn.Module):
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x, taps: list | None = None):
+        out = F.relu(self.bn(self.conv(x)))
+        if taps is not None:
+            taps.append(_pool(out))
+        return out
+
+
 def _run_encoder(stem_out, groups, head, with_hidden: bool):
     """Blocks group by group after the stem; probes: the stem output, each block's taps, each group's output."""
     taps = [_pool(stem_out)] if with_hidden else None
@@ -133,6 +180,7 @@ ENCODERS = {
     "wrn16_2": lambda: WideResNet(16, 2),
     "wrn10_1": lambda: WideResNet(10, 1),
     "resnet18": ResNet18,
+    "vgg19": VGG,
 }
 
 

@@ -4,8 +4,12 @@ Layout under the output root (the repository folder unless `--output_root` says 
 
     models/<dataset>/<supervised|SupCon>/<model name>[_encoder|_classifier].safetensors   finished models
     models/<dataset>/<supervised|SupCon>/.state/<run>.pt                               resumable run state
+    models/<dataset>/<supervised|SupCon>/.rewind/<model name>@<phase>@<step>.safetensors  rewind points
     logs/<dataset>/<supervised|SupCon>/<model name>.csv|.png, <script>_<time>.log      curves and logs
     pies/<dataset>/<SupCon|supervised>/...                                              analysis results
+
+Corti et al.'s models live there; another study's under models/<dataset>/<study>/<supervised|SupCon>/ (and
+logs/<dataset>/<study>/…), its results under pies/<dataset>/<study>/.
 
 `python -m common.paths --mkdirs` creates the top-level folders (setup.sh calls it).
 """
@@ -16,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.spec import METHOD_DIRS, ModelSpec, sparsity_tag
+from common.spec import DEFAULT_STUDY, METHOD_DIRS, ModelSpec, sparsity_tag
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = REPO_ROOT / "figures"
@@ -62,41 +66,58 @@ class Paths:
         return [self.models, self.logs, self.pies, self.root / "data"]
 
     # ---- models -------------------------------------------------------------------------------
-    def model_dir(self, dataset: str, method: str) -> Path:
-        return self.models / dataset / METHOD_DIRS[method]
+    def model_dir(self, dataset: str, method: str, study: str = DEFAULT_STUDY) -> Path:
+        return self.models / dataset / _study_folder(study) / METHOD_DIRS[method]
 
     def checkpoint(self, spec: ModelSpec, part: str = "model") -> Path:
         suffix = "" if part == "model" else f"_{part}"
-        return self.model_dir(spec.dataset, spec.method) / f"{spec.name}{suffix}.safetensors"
+        return self.model_dir(spec.dataset, spec.method, spec.study) / f"{spec.name}{suffix}.safetensors"
+
+    def rewind_point(self, spec: ModelSpec, key: str) -> Path:
+        """A member's rewind point '<phase>@<step>' (weights, buffers, generator, data order; hooks.Snapshot)."""
+        return self.model_dir(spec.dataset, spec.method, spec.study) / ".rewind" / f"{spec.name}@{key}.safetensors"
 
     def checkpoints(self, spec: ModelSpec) -> list[Path]:
         return [self.checkpoint(spec, part) for part in spec.parts]
 
-    def state_dir(self, dataset: str, method: str) -> Path:
+    def state_dir(self, dataset: str, method: str, study: str = DEFAULT_STUDY) -> Path:
         """Resumable states of unfinished populations: <run name>.pt, deleted when the population finishes."""
-        return self.model_dir(dataset, method) / ".state"
+        return self.model_dir(dataset, method, study) / ".state"
 
     def failed_checkpoint(self, spec: ModelSpec) -> Path:
         """Last good state of a member whose loss turned non-finite (never loaded as a finished model)."""
-        return self.model_dir(spec.dataset, spec.method) / ".failed" / f"{spec.name}.safetensors"
+        return self.model_dir(spec.dataset, spec.method, spec.study) / ".failed" / f"{spec.name}.safetensors"
 
     # ---- logs ---------------------------------------------------------------------------------
-    def log_dir(self, dataset: str, method: str) -> Path:
-        return self.logs / dataset / METHOD_DIRS[method]
+    def log_dir(self, dataset: str, method: str, study: str = DEFAULT_STUDY) -> Path:
+        return self.logs / dataset / _study_folder(study) / METHOD_DIRS[method]
 
     def metrics_csv(self, spec: ModelSpec) -> Path:
-        return self.log_dir(spec.dataset, spec.method) / f"{spec.name}_metrics.csv"
+        return self.log_dir(spec.dataset, spec.method, spec.study) / f"{spec.name}_metrics.csv"
+
+    def record_csv(self, spec: ModelSpec, table: str) -> Path:
+        """A per-epoch table a hook recorded during training (TrainState.records), e.g. natural sparsity."""
+        return self.log_dir(spec.dataset, spec.method, spec.study) / f"{spec.name}_{table}.csv"
 
     def curves_png(self, spec: ModelSpec) -> Path:
-        return self.log_dir(spec.dataset, spec.method) / f"{spec.name}_curves.png"
+        return self.log_dir(spec.dataset, spec.method, spec.study) / f"{spec.name}_curves.png"
 
     def models_csv(self, dataset: str | None = None, method: str | None = None) -> Path:
         """One row per model on disk (reproduce.py --list): all of them, or one (dataset, method)'s."""
         return self.logs / "models.csv" if dataset is None else self.log_dir(dataset, method) / "models.csv"
 
-    def log_file(self, dataset: str, method: str, script: str) -> Path:
+    def log_file(self, dataset: str, method: str, script: str, study: str = DEFAULT_STUDY) -> Path:
         stamp = time.strftime("%Y%m%d_%H%M%S")
-        return self.log_dir(dataset, method) / f"{script}_{stamp}.log"
+        return self.log_dir(dataset, method, study) / f"{script}_{stamp}.log"
+
+    # ---- another study's results ------------------------------------------------------------------
+    def study_dir(self, dataset: str, study: str) -> Path:
+        """pies/<dataset>/<study>/: the tables, figures and report of a study other than Corti et al.'s."""
+        return self.pies / dataset / study
+
+    def study_file(self, dataset: str, study: str, name: str) -> Path:
+        """One table, figure or report of a study (`name` with its extension, e.g. 'summary.csv')."""
+        return self.study_dir(dataset, study) / name
 
     # ---- analyses -----------------------------------------------------------------------------
     def pies_dir(self, dataset: str, method: str) -> Path:
@@ -166,6 +187,11 @@ class Paths:
         """One model's k-NN probe predictions on the test set (reference-independent, so both depth variants
         reuse it)."""
         return self.depth_dir(spec.dataset, spec.method) / "cache" / f"{spec.name}_probes_k{k}_{support}.npz"
+
+
+def _study_folder(study: str) -> str:
+    """'' for Corti et al.'s models (where they have always been), the study's name for another study's."""
+    return "" if study == DEFAULT_STUDY else study
 
 
 def main() -> None:

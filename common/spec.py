@@ -26,8 +26,9 @@ class PruningName:
     """One way a population is pruned: which stage makes it and the flags that ask for it there."""
 
     name: str
-    made_by: str  # 'training' (dense or GMP during training) | 'finetune' (one-shot pruning + finetuning)
+    made_by: str  # 'training' (dense or GMP during training) | 'finetune' (one-shot pruning + finetuning) | a study
     flags: str  # what the making script needs besides the sparsity
+    study: str = DEFAULT_STUDY  # the study whose models are pruned this way
 
 
 PRUNINGS = {p.name: p for p in (
@@ -38,8 +39,13 @@ PRUNINGS = {p.name: p for p in (
     PruningName("global", "finetune", "--pruning_method global"),
     PruningName("layerwise", "finetune", "--pruning_method layerwise"),
     PruningName("random", "finetune", "--pruning_method random"),
+    # Caron et al.'s tickets (studies/tickets.py): a level of iterative magnitude pruning, and the random mask
+    # corrected for natural sparsity (their random global mask is named 'random' like Corti et al.'s)
+    PruningName("imp", "tickets", "", "tickets"),
+    PruningName("random_natural", "tickets", "", "tickets"),
 )}
-PRUNED = tuple(name for name in PRUNINGS if name != "dense")  # what an analysis compares with the dense population
+# what a Corti et al. analysis compares with the dense population
+PRUNED = tuple(name for name, p in PRUNINGS.items() if name != "dense" and p.study == DEFAULT_STUDY)
 ONE_SHOT = tuple(name for name, p in PRUNINGS.items() if p.made_by == "finetune")
 
 

@@ -238,7 +238,7 @@ def train_populations(jobs: list[tuple[Job, Path | None]], data: Dataset, device
             state = trainer.fit()
             runtime = dict(ckpt.runtime_info(device), bf16_autocast=amp_enabled(run.amp, device),
                            population_execution=run.population_execution)
-            results += save_population(paths, trainer.job, state, runtime)
+            results += save_population(paths, trainer.job, state, runtime, run.curves)
             trainer.state_path.unlink(missing_ok=True)
             log.info("trained %d models (%s) in %.1fs", len(trainer.job.specs),
                      ", ".join(s.name for s in trainer.job.specs), time.time() - started)

@@ -33,7 +33,7 @@ def finished_specs(paths: Paths, dataset: str, method: str, arch: str | None = N
     last_part = "model" if method == "supervised" else "classifier"
     pattern = "*.safetensors" if last_part == "model" else "*_classifier.safetensors"
     specs, unreadable, recipes = [], [], {}
-    for path in sorted(paths.model_dir(dataset, method).glob(pattern)):
+    for path in sorted(paths.model_dir(dataset, method, study).glob(pattern)):
         try:
             meta = ckpt.read_meta(path)
             spec = ModelSpec.from_meta(meta["spec"])
@@ -199,7 +199,22 @@ def save_member(paths: Paths, spec: ModelSpec, state: dict, masks: dict, meta: d
                         {**meta, "part": part}, {k: m for k, m in masks.items() if keep(k)})
 
 
-def save_population(paths: Paths, job, state, runtime: dict) -> list[dict]:
+def save_rewind_point(path, point: dict, spec: ModelSpec) -> None:
+    """A member's rewind point as safetensors: its weights and buffers, its generator state and data order as
+    tensors, where it was taken as metadata."""
+    tensors = dict(point["tensors"], **{"rewind::generator": point["generators"], "rewind::order": point["order"]})
+    ckpt.save_model(path, tensors, dict(spec=spec.to_meta(), **{k: point[k] for k in ("phase", "epoch", "batch")}))
+
+
+def load_rewind_point(path) -> dict:
+    """What `save_rewind_point` wrote, as TrainState.rewound takes it."""
+    tensors, _, meta = ckpt.load_model(path)
+    point = {k: meta[k] for k in ("phase", "epoch", "batch")}
+    point.update(generators=tensors.pop("rewind::generator"), order=tensors.pop("rewind::order"), tensors=tensors)
+    return point
+
+
+def save_population(paths: Paths, job, state, runtime: dict, curves: bool = True) -> list[dict]:
     """Every member of a finished TrainState as its own checkpoint (a failed member's last good state under
     .failed/), with its metrics CSV and curves; returns the members' metadata. `runtime` (device, threads) and the
     member's place in its population are recorded: together they decide bit-identity (README, determinism)."""
@@ -220,7 +235,12 @@ def save_population(paths: Paths, job, state, runtime: dict) -> list[dict]:
                     **(job.member_meta[i] if job.member_meta else {}))
         history = pd.DataFrame(rows)
         write_csv(history, paths.metrics_csv(spec))
-        plot_history(history, paths.curves_png(spec))
+        if curves:
+            plot_history(history, paths.curves_png(spec))
+        for table, records in state.records.items():
+            write_csv(pd.DataFrame([r for r in records if r["model"] == spec.name]), paths.record_csv(spec, table))
+        for key in state.snapshots:
+            save_rewind_point(paths.rewind_point(spec, key), state.member_snapshot(key, i), spec)
         if failed:
             path = paths.failed_checkpoint(spec)
             ckpt.save_model(path, state.failed_states[spec.name], meta, member_masks)

@@ -223,3 +223,9 @@ def two_views(aug: ContrastiveAugment, images_uint8: Tensor, generator: torch.Ge
     first = aug.apply(images_uint8, aug.sample(n, size, generator))
     second = aug.apply(images_uint8, aug.sample(n, size, generator))
     return first, second
+
+
+def supervised_augment(config, image_size: int) -> SupervisedAugment:
+    """A recipe's supervised pipeline: RandomCrop(32, padding=4) on CIFAR, the padding keeping that 1/8 ratio on
+    other image sizes; the vertical flip as `config.vertical_flip` says."""
+    return SupervisedAugment(padding=image_size // 8, vertical_flip=0.5 if config.vertical_flip else 0.0)

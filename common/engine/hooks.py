@@ -9,6 +9,7 @@ import signal
 import torch
 
 from common.engine.inference import evaluate
+from common.metrics.natural_sparsity import natural_sparsity
 from common.pruning.criteria import magnitude_masks
 from common.pruning.gmp import GMPWindow, gmp_sparsity
 
@@ -61,8 +62,10 @@ class GMPEvents:
 
 
 class Snapshot:
-    """Keep every member's weights and buffers as they are before `step` of the phase (a rewind point: step 0 is
-    the initialisation, one epoch is steps_per_epoch) in the state, under '<phase>@<step>'."""
+    """Keep a rewind point of every member before `step` of the phase (step 0 is the initialisation, one epoch is
+    steps_per_epoch) in the state, under '<phase>@<step>': weights and buffers, and where the run stood (each
+    member's generator, the epoch's data order and batch, the epoch), so that a later run can continue from there
+    with other masks (IMP's late rewinding; `rewound_state`)."""
 
     def __init__(self, steps: tuple):
         self.steps = set(steps)
@@ -71,7 +74,34 @@ class Snapshot:
         key = f"{run.phase.name}@{step}"
         if step in self.steps and key not in run.state.snapshots:
             tensors = {**run.pop.params, **run.pop.buffers}
-            run.state.snapshots[key] = {n: t.detach().cpu().clone() for n, t in tensors.items()}
+            run.state.snapshots[key] = dict(
+                tensors={n: t.detach().cpu().clone() for n, t in tensors.items()},
+                generators=[g.get_state() for g in run.state.generators], order=run.cursor.order.clone(),
+                batch=run.cursor.batch, epoch=run.state.epoch, phase=run.state.phase)
+
+
+class NaturalSparsity:
+    """Caron et al.'s natural sparsity, tracked: at the initialisation and after every epoch, the fraction of each
+    member's weights of `pool` below each threshold (common.metrics.natural_sparsity), per layer and over the pool
+    ('all'), as rows of the state's 'natural_sparsity' record (saved with the state, written beside each model's
+    metrics); `epoch` counts the epochs done (0: the initialisation)."""
+
+    def __init__(self, pool: tuple):
+        self.pool = pool
+
+    def before_step(self, run, step: int) -> None:
+        if step == 0:
+            self._record(run, 0)
+
+    def end_of_epoch(self, run, epoch: int) -> None:
+        self._record(run, epoch + 1)
+
+    def _record(self, run, epochs_done: int) -> None:
+        fractions = natural_sparsity({name: run.pop.params[name] for name in self.pool})
+        rows = run.state.records.setdefault("natural_sparsity", [])
+        for i, spec in enumerate(run.job.specs):
+            rows += [dict(model=spec.name, epoch=epochs_done, layer=layer, threshold=threshold,
+                          fraction=float(value[i])) for (layer, threshold), value in fractions.items()]
 
 
 class History:

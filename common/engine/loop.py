@@ -54,7 +54,10 @@ class Trainer:
             if self.bar is not None:
                 _skip(self.bar, self.steps_done(state))
         else:
-            state = TrainState.fresh(self.job, self.device)
+            start = self.job.start or TrainState.fresh
+            state = start(self.job, self.device)
+            if self.bar is not None:  # a rewound state starts where its rewind point was taken
+                _skip(self.bar, self.steps_done(state))
         state.population.execution = self.run.population_execution
         state.population.channels_last = self.run.channels_last
         if self.run.compile:
@@ -92,7 +95,7 @@ class PhaseRun:
         hooks = [Snapshot(self.phase.snapshot_steps)] if self.phase.snapshot_steps else []
         if self.phase.gmp and any(t > 0 for t in self.job.final_sparsity):
             hooks.append(GMPEvents(self.phase.gmp, self.phase.prune_names, self.job.final_sparsity))
-        return hooks + [History(self.trainer.run.eval_every, self.trainer.autocast),
+        return hooks + list(self.phase.hooks) + [History(self.trainer.run.eval_every, self.trainer.autocast),
                         Checkpoint(self.trainer.run.checkpoint_every), Preemption()]
 
     def run(self) -> None:

@@ -14,7 +14,12 @@ def sgd(params: list[torch.Tensor], phase: Phase) -> torch.optim.Optimizer:
                            nesterov=phase.nesterov)
 
 
-OPTIMIZERS: dict[str, Callable[[list, Phase], torch.optim.Optimizer]] = {"sgd": sgd}
+def adam(params: list[torch.Tensor], phase: Phase) -> torch.optim.Optimizer:
+    """Adam with L2 weight decay (torch's coupled form) and default betas; `momentum` does not apply."""
+    return torch.optim.Adam(params, lr=phase.learning_rate, weight_decay=phase.weight_decay)
+
+
+OPTIMIZERS: dict[str, Callable[[list, Phase], torch.optim.Optimizer]] = {"sgd": sgd, "adam": adam}
 
 
 def build_optimizer(params: list[torch.Tensor], phase: Phase):

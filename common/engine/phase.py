@@ -33,7 +33,8 @@ class Phase:
     prune_names: tuple = ()  # GMP pool, every tensor pruned to the same sparsity (the authors' layer-wise GMP)
     gmp: GMPWindow | None = None
     evaluate: bool = True
-    snapshot_steps: tuple = ()  # steps whose weights are kept in the state (rewind points)
+    snapshot_steps: tuple = ()  # steps whose rewind points are kept in the state (hooks.Snapshot)
+    hooks: tuple = ()  # more hooks of this phase (common.engine.hooks), after the snapshot and GMP ones
 
     def steps_per_epoch(self, n_train: int) -> int:
         return math.ceil(n_train / self.batch_size)
@@ -52,6 +53,7 @@ class Job:
     initial_masks: dict | None = None  # stacked masks held from the start (finetuning, a ticket's level)
     member_meta: list[dict] = field(default_factory=list)
     prepare: Callable[["Job"], None] | None = None  # fills initial_masks/member_meta just before training
+    start: Callable | None = None  # (job, device) -> TrainState to start from instead of a fresh one (a rewind)
 
     @property
     def fingerprint(self) -> str:

@@ -5,6 +5,7 @@ position inside the epoch, the history, which members failed, the objective's ow
 Saved with `torch.save` of tensors and plain containers (loaded with weights_only=True), atomically."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +52,8 @@ class TrainState:
     alive: list[bool] = field(default_factory=list)
     failed_states: dict = field(default_factory=dict)  # member name -> its last good state dict
     objective_state: dict = field(default_factory=dict)
-    snapshots: dict = field(default_factory=dict)  # '<phase>@<step>' -> {name: stacked tensor}
+    snapshots: dict = field(default_factory=dict)  # '<phase>@<step>' -> rewind point (hooks.Snapshot)
+    records: dict = field(default_factory=dict)  # table name -> rows a hook adds each epoch (natural sparsity …)
     saved_optimizer: dict | None = None  # loaded optimizer/scheduler state, consumed when the phase starts
 
     @classmethod
@@ -61,6 +63,35 @@ class TrainState:
         masks.apply_(population.params)
         generators = [torch.Generator().manual_seed(spec.seed) for spec in job.specs]
         return cls(population, generators, masks, alive=[True] * population.size)
+
+    @classmethod
+    def rewound(cls, job: Job, points: list[dict], masks: Masks, device: torch.device) -> "TrainState":
+        """A state that continues from the members' rewind points (`points[i]`: member i's, as hooks.Snapshot keeps
+        them, unstacked) under `masks`: weights and buffers of the rewind point with pruned entries zeroed, each
+        member's generator and data order, the phase, epoch and batch where the point was taken; no optimizer state
+        (fresh momentum, the schedule at that epoch) and no history."""
+        where = {(p["phase"], p["epoch"], p["batch"]) for p in points}
+        if len(where) != 1:
+            raise ValueError(f"members rewind to different points {sorted(where)}: rewind each population to one")
+        phase, epoch, batch = where.pop()
+        population = Population(job.make_networks(), device)
+        for name, tensor in {**population.params, **population.buffers}.items():
+            tensor.data.copy_(torch.stack([p["tensors"][name] for p in points]))
+        masks.apply_(population.params)
+        generators = []
+        for point in points:
+            generators.append(torch.Generator())
+            generators[-1].set_state(point["generators"])
+        members = len(points)
+        cursor = EpochCursor(torch.stack([p["order"] for p in points]), batch, torch.zeros(members),
+                             torch.zeros(members))
+        return cls(population, generators, masks, phase=phase, epoch=epoch, cursor=cursor, alive=[True] * members)
+
+    def member_snapshot(self, key: str, index: int) -> dict:
+        """Member `index`'s part of the rewind point `key` (what `rewound` takes)."""
+        point = self.snapshots[key]
+        return dict(point, tensors={n: t[index] for n, t in point["tensors"].items()},
+                    generators=point["generators"][index], order=point["order"][index])
 
     def next_phase(self) -> None:
         self.phase, self.epoch, self.optimizer, self.schedulers, self.saved_optimizer = self.phase + 1, 0, None, [], None
@@ -77,7 +108,7 @@ class TrainState:
             optimizer=optimizer, schedulers=None if optimizer is None else [s.state_dict() for s in self.schedulers],
             phase=self.phase, epoch=self.epoch, history=self.history, alive=self.alive,
             failed_states=self.failed_states, cursor=None if self.cursor is None else self.cursor.to_dict(),
-            objective_state=self.objective_state, snapshots=self.snapshots))
+            objective_state=self.objective_state, snapshots=self.snapshots, records=self.records))
 
     @classmethod
     def load(cls, path: Path, job: Job, device: torch.device) -> "TrainState":
@@ -99,12 +130,20 @@ class TrainState:
                    epoch=saved["epoch"], cursor=None if cursor is None else EpochCursor(**cursor),
                    history=saved["history"], alive=saved["alive"], failed_states=saved.get("failed_states", {}),
                    objective_state=saved.get("objective_state", {}), snapshots=saved.get("snapshots", {}),
+                   records=saved.get("records", {}),
                    saved_optimizer=None if saved["optimizer"] is None else dict(
                        optimizer=saved["optimizer"], schedulers=saved["schedulers"]))
 
     def restore_optimizer(self) -> None:
-        """Load the saved optimizer and scheduler state into the ones the resumed phase just built."""
+        """Load the saved optimizer and scheduler state into the ones the resumed phase just built. A state that
+        starts mid-phase without one (a rewound state) gets fresh momentum and the schedule stepped to its epoch,
+        as open_lth's training from a rewind step."""
         if self.saved_optimizer is None:
+            with warnings.catch_warnings():  # stepping a scheduler before any optimizer step is the point here
+                warnings.simplefilter("ignore", UserWarning)
+                for _ in range(self.epoch):
+                    for scheduler in self.schedulers:
+                        scheduler.step()
             return
         self.optimizer.load_state_dict(self.saved_optimizer["optimizer"])
         for scheduler, scheduler_state in zip(self.schedulers, self.saved_optimizer["schedulers"]):

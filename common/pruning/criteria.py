@@ -39,15 +39,38 @@ def _per_member_random(pool: Mapping[str, torch.Tensor], sparsities: list[float]
     return Masks({n: torch.cat([m[n] for m in members]) for n in pool})
 
 
+def natural_random_masks(tensors: Mapping[str, torch.Tensor], sparsity, eps: float,
+                         generator: torch.Generator | None = None) -> Masks:
+    """Caron et al.'s random baseline corrected for natural sparsity (§4.3): the weights that training already
+    drove below `eps` in magnitude are pruned first, the rest of the exact count at random over the pool. Where
+    there are more natural zeros than the count, a random subset of them is pruned. Noise in [0, 1) for natural
+    zeros and in [1, 2) for the others, ranked globally, does both at once."""
+    noise = {}
+    for name, t in tensors.items():
+        natural = t.detach().abs() < eps
+        noise[name] = torch.rand(t.shape, generator=generator).to(t.device) + (~natural).float()
+    return lowest_scores(noise, sparsity, "global")
+
+
+def _per_member_natural(pool: Mapping[str, torch.Tensor], sparsities: list[float], seeds: list[int],
+                        eps: float = 1e-4) -> Masks:
+    members = [natural_random_masks({n: t[i:i + 1] for n, t in pool.items()}, sparsities[i], eps,
+                                    torch.Generator().manual_seed(seed)) for i, seed in enumerate(seeds)]
+    return Masks({n: torch.cat([m[n] for m in members]) for n in pool})
+
+
 Criterion = Callable[[Mapping[str, torch.Tensor], list, list], Masks]
 CRITERIA: dict[str, Criterion] = {
     "global": lambda pool, sparsities, seeds: magnitude_masks(pool, sparsities, "global"),
     "layerwise": lambda pool, sparsities, seeds: magnitude_masks(pool, sparsities, "layer"),
     "random": _per_member_random,
+    # ranks the pool it is given (a trained network's weights) by natural zeros (option eps), then at random
+    "random_natural": _per_member_natural,
 }
 
 
 def prune_once(params: Mapping[str, torch.Tensor], pool: list[str], sparsities: list[float], criterion: str,
-               seeds: list[int]) -> Masks:
-    """Stacked keep-masks pruning each member once to its sparsity over the parameters named in `pool`."""
-    return CRITERIA[criterion]({n: params[n].detach() for n in pool}, sparsities, seeds)
+               seeds: list[int], **options) -> Masks:
+    """Stacked keep-masks pruning each member once to its sparsity over the parameters named in `pool`
+    (`options`: the criterion's own, e.g. eps for random_natural)."""
+    return CRITERIA[criterion]({n: params[n].detach() for n in pool}, sparsities, seeds, **options)

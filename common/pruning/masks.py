@@ -69,12 +69,13 @@ class Masks(Mapping):
 
     @torch.no_grad()
     def hold(self, params: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
-        """Zero pruned weights and their momentum, so neither momentum nor weight decay can regrow them."""
+        """Zero pruned weights and their optimizer state (SGD's momentum, Adam's moments), so that neither momentum
+        nor weight decay can regrow them."""
         self.apply_(params)
         for name, mask in self.tensors.items():
-            buffer = optimizer.state.get(params[name], {}).get("momentum_buffer")
-            if buffer is not None:
-                buffer.mul_(mask.to(buffer.dtype))
+            for buffer in optimizer.state.get(params[name], {}).values():
+                if torch.is_tensor(buffer) and buffer.shape == mask.shape:
+                    buffer.mul_(mask.to(buffer.dtype))
 
     # -- storing --
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -40,7 +40,7 @@ from common.recipe import recipe_of, shaping
 from common.spec import ONE_SHOT, ModelSpec
 from common.stage import plan_chunks, train_populations
 from common.studies.corti2022.config import ARCHS, DATASETS, with_dataset_defaults
-from common.studies.corti2022.training import supervised_augment
+from common.data.augment import supervised_augment
 from common.zoo import finished_or_conflict, finished_specs, load_member, refuse_mixing
 
 log = logging.getLogger("prune")

@@ -16,7 +16,7 @@ from common.cli import UsageError, check_device, parse_flags, script_prefix, sel
 from common.config import check_fields
 from common.data import load_dataset
 from common.data import DATASETS as DATASET_REGISTRY
-from common.data.augment import SupervisedAugment
+from common.data.augment import supervised_augment
 from common.engine.objectives import make_objective
 from common.engine.phase import Job, Phase
 from common.inventory import models_table
@@ -36,11 +36,6 @@ log = logging.getLogger("prune")
 
 
 # ---- phases --------------------------------------------------------------------------------------
-
-def supervised_augment(cfg, image_size: int) -> SupervisedAugment:
-    """RandomCrop(32, padding=4) on CIFAR; the padding keeps that 1/8 ratio on other image sizes."""
-    return SupervisedAugment(padding=image_size // 8, vertical_flip=0.5 if cfg.vertical_flip else 0.0)
-
 
 def build_phases(cfg: TrainConfig, n_train: int, network, image_size: int = 32) -> list[Phase]:
     """The paper's recipe as phases. Supervised: one CE phase, GMP over every conv weight plus the classifier's

@@ -1,0 +1,124 @@
+"""Typed configuration of the tickets study: the recipe (`TicketsConfig`: what shapes a model) and the run
+(`TicketsRun`: which seeds, how many levels, which stages, where).
+
+Caron et al. give no CIFAR-10 hyperparameters we can recover, so the paper preset is open_lth's CIFAR recipe
+(../shared/docs/seed_systems.md, System 2(b)): SGD lr 0.1, momentum 0.9, weight decay 1e-4, batch 128, 160
+epochs, x0.1 at epochs 80 and 120, 20 % of the remaining weights pruned per level, rewind to epoch 1 (the paper's
+supplement: "we set the late resetting parameter to 1 epoch on CIFAR-10"). The paper's appendix names Adam for
+CIFAR-10: `--optimizer adam`. One recipe trains both the pruning objective's IMP levels and every ticket's
+re-training on labels (the paper: "CIFAR-10 Labels & RotNet: we train for … epochs"), so every mask source is
+re-trained alike.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, replace
+
+from common.cli import UsageError
+from common.config import AT_LEAST_ONE, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig, help_field
+from common.data import DATASETS as DATASET_REGISTRY
+from common.engine.optimizers import OPTIMIZERS
+from common.models import ENCODERS
+from common.recipe import shaping
+
+STUDY = "tickets"
+OBJECTIVES = ("supervised", "supcon")  # the keys of common.studies.tickets.objectives.PRUNING_OBJECTIVES
+SUPCON = ("supcon",)
+STAGES = ("imp", "retrain", "report")
+REWIND = re.compile(r"(\d+)(it|ep)")
+
+
+@dataclass(frozen=True)
+class TicketsConfig:
+    """What shapes a model of the tickets study. Defaults: open_lth's CIFAR recipe (module docstring)."""
+
+    objective: str = help_field("supervised", "what IMP trains on to find the masks: supervised (labels) or supcon",
+                                choices=OBJECTIVES)
+    dataset: str = help_field("cifar10", f"dataset: one of {tuple(DATASET_REGISTRY)}", choices=tuple(DATASET_REGISTRY))
+    arch: str = help_field("resnet18", f"encoder: one of {tuple(ENCODERS)} (the paper: resnet18, vgg19)",
+                           choices=tuple(ENCODERS))
+    optimizer: str = help_field("sgd", "sgd, or adam (which the paper's appendix names for CIFAR-10)",
+                                choices=tuple(OPTIMIZERS))
+    epochs: int = help_field(160, "epochs of every training: each IMP level and each ticket's re-training")
+    batch_size: int = help_field(128, "training batch size (SupCon: images per batch, two views each)")
+    learning_rate: float = help_field(0.1, "initial learning rate")
+    momentum: float = help_field(0.9, "SGD momentum")
+    weight_decay: float = help_field(1e-4, "weight decay (L2)")
+    lr_milestones: tuple = help_field((80, 120), "epochs at which the learning rate is multiplied by lr_gamma",
+                                      nargs="*", item=int)
+    lr_gamma: float = help_field(0.1, "learning-rate decay factor at each milestone")
+    vertical_flip: bool | None = help_field(None, "RandomVerticalFlip(0.5) in the supervised augmentation; none = "
+                                                  "the dataset's")
+    train_subset: int = help_field(0, "train on a seeded, class-balanced subset of this many training examples; "
+                                      "0 = all")
+    pruning_rate: float = help_field(0.2, "fraction of the remaining weights each IMP level prunes (global "
+                                          "magnitude over every conv weight; never the head, BatchNorm or biases)")
+    rewind: str = help_field("1ep", "the rewind point: <N>it (optimizer steps) or <N>ep (epochs), e.g. 0it, 500it, "
+                                    "1ep, 2ep; surviving weights restart from there, with the schedule and the data "
+                                    "position")
+    natural_zero_eps: float = help_field(1e-4, "the corrected random mask first prunes the weights of the trained "
+                                               "dense network with |w| below this")
+    temperature: float = help_field(0.5, "SupCon temperature", methods=SUPCON)
+    base_temperature: float = help_field(0.07, "SupCon base temperature (the loss is scaled by T/base_T)",
+                                         methods=SUPCON)
+    projection_dim: int = help_field(128, "SupCon projection head output size", methods=SUPCON)
+
+    @property
+    def method(self) -> str:
+        """What `common.recipe.shaping` reads: SupCon-only fields shape only SupCon-pruned models."""
+        return self.objective
+
+    def recipe(self) -> dict:
+        return shaping(self)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def rewind_step(self, steps_per_epoch: int) -> int:
+        """The rewind point in optimizer steps of the run."""
+        count, unit = REWIND.fullmatch(self.rewind).groups()
+        return int(count) * (steps_per_epoch if unit == "ep" else 1)
+
+
+@dataclass(frozen=True)
+class TicketsRun(JobConfig):
+    """Which seeds, how many IMP levels and which stages; how and where they run."""
+
+    index_start: int = help_field(0, "first seed")
+    index_end: int = help_field(2, "last seed, inclusive (Caron et al. average several seeds; 3 here)")
+    levels: int = help_field(20, "IMP levels after the dense one: density 0.8^L of the pool at level L (20: 1.15 %)")
+    stages: tuple = help_field(STAGES, "stages to run, in order: imp (the pruning objective's IMP levels), retrain "
+                                       "(every level's ticket and controls re-trained on labels), report",
+                               nargs="*", item=str)
+
+
+PRESETS = {
+    "paper": {},
+    # digits in CPU minutes: WRN-10-1 (78k weights) reaches ~97 % dense; 8 levels go down to 16.8 % density
+    "demo": dict(dataset="digits", arch="wrn10_1", epochs=6, batch_size=64, lr_milestones=(4,), vertical_flip=False),
+}
+# the demo trains 172 small models: their curve PNGs would take a third of its time (--curves draws them)
+RUN_PRESETS = {"paper": {}, "demo": dict(index_end=1, levels=8, curves=False)}
+
+RULES = dict(epochs=AT_LEAST_ONE, batch_size=AT_LEAST_ONE, learning_rate=POSITIVE, momentum=MOMENTUM,
+             weight_decay=NON_NEGATIVE, lr_milestones=MILESTONES, lr_gamma=POSITIVE, train_subset=NON_NEGATIVE,
+             pruning_rate=(lambda v: 0 < v < 1, "must lie in (0, 1)"), natural_zero_eps=NON_NEGATIVE,
+             rewind=(lambda v: REWIND.fullmatch(v) is not None, "must be <N>it or <N>ep, e.g. 500it or 1ep"),
+             temperature=POSITIVE, base_temperature=POSITIVE, projection_dim=AT_LEAST_ONE)
+RUN_RULES = dict(JOB_RULES, index_start=NON_NEGATIVE, levels=NON_NEGATIVE,
+                 stages=(lambda v: bool(v) and all(s in STAGES for s in v), f"choose among {', '.join(STAGES)}"))
+
+
+def preset_config(preset: str, **overrides) -> TicketsConfig:
+    """The preset's recipe with `overrides`; a vertical flip left open becomes the dataset's default."""
+    if preset not in PRESETS:
+        raise UsageError(f"--preset {preset}: the tickets study has the presets {', '.join(PRESETS)}")
+    config = replace(TicketsConfig(), **{**PRESETS[preset], **overrides})
+    if config.vertical_flip is None:
+        config = replace(config, vertical_flip=DATASET_REGISTRY[config.dataset].vertical_flip)
+    return config
+
+
+def level_density(rate: float, level: int) -> float:
+    """Fraction of the pool kept after `level` IMP levels: (1 - rate)^level."""
+    return (1.0 - rate) ** level

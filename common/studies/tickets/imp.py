@@ -1,0 +1,120 @@
+"""Iterative magnitude pruning with late rewinding (Han et al.; Frankle et al. 2019, as open_lth's lottery runner):
+level 0 trains the dense network on the pruning objective and keeps every member's rewind point; level L prunes
+the remaining weights of level L-1's trained network by global magnitude over the pool (every conv weight of the
+encoder: never the classifier, the projection head, BatchNorm or biases) down to density (1 - rate)^L, restarts
+the surviving weights from the rewind point, and trains to the end with the schedule and data position of that
+point. Every level is a finished model (weights, masks and a per-layer sparsity report in its metadata), so a rerun
+resumes at the first unfinished level, and inside a level at its saved state.
+
+Fidelity: open_lth prunes ceil(0.2 x remaining) per level, whose density drifts from 0.8^L; each level here keeps
+exactly round(0.8^L x pool) weights (ties broken by position), the density the paper plots. The optimizer restarts
+at the rewind point with fresh momentum (open_lth's), the learning rate at the schedule's value there.
+"""
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+
+from common import checkpoint as ckpt
+from common.engine.hooks import NaturalSparsity
+from common.engine.phase import Job
+from common.engine.state import TrainState
+from common.models import build_network
+from common.pruning.criteria import magnitude_masks
+from common.pruning.masks import Masks
+from common.pruning.pools import POOLS
+from common.spec import ModelSpec
+from common.studies.tickets.config import STUDY, TicketsConfig, level_density
+from common.studies.tickets.objectives import PRUNING_OBJECTIVES
+from common.zoo import finished_or_conflict, load_member, load_rewind_point
+
+POOL = "encoder_convs"  # a key of common.pruning.pools.POOLS
+
+
+def trunk_spec(cfg: TicketsConfig, level: int, seed: int) -> ModelSpec:
+    """The network IMP trains at `level` for one seed, on the pruning objective."""
+    return ModelSpec(PRUNING_OBJECTIVES[cfg.objective].method, cfg.arch, cfg.dataset, "imp",
+                     1.0 - level_density(cfg.pruning_rate, level), seed, study=STUDY,
+                     knobs=(("level", level), ("rewind", cfg.rewind)))
+
+
+def seeded_network(cfg: TicketsConfig, method: str, num_classes: int, seed: int):
+    torch.manual_seed(seed)
+    return build_network(cfg.arch, method, num_classes, cfg.projection_dim)
+
+
+def imp_masks(weights: dict[str, torch.Tensor], previous: Masks | None, level: int, rate: float) -> Masks:
+    """Level `level`'s masks from the previous level's trained weights {name: [P, ...]}: global magnitude over the
+    pool, entries `previous` pruned ranked first, so that masks only shrink and exactly round(density x pool)
+    weights are kept, density = (1 - rate)^level."""
+    return magnitude_masks(weights, 1.0 - level_density(rate, level), "global", masks=previous)
+
+
+def rewind_key(phase_name: str, step: int) -> str:
+    return f"{phase_name}@{step}"
+
+
+class Trunk:
+    """The IMP levels of one pruning objective for a run's seeds, as jobs for common.stage.train_populations."""
+
+    def __init__(self, cfg: TicketsConfig, paths, n_train: int, num_classes: int, image_size: int):
+        self.cfg, self.paths, self.num_classes = cfg, paths, num_classes
+        self.objective = PRUNING_OBJECTIVES[cfg.objective]
+        template = build_network(cfg.arch, self.objective.method, num_classes, cfg.projection_dim)
+        self.names = [n for n, _ in template.named_parameters()]
+        self.pool = tuple(POOLS[POOL](template))
+        self.image_size = image_size
+        self.steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+        self.rewind_step = cfg.rewind_step(self.steps_per_epoch)
+        self.key = rewind_key(self.phase().name, self.rewind_step)
+
+    def phase(self, **extra):
+        return self.objective.phase(self.cfg, self.names, self.image_size, **extra)
+
+    def jobs(self, seeds: list[int], levels: int, population_size: int) -> list[Job]:
+        """One job per level and chunk of seeds, in level order; finished levels are skipped."""
+        jobs = []
+        recipe = self.cfg.recipe()
+        for first in range(0, len(seeds), population_size):
+            chunk = seeds[first:first + population_size]
+            for level in range(levels + 1):
+                todo = [s for s in (trunk_spec(self.cfg, level, seed) for seed in chunk)
+                        if not finished_or_conflict(self.paths, s, recipe)]
+                if not todo:
+                    continue
+                if level == 0:
+                    phase = self.phase(snapshot_steps=(self.rewind_step,), hooks=(NaturalSparsity(self.pool),))
+                    start = None
+                else:
+                    phase, start = self.phase(), partial(self.rewound, level)
+                jobs.append(Job(specs=todo, phases=[phase], config=self.cfg.to_dict(), recipes=[recipe] * len(todo),
+                                make_networks=partial(self.networks, [s.seed for s in todo]), start=start))
+        return jobs
+
+    def networks(self, seeds: list[int]) -> list:
+        return [seeded_network(self.cfg, self.objective.method, self.num_classes, seed) for seed in seeds]
+
+    def rewind_point(self, seed: int) -> dict:
+        """The seed's rewind point, kept by its dense (level 0) training."""
+        path = self.paths.rewind_point(trunk_spec(self.cfg, 0, seed), self.key)
+        if not path.is_file():
+            dense = self.paths.checkpoint(trunk_spec(self.cfg, 0, seed), "model" if self.objective.method ==
+                                          "supervised" else "classifier")
+            raise ckpt.CheckpointError(f"the rewind point {path} is missing: move {dense.parent}/"
+                                       f"{trunk_spec(self.cfg, 0, seed).name}* away and rerun to train level 0 again")
+        return load_rewind_point(path)
+
+    def level_masks(self, level: int, seeds: list[int]) -> Masks:
+        """IMP's masks at `level` (>= 1) for `seeds`, from level - 1's trained models on disk."""
+        previous = [load_member(self.paths, trunk_spec(self.cfg, level - 1, seed))[:2] for seed in seeds]
+        weights = {n: torch.stack([state[n] for state, _ in previous]) for n in self.pool}
+        held = None if level == 1 else Masks({n: torch.stack([masks[n] for _, masks in previous]) for n in self.pool})
+        return imp_masks(weights, held, level, self.cfg.pruning_rate)
+
+    def rewound(self, level: int, job: Job, device: torch.device) -> TrainState:
+        """Level `level`'s starting state: the rewind points under the level's masks."""
+        seeds = [spec.seed for spec in job.specs]
+        masks = Masks.from_state_dict(self.level_masks(level, seeds).state_dict(), device)
+        return TrainState.rewound(job, [self.rewind_point(seed) for seed in seeds], masks, device)

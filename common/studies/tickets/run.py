@@ -1,0 +1,94 @@
+"""`studies/tickets.py`: Caron et al. 2020's winning tickets for one pruning objective.
+
+Stages: imp (the objective's IMP levels with late rewinding), retrain (every level's ticket and its controls
+re-trained on labels), report (summary.csv, the Figure 3 analogue, natural sparsity, report.md, over every
+objective on disk). Every stage skips what is finished and resumes what was interrupted.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+
+from common import preflight
+from common.cli import UsageError, check_device, parse_flags, select_device
+from common.config import check_fields
+from common.data import load_dataset
+from common.log import setup_logging
+from common.models import build_network
+from common.paths import Paths
+from common.stage import train_populations
+from common.studies.tickets.config import (PRESETS, RULES, RUN_PRESETS, RUN_RULES, STUDY, TicketsConfig, TicketsRun,
+                                           preset_config)
+from common.studies.tickets.imp import Trunk
+from common.studies.tickets.objectives import PRUNING_OBJECTIVES
+from common.studies.tickets.retrain import Tickets
+
+log = logging.getLogger("prune")
+
+
+def parse(argv=None) -> tuple[TicketsConfig, TicketsRun]:
+    presets = {name: {**PRESETS[name], **RUN_PRESETS[name]} for name in PRESETS}
+    recipe, job = parse_flags("tickets.py", __doc__, argv, TicketsConfig, TicketsRun, presets=presets)
+    preset = job.get("preset", "paper")
+    cfg = preset_config(preset, **recipe)
+    run = replace(TicketsRun(), **{**RUN_PRESETS.get(preset, {}), **job})
+    check_fields(cfg, RULES)
+    check_fields(run, RUN_RULES)
+    if run.index_start > run.index_end:
+        raise UsageError(f"--index_start {run.index_start} --index_end {run.index_end}: need start <= end")
+    check_device(run.cuda_device)
+    return cfg, run
+
+
+def check_rewind(cfg: TicketsConfig, trunk: Trunk) -> None:
+    total = trunk.steps_per_epoch * cfg.epochs
+    if trunk.rewind_step >= total:
+        raise UsageError(f"--rewind {cfg.rewind}: step {trunk.rewind_step} is past this run's last step {total - 1} "
+                         f"({cfg.epochs} epochs x {trunk.steps_per_epoch} steps); rewind earlier")
+
+
+def main(argv=None):
+    cfg, run = parse(argv)
+    paths = Paths.at(run.output_root)
+    data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset)
+    trunk = Trunk(cfg, paths, len(data.train_labels), data.num_classes, data.image_size)
+    check_rewind(cfg, trunk)
+    method = PRUNING_OBJECTIVES[cfg.objective].method
+    seeds = list(range(run.index_start, run.index_end + 1))
+    folders = [paths.model_dir(cfg.dataset, m, STUDY) for m in (method, "supervised")] + [paths.study_dir(cfg.dataset,
+                                                                                                          STUDY)]
+    # per seed: every IMP level, its rewind point, and the re-trained tickets (two at level 0, four per level after)
+    models = len(seeds) * (run.levels + 2 + 2 + 4 * run.levels)
+    preflight.check_outputs(folders, preflight.training_bytes(build_network(cfg.arch, method, data.num_classes),
+                                                              models))
+    device = select_device(run.cuda_device)
+    setup_logging(paths.log_file(cfg.dataset, method, "tickets", STUDY))
+    data = data.to(device)
+    size = run.default_population_size(device)
+    log.info("tickets (%s pruning, %s on %s): seeds %s, %d levels, rewind %s, device %s", cfg.objective, cfg.arch,
+             cfg.dataset, seeds, run.levels, cfg.rewind, device)
+    results = {}
+    for stage in run.stages:
+        started = time.time()
+        if stage == "imp":
+            results[stage] = train_populations([(job, None) for job in trunk.jobs(seeds, run.levels, size)], data,
+                                               device, run, paths, paths.state_dir(cfg.dataset, method, STUDY),
+                                               f"IMP ({cfg.objective})")
+        elif stage == "retrain":
+            jobs = Tickets(trunk, data.num_classes).jobs(seeds, run.levels, size)
+            results[stage] = train_populations([(job, None) for job in jobs], data, device, run, paths,
+                                               paths.state_dir(cfg.dataset, "supervised", STUDY),
+                                               f"tickets ({cfg.objective})")
+        else:
+            from common.studies.tickets.report import write_report
+            results[stage] = write_report(paths, cfg.dataset, cfg.arch)
+        log.info("stage %s: %s in %.1fs", stage, _outcome(results[stage]), time.time() - started)
+    return [r for stage in ("imp", "retrain") for r in results.get(stage, [])]
+
+
+def _outcome(result) -> str:
+    if isinstance(result, list):
+        return f"{len(result)} models trained" if result else "skipped: everything already on disk"
+    return f"written to {result}"

@@ -1,0 +1,13 @@
+"""Caron et al. 2020's winning tickets for one pruning objective: `python studies/tickets.py --preset demo
+--objective supcon` (see README.md, "Winning tickets"). `python reproduce.py --study tickets` runs every objective
+and the report."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's packages, from any folder
+
+from common.cli import run_main  # noqa: E402
+from common.studies.tickets.run import main  # noqa: E402
+
+if __name__ == "__main__":
+    run_main(main)
