@@ -1,4 +1,5 @@
-"""Encoders (WRN-16-2 as the authors', CIFAR ResNet-18, a small WRN-10-1, Morcos et al.'s VGG-19) and the one network wrapper used by
+"""Encoders (WRN-16-2 as the authors', CIFAR ResNet-18, a small WRN-10-1, Morcos et al.'s VGG-19, Zhou et al.'s
+PreResNet-20) and the one network wrapper used by
 both learning methods: encoder + linear classifier, plus a projection head for SupCon.
 
 Every encoder returns its pooled feature and, when `with_hidden=True`, the global-average-pooled hidden
@@ -57,6 +58,30 @@ class WideResNet(nn.Module):
             self.groups.append(nn.ModuleList(blocks))
         self.bn = nn.BatchNorm2d(channels[3])
         self.feature_dim = channels[3]
+        _init(self)
+
+    def forward(self, x, with_hidden: bool = False):
+        return _run_encoder(self.conv1(x), self.groups, lambda x: _pool(F.relu(self.bn(x))), with_hidden)
+
+
+class PreResNet(nn.Module):
+    """Zhou et al.'s PreResNet (bearpaw's pytorch-classification, depth 6n+2; PreResNet-20: n = 3): a 3x3 conv to 16
+    channels, three groups of n pre-activation blocks at 16, 32, 64 channels, BN-ReLU and the pooled 64-d feature.
+    Their downsampling 1x1 conv reads the block's raw input; ours (PreActBlock, shared with the WRNs) reads it
+    pre-activated, as He et al.'s identity-mapping paper does."""
+
+    def __init__(self, depth: int = 20):
+        super().__init__()
+        assert (depth - 2) % 6 == 0, "PreResNet depth must be 6n+2"
+        n = (depth - 2) // 6
+        channels = [16, 16, 32, 64]
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.groups = nn.ModuleList()
+        for g, stride in enumerate((1, 2, 2)):
+            self.groups.append(nn.ModuleList([PreActBlock(channels[g] if i == 0 else channels[g + 1], channels[g + 1],
+                                                          stride if i == 0 else 1) for i in range(n)]))
+        self.bn = nn.BatchNorm2d(64)
+        self.feature_dim = 64
         _init(self)
 
     def forward(self, x, with_hidden: bool = False):
@@ -181,6 +206,7 @@ ENCODERS = {
     "wrn10_1": lambda: WideResNet(10, 1),
     "resnet18": ResNet18,
     "vgg19": VGG,
+    "preresnet20": lambda: PreResNet(20),
 }
 
 
