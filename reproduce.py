@@ -1,6 +1,7 @@
 """Reproduce a study end to end. Corti et al. 2022 (the default): `python reproduce.py --preset demo` (digits, CPU
 minutes) or `--preset paper --cuda_device 0` (CIFAR-10, the paper's recipe). Caron et al. 2020's winning tickets:
-`python reproduce.py --study tickets --preset demo`. `--study S --help` lists a study's flags. See README.md."""
+`python reproduce.py --study tickets --preset demo`. Zhou et al. 2023's three-regime phase diagram: `--study
+three_regime`. `--study S --help` lists a study's flags. See README.md."""
 import importlib
 import sys
 
@@ -9,6 +10,7 @@ from common.cli import UsageError, run_main
 STUDIES = {  # --study name -> the module whose main(argv) runs it
     "corti2022": "common.studies.corti2022.reproduce",
     "tickets": "common.studies.tickets.reproduce",
+    "three_regime": "common.studies.three_regime.reproduce",
 }
 
 

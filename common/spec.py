@@ -101,7 +101,7 @@ def _value_tag(value) -> str:
     return sparsity_tag(value) if isinstance(value, float) else str(value)
 
 
-_NAME = re.compile(r"(?:(?P<study>[a-z0-9]+)_)?(?P<method>supervised|SupCon)_(?P<arch>[a-z0-9]+(?:_[0-9]+)?)_"
+_NAME = re.compile(r"(?:(?P<study>[a-z0-9]+(?:_[a-z0-9]+)*?)_)?(?P<method>supervised|SupCon)_(?P<arch>[a-z0-9]+(?:_[0-9]+)?)_"
                    rf"(?P<dataset>[a-z0-9_]+?)_(?P<pruning>{'|'.join(PRUNINGS)})_s(?P<sparsity>[0-9.e+-]+)"
                    r"(?P<knobs>(?:_[a-z]+-[0-9A-Za-z.+-]+)*)_seed(?P<seed>\d+)(?:_encoder|_classifier)?\.safetensors")
 _KNOB = re.compile(r"_([a-z]+)-([0-9A-Za-z.+-]+)")

@@ -33,3 +33,32 @@ class Batches:
     def two_views(self, idx: torch.Tensor) -> torch.Tensor:
         """Two independent views per image [P, 2B, ...], view 1 then view 2 (the authors' torch.cat order)."""
         return torch.cat([self.images(idx), self.images(idx)], dim=1)
+
+
+class Recorded:
+    """Batches whose every output of one step is kept, so that `replayed()` gives the very same images again (SAM's
+    second pass must see the batch and augmentation of its first)."""
+
+    def __init__(self, batches: Batches):
+        self.batches, self.outputs = batches, []
+
+    def __getattr__(self, name):
+        method = getattr(self.batches, name)
+
+        def record(*args):
+            self.outputs.append(method(*args))
+            return self.outputs[-1]
+        return record
+
+    def replayed(self) -> "Replayed":
+        return Replayed(self.outputs)
+
+
+class Replayed:
+    """What a Recorded step produced, handed out again in the same order."""
+
+    def __init__(self, outputs: list):
+        self.outputs = iter(outputs)
+
+    def __getattr__(self, name):
+        return lambda *args: next(self.outputs)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from common.data import Dataset
-from common.engine.batches import Batches
+from common.engine.batches import Batches, Recorded
 from common.engine.hooks import Checkpoint, GMPEvents, History, Preemption, Signals, Snapshot, freeze_failed
 from common.engine.optimizers import build_optimizer
 from common.engine.phase import Job, Phase
@@ -115,17 +115,15 @@ class PhaseRun:
         self._hooks_at("before_step", step)
         b, size = self.cursor.batch, self.phase.batch_size
         idx = self.cursor.order[:, b * size:(b + 1) * size]
-        with self.trainer.autocast:
-            losses, hits = self.objective.losses(self.pop, self.batches, idx)
+        optimizer = self.state.optimizer
+        batches = Recorded(self.batches) if getattr(optimizer, "needs_closure", False) else self.batches
+        losses, hits = self.backward(batches, idx)
         self.alive &= torch.isfinite(losses.detach())
-        optimizer, masks = self.state.optimizer, self.state.masks
-        optimizer.zero_grad(set_to_none=True)
-        torch.where(self.alive, losses, torch.zeros_like(losses)).sum().backward()
-        freeze_failed(self, self.alive)
-        grads = {n: self.pop.params[n].grad for n in masks if self.pop.params[n].grad is not None}
-        masks.apply_(grads, names=grads)  # masked tensors this phase never touches have no gradient
-        optimizer.step()
-        masks.apply_(self.pop.params)
+        if getattr(optimizer, "needs_closure", False):
+            optimizer.step(lambda: self.backward(batches.replayed(), idx, frozen_statistics=True))
+        else:
+            optimizer.step()
+        self.state.masks.apply_(self.pop.params)
         self.loss_sum += torch.where(self.alive, losses.detach(), torch.zeros_like(losses)) * idx.shape[1]
         if hits is not None:
             self.correct += hits
@@ -133,6 +131,24 @@ class PhaseRun:
         if self.trainer.bar is not None:
             self.trainer.bar.update(1)
         self._hooks_at("after_step", step)
+
+    def backward(self, batches, idx: torch.Tensor, frozen_statistics: bool = False):
+        """Every member's loss on its batch and its gradients, masked (and a failed member's zeroed). With
+        `frozen_statistics` the BatchNorm running statistics are left as they were (SAM's second pass)."""
+        saved = {k: v.clone() for k, v in self.pop.buffers.items()} if frozen_statistics else None
+        with self.trainer.autocast:
+            losses, hits = self.objective.losses(self.pop, batches, idx)
+        alive = self.alive & torch.isfinite(losses.detach())
+        self.state.optimizer.zero_grad(set_to_none=True)
+        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+        freeze_failed(self, alive)
+        masks = self.state.masks
+        grads = {n: self.pop.params[n].grad for n in masks if self.pop.params[n].grad is not None}
+        masks.apply_(grads, names=grads)  # masked tensors this phase never touches have no gradient
+        if saved is not None:
+            for name, buffer in self.pop.buffers.items():
+                buffer.copy_(saved[name])
+        return losses, hits
 
     def end_epoch(self, epoch: int) -> None:
         for scheduler in self.state.schedulers:

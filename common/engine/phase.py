@@ -26,6 +26,9 @@ class Phase:
     augment: object  # SupervisedAugment | ContrastiveAugment
     optimizer: str = "sgd"  # a key of engine.optimizers.OPTIMIZERS
     nesterov: bool = False
+    sam_rho: float = 0.05  # SAM's neighbourhood radius (optimizer 'sam')
+    sam_adaptive: bool = False  # ASAM's scale-invariant neighbourhood
+    drop_last: bool = False  # drop each epoch's last incomplete batch (a fixed iteration budget per batch size)
     milestones: tuple = ()
     gamma: float = 0.1
     cosine: bool = False
@@ -37,7 +40,7 @@ class Phase:
     hooks: tuple = ()  # more hooks of this phase (common.engine.hooks), after the snapshot and GMP ones
 
     def steps_per_epoch(self, n_train: int) -> int:
-        return math.ceil(n_train / self.batch_size)
+        return n_train // self.batch_size if self.drop_last else math.ceil(n_train / self.batch_size)
 
 
 @dataclass

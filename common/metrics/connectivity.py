@@ -24,3 +24,12 @@ def frankle_barrier(curve: np.ndarray) -> np.ndarray:
     """curve [..., T] -> max_t e(t) - mean of the endpoints (> 0 is a barrier)."""
     curve = np.asarray(curve, dtype=float)
     return curve.max(axis=-1) - (curve[..., 0] + curve[..., -1]) / 2
+
+
+def regimes(barrier: np.ndarray, cka: np.ndarray, threshold: float = -0.1) -> np.ndarray:
+    """Zhou et al.'s regimes by stated rules [ours; their boundaries are drawn by hand], for grids [T, D]
+    (temperature rows, density columns) of mean barriers (their sign) and CKA: 'I' where the barrier is below
+    `threshold` (poorly connected); elsewhere 'II-B' where the CKA is above its row's median, else 'II-A'."""
+    barrier, cka = np.asarray(barrier, dtype=float), np.asarray(cka, dtype=float)
+    median = np.nanmedian(cka, axis=1, keepdims=True)
+    return np.where(barrier < threshold, "I", np.where(cka > median, "II-B", "II-A"))

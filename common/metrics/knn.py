@@ -79,3 +79,22 @@ def knn_predict_layers(train_feats, train_labels, query_feats, k, **kw):
     if len(train_feats) != len(query_feats):
         raise ValueError(f"{len(train_feats)} support probes but {len(query_feats)} query probes")
     return torch.stack([knn_predict(t, train_labels, q, k, **kw) for t, q in zip(train_feats, query_feats)])
+
+
+def weighted_knn_predict(train_features, train_labels, query_features, k: int = 200, temperature: float = 0.07,
+                         num_classes: int | None = None, chunk_size: int = 1024) -> torch.Tensor:
+    """The self-supervised learning monitor (Wu et al.'s weighted k-NN): cosine similarity to the support set, the
+    k nearest vote with weight exp(similarity / temperature). train [N, D], labels [N], query [Nq, D] ->
+    predicted labels [Nq]."""
+    train = torch.nn.functional.normalize(torch.as_tensor(train_features).double(), dim=1)
+    query = torch.nn.functional.normalize(torch.as_tensor(query_features).double(), dim=1)
+    labels = torch.as_tensor(train_labels).long().to(train.device)
+    classes = num_classes or int(labels.max()) + 1
+    k = min(k, len(train))
+    out = []
+    for start in range(0, len(query), chunk_size):
+        similarity, neighbours = (query[start:start + chunk_size] @ train.T).topk(k, dim=1)
+        votes = torch.zeros(len(similarity), classes, dtype=torch.float64, device=train.device)
+        votes.scatter_add_(1, labels[neighbours], (similarity / temperature).exp())
+        out.append(votes.argmax(1))
+    return torch.cat(out)

@@ -1,0 +1,44 @@
+"""`reproduce.py --study <name>` for a study whose entry point runs one objective at a time (tickets,
+three_regime): every stage but the last ones for each objective of `--objectives`, then the report stages once.
+Every other flag goes to the study's entry point; the preset defaults to demo here."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from common.cli import OneLineParser, UsageError
+
+log = logging.getLogger("prune")
+
+
+def reproduce(study: str, main: Callable, objectives: tuple, stages: tuple, report_stages: tuple, argv=None):
+    parser = OneLineParser(prog=f"reproduce.py --study {study}", add_help=False)
+    parser.add_argument("--objectives", default=",".join(objectives))
+    parser.add_argument("--stages", default=",".join(stages))
+    known, rest = parser.parse_known_args(argv or [])
+    if any(flag in rest for flag in ("-h", "--help")):
+        print(f"reproduce.py --study {study} [--objectives {','.join(objectives)}] [--stages {','.join(stages)}] "
+              f"[studies/{study}.py flags]\n")
+        return main(["--help"])
+    asked = [o for o in known.objectives.split(",") if o]
+    if not asked or any(o not in objectives for o in asked):
+        raise UsageError(f"--objectives {known.objectives}: choose among {', '.join(objectives)}")
+    wanted = list(stages) if known.stages == "all" else [s for s in known.stages.split(",") if s]
+    if not wanted or any(s not in stages for s in wanted):
+        raise UsageError(f"--stages {known.stages}: choose among {', '.join(stages)}")
+    if "--objective" in rest:
+        raise UsageError(f"--objective: reproduce.py runs every objective of --objectives; for one, use "
+                         f"studies/{study}.py --objective …")
+    if "--preset" not in rest:
+        rest = ["--preset", "demo", *rest]
+    started, models = time.time(), []
+    per_objective = [s for s in wanted if s not in report_stages]
+    if per_objective:
+        for objective in asked:
+            models += main(rest + ["--objective", objective, "--stages", *per_objective])
+    once = [s for s in wanted if s in report_stages]
+    if once:
+        main(rest + ["--objective", asked[0], "--stages", *once])
+    log.info("%s study finished in %.1fs (%d models trained)", study, time.time() - started, len(models))
+    return models

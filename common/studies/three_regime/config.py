@@ -1,0 +1,140 @@
+"""Typed configuration of the three-regime study: the recipe (`RegimeConfig`) and the run (`RegimeRun`).
+
+Paper preset = the authors' scripts as they actually run (../shared/docs/seed_systems.md, System 1(b)): PreResNet-20
+on CIFAR-10; dense SGD lr 0.1, momentum 0.9, wd 1e-4, batch 64, 160 epochs, x0.1 at 80 and 120, a checkpoint every
+10 epochs (the epochs knob); the batch-size knob trains B in 16 … 512 for a fixed 62,400 iterations, lr not scaled,
+milestones at 50 % and 75 % of the iterations, last incomplete batches dropped; SAM's rho 0.05 … (dense training
+only); one-shot magnitude pruning of the conv weights, layer-uniform, at densities 5 … 80 %; each pruned network
+re-trained from its pruned weights with SGD 0.1, 160 epochs, x0.1 at 80 and 120, batch 64, retrain seeds 1, 2, 3.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, replace
+
+from common.cli import UsageError
+from common.config import AT_LEAST_ONE, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig, help_field
+from common.data import DATASETS as DATASET_REGISTRY
+from common.models import ENCODERS
+from common.recipe import shaping
+
+STUDY = "three_regime"
+OBJECTIVES = ("supervised", "supcon")
+KNOBS = ("epochs", "batch_size", "sam_rho")
+SCOPES = ("layer_uniform", "global")
+STAGES = ("train", "prune", "retrain", "connectivity", "cka", "plot")
+SUPCON = ("supcon",)
+TAG = re.compile(r"[0-9.]+")
+
+
+@dataclass(frozen=True)
+class RegimeConfig:
+    """What shapes a model of the three-regime study. Defaults: the authors' scripts (module docstring)."""
+
+    objective: str = help_field("supervised", "supervised (cross-entropy) or supcon (the encoder trained and "
+                                              "re-trained with SupCon; errors by a k-NN on its representation)",
+                                choices=OBJECTIVES)
+    dataset: str = help_field("cifar10", f"dataset: one of {tuple(DATASET_REGISTRY)}", choices=tuple(DATASET_REGISTRY))
+    arch: str = help_field("preresnet20", f"encoder: one of {tuple(ENCODERS)}", choices=tuple(ENCODERS))
+    knob: str = help_field("epochs", "the temperature: epochs (checkpoints of one dense run), batch_size (a fixed "
+                                     "iteration budget) or sam_rho", choices=KNOBS)
+    epochs: int = help_field(160, "dense training epochs (knob epochs: the run whose checkpoints are pruned)")
+    save_every: int = help_field(10, "knob epochs: prune the checkpoint of every N-th epoch")
+    batch_size: int = help_field(64, "dense training batch size (knob batch_size: see --batch_sizes)")
+    batch_sizes: tuple = help_field((16, 32, 64, 128, 256, 512), "knob batch_size: the temperatures", nargs="*",
+                                    item=int)
+    iterations: int = help_field(62400, "knob batch_size: optimizer steps of every dense run (160 epochs x 390)")
+    sam_rhos: tuple = help_field((0.0, 0.05, 0.1, 0.2, 0.4, 0.6), "knob sam_rho: the temperatures (0 = plain SGD "
+                                                                "with SAM's two passes)", nargs="*", item=float)
+    sam_adaptive: bool = help_field(False, "knob sam_rho: ASAM's scale-invariant neighbourhood")
+    learning_rate: float = help_field(0.1, "dense training learning rate (not scaled with the batch size)")
+    momentum: float = help_field(0.9, "SGD momentum (dense and re-training)")
+    weight_decay: float = help_field(1e-4, "weight decay (dense and re-training)")
+    lr_milestones: tuple = help_field((80, 120), "dense epochs at which the rate is multiplied by 0.1 (knob "
+                                                 "batch_size: 50 % and 75 % of the run instead)", nargs="*", item=int)
+    train_subset: int = help_field(0, "train on a seeded, class-balanced subset of this many images; 0 = all")
+    vertical_flip: bool | None = help_field(None, "RandomVerticalFlip(0.5) in the supervised augmentation; none = "
+                                                  "the dataset's (their CIFAR pipeline has none: --no-vertical_flip)")
+    densities: tuple = help_field((0.05, 0.06, 0.07, 0.08, 0.1, 0.14, 0.2, 0.4, 0.8),
+                                  "the loads: fractions of the conv weights kept by one-shot magnitude pruning",
+                                  nargs="*", item=float)
+    scope: str = help_field("layer_uniform", "layer_uniform (every conv layer keeps the density; theirs) or global",
+                            choices=SCOPES)
+    retrain_epochs: int = help_field(160, "re-training epochs of every pruned network")
+    retrain_learning_rate: float = help_field(0.1, "re-training learning rate")
+    retrain_batch_size: int = help_field(64, "re-training batch size")
+    retrain_milestones: tuple = help_field((80, 120), "re-training epochs at which the rate is multiplied by 0.1",
+                                           nargs="*", item=int)
+    temperature: float = help_field(0.5, "SupCon loss temperature (not the study's 'temperature')", methods=SUPCON)
+    base_temperature: float = help_field(0.07, "SupCon base temperature", methods=SUPCON)
+    projection_dim: int = help_field(128, "SupCon projection head output size", methods=SUPCON)
+
+    @property
+    def method(self) -> str:
+        return self.objective
+
+    def recipe(self) -> dict:
+        return shaping(self)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def temperatures(self) -> tuple:
+        """The knob's values, in order: checkpoint epochs, batch sizes or rhos."""
+        if self.knob == "epochs":
+            return tuple(range(self.save_every, self.epochs + 1, self.save_every))
+        return self.batch_sizes if self.knob == "batch_size" else self.sam_rhos
+
+
+@dataclass(frozen=True)
+class RegimeRun(JobConfig):
+    """Which seeds and stages; the analysis settings; how and where it runs."""
+
+    dense_seeds: tuple = help_field((1,), "seeds of the dense runs (their writer: 1; their notebook: 1, 2, 3)",
+                                    nargs="*", item=int)
+    retrain_seeds: tuple = help_field((1, 2, 3), "seeds of the re-trainings of every pruned network (pairs of them "
+                                                 "are compared)", nargs="*", item=int)
+    stages: tuple = help_field(STAGES, f"stages to run, in order: {', '.join(STAGES)}", nargs="*", item=str)
+    lmc_points: int = help_field(11, "points on the segment between two re-trained networks, endpoints included")
+    cka_images: int = help_field(6464, "images CKA compares on (theirs: 101 batches x 64 training images)")
+    cka_split: str = help_field("train", "train (theirs: images every model has seen) or test", choices=("train", "test"))
+    test_error_epochs: int = help_field(5, "a re-trained network's test error is the mean over its last N epochs "
+                                           "(their notebook: 5)")
+    knn_k: int = help_field(200, "SupCon: neighbours of the weighted cosine k-NN that measures error along the path")
+    barrier_threshold: float = help_field(-0.1, "regime I where the mean barrier (theirs: m - e(t*) of the train "
+                                                "error) lies below this [ours]")
+
+
+PRESETS = {
+    "paper": dict(vertical_flip=False),  # their CIFAR augmentation: crop and horizontal flip only
+    # digits in CPU minutes: a 3 x 3 grid (checkpoints at epochs 2, 4, 6; densities 5, 20, 80 %), 2 retrain seeds
+    "demo": dict(dataset="digits", arch="preresnet20", epochs=6, save_every=2, lr_milestones=(4,),
+                 densities=(0.05, 0.2, 0.8), retrain_epochs=4, retrain_milestones=(3,), iterations=140,
+                 batch_sizes=(16, 64, 256), sam_rhos=(0.0, 0.1, 0.4)),
+}
+RUN_PRESETS = {"paper": {}, "demo": dict(retrain_seeds=(1, 2), cka_images=1024, curves=False, test_error_epochs=1)}
+
+RULES = dict(epochs=AT_LEAST_ONE, save_every=AT_LEAST_ONE, batch_size=AT_LEAST_ONE, iterations=AT_LEAST_ONE,
+             learning_rate=POSITIVE, momentum=MOMENTUM, weight_decay=NON_NEGATIVE, lr_milestones=MILESTONES,
+             train_subset=NON_NEGATIVE, retrain_epochs=AT_LEAST_ONE, retrain_learning_rate=POSITIVE,
+             retrain_batch_size=AT_LEAST_ONE, retrain_milestones=MILESTONES, temperature=POSITIVE,
+             base_temperature=POSITIVE, projection_dim=AT_LEAST_ONE,
+             densities=(lambda v: bool(v) and all(0 < d <= 1 for d in v) and len(set(v)) == len(v),
+                        "each in (0, 1], each once"),
+             batch_sizes=(lambda v: bool(v) and all(b >= 1 for b in v), "each >= 1"),
+             sam_rhos=(lambda v: bool(v) and all(r >= 0 for r in v), "each >= 0"))
+RUN_RULES = dict(JOB_RULES, lmc_points=(lambda v: v >= 3, "must be >= 3"), cka_images=AT_LEAST_ONE,
+                 test_error_epochs=AT_LEAST_ONE,
+                 knn_k=AT_LEAST_ONE,
+                 retrain_seeds=(lambda v: len(set(v)) == len(v) >= 2, "needs at least two distinct seeds to compare"),
+                 dense_seeds=(lambda v: len(set(v)) == len(v) >= 1, "distinct seeds, at least one"),
+                 stages=(lambda v: bool(v) and all(s in STAGES for s in v), f"choose among {', '.join(STAGES)} (or all)"))
+
+
+def preset_config(preset: str, **overrides) -> RegimeConfig:
+    if preset not in PRESETS:
+        raise UsageError(f"--preset {preset}: the three-regime study has the presets {', '.join(PRESETS)}")
+    config = replace(RegimeConfig(), **{**PRESETS[preset], **overrides})
+    if config.vertical_flip is None:
+        config = replace(config, vertical_flip=DATASET_REGISTRY[config.dataset].vertical_flip)
+    return config

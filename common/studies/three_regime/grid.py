@@ -1,0 +1,294 @@
+"""The three-regime grid, stage by stage: dense training at every temperature, one-shot pruning at every load,
+re-training every pruned network with each retrain seed, then linear mode connectivity and CKA between pairs of
+re-trained networks of one cell. Every stage skips the cells already done, so a rerun resumes cell by cell.
+
+Identity on disk (study 'three_regime'): a dense network is `…_dense_s0_knob-<epochs|batch|rho>_temperature-<T>
+_seed<dense seed>` (for the epochs knob one run: the final model, its earlier checkpoints kept as its rewind
+points); a pruned one `…_<layerwise|global>_s<1 - density>_knob-…_temperature-<T>_seed<dense seed>`; a re-trained
+one adds `_dense-<dense seed>` and takes the retrain seed as its seed (its data order and augmentation).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import torch
+
+from common.data.augment import supervised_augment
+from common.data import DATASETS
+from common.engine.inference import evaluate, predict, reset_bn
+from common.engine.objectives import make_objective
+from common.engine.phase import Job, Phase
+from common.engine.population import Population
+from common.metrics.cka import linear_cka
+from common.metrics.knn import weighted_knn_predict
+from common.models import build_network
+from common.pruning.criteria import CRITERIA
+from common.pruning.pools import CLASSIFIER, POOLS
+from common.spec import ModelSpec
+from common import checkpoint as ckpt
+from common.io import upsert_csv
+from common.studies.three_regime.config import STUDY, RegimeConfig
+from common.zoo import finished_or_conflict, load_member, load_rewind_point, save_member
+
+KNOB_TAGS = {"epochs": "epochs", "batch_size": "batch", "sam_rho": "rho"}
+SCOPE_CRITERIA = {"layer_uniform": "layerwise", "global": "global"}  # scope -> common.pruning.criteria.CRITERIA
+
+
+class Grid:
+    """One objective's grid under one recipe: the jobs and measurements of every stage."""
+
+    def __init__(self, cfg: RegimeConfig, run, paths, data):
+        self.cfg, self.run, self.paths, self.data = cfg, run, paths, data
+        self.method = cfg.objective
+        template = build_network(cfg.arch, self.method, data.num_classes, cfg.projection_dim)
+        self.names = [n for n, _ in template.named_parameters()]
+        self.pool = tuple(POOLS["encoder_convs"](template))  # conv weights only: their pruning
+
+    # ---- identity ---------------------------------------------------------------------------------------
+    def knobs(self, temperature) -> tuple:
+        return (("knob", KNOB_TAGS[self.cfg.knob]), ("temperature", temperature))
+
+    def dense_spec(self, temperature, seed: int) -> ModelSpec:
+        """The model a temperature's dense weights are read from (the epochs knob: the run's final model)."""
+        stored = self.cfg.epochs if self.cfg.knob == "epochs" else temperature
+        return ModelSpec(self.method, self.cfg.arch, self.cfg.dataset, "dense", 0.0, seed, study=STUDY,
+                         knobs=self.knobs(stored))
+
+    def pruned_spec(self, temperature, density: float, seed: int) -> ModelSpec:
+        return ModelSpec(self.method, self.cfg.arch, self.cfg.dataset, SCOPE_CRITERIA[self.cfg.scope], 1.0 - density,
+                         seed, study=STUDY, knobs=self.knobs(temperature))
+
+    def retrained_spec(self, temperature, density: float, dense_seed: int, retrain_seed: int) -> ModelSpec:
+        pruned = self.pruned_spec(temperature, density, dense_seed)
+        return ModelSpec(pruned.method, pruned.arch, pruned.dataset, pruned.pruning, pruned.sparsity, retrain_seed,
+                         study=STUDY, knobs=pruned.knobs + (("dense", dense_seed),))
+
+    def cells(self):
+        """(temperature, density, dense seed) of every cell, in order."""
+        return itertools.product(self.cfg.temperatures(), self.cfg.densities, self.run.dense_seeds)
+
+    # ---- phases -----------------------------------------------------------------------------------------
+    def phase(self, epochs: int, batch_size: int, learning_rate: float, milestones: tuple, **extra) -> Phase:
+        """The objective's training phase: cross-entropy on the whole network, or SupCon on the encoder."""
+        cfg = self.cfg
+        common = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, momentum=cfg.momentum,
+                      weight_decay=cfg.weight_decay, milestones=tuple(milestones), **extra)
+        if self.method == "supervised":
+            return Phase("train", make_objective("ce"), trainable=tuple(self.names),
+                         augment=supervised_augment(cfg, self.data.image_size),
+                         **common)
+        objective = make_objective("supcon", temperature=cfg.temperature, base_temperature=cfg.base_temperature)
+        return Phase("encoder", objective, trainable=tuple(n for n in self.names if n not in CLASSIFIER),
+                     augment=DATASETS[cfg.dataset].contrastive, evaluate=False, **common)
+
+    def dense_phase(self, temperature) -> Phase:
+        cfg = self.cfg
+        if cfg.knob == "epochs":
+            per_epoch = math.ceil(len(self.data.train_labels) / cfg.batch_size)
+            steps = tuple(e * per_epoch for e in cfg.temperatures() if e < cfg.epochs)
+            return self.phase(cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.lr_milestones, snapshot_steps=steps)
+        if cfg.knob == "batch_size":  # a fixed iteration budget: epochs from it, milestones at 50 % and 75 %
+            per_epoch = max(1, len(self.data.train_labels) // temperature)
+            epochs = max(1, round(cfg.iterations / per_epoch))
+            milestones = sorted({max(1, round(epochs * f)) for f in (0.5, 0.75)})
+            return self.phase(epochs, temperature, cfg.learning_rate, milestones, drop_last=True)
+        return self.phase(cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.lr_milestones, optimizer="sam",
+                          sam_rho=temperature, sam_adaptive=cfg.sam_adaptive)
+
+    # ---- train ------------------------------------------------------------------------------------------
+    def dense_jobs(self, size: int) -> list[Job]:
+        temperatures = [self.cfg.epochs] if self.cfg.knob == "epochs" else self.cfg.temperatures()
+        jobs = []
+        for temperature in temperatures:
+            todo = [s for s in (self.dense_spec(temperature, seed) for seed in self.run.dense_seeds)
+                    if not finished_or_conflict(self.paths, s, self.cfg.recipe())]
+            for chunk in _chunks(todo, size):
+                jobs.append(self.job(chunk, [self.dense_phase(temperature)],
+                                     partial(self.fresh_networks, [s.seed for s in chunk])))
+        return jobs
+
+    def job(self, specs, phases, make_networks, **extra) -> Job:
+        return Job(specs=specs, phases=phases, make_networks=make_networks, config=self.cfg.to_dict(),
+                   recipes=[self.cfg.recipe()] * len(specs), **extra)
+
+    def fresh_networks(self, seeds: list[int]) -> list:
+        networks = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            networks.append(build_network(self.cfg.arch, self.method, self.data.num_classes, self.cfg.projection_dim))
+        return networks
+
+    def dense_state(self, temperature, seed: int) -> dict[str, torch.Tensor]:
+        """The dense weights and buffers of a temperature (an earlier epoch: a checkpoint of the run)."""
+        spec = self.dense_spec(temperature, seed)
+        if self.cfg.knob == "epochs" and temperature < self.cfg.epochs:
+            per_epoch = math.ceil(len(self.data.train_labels) / self.cfg.batch_size)
+            key = f"{self.phase(1, 1, 1.0, ()).name}@{temperature * per_epoch}"
+            return load_rewind_point(self.paths.rewind_point(spec, key))["tensors"]
+        return load_member(self.paths, spec)[0]
+
+    # ---- prune ------------------------------------------------------------------------------------------
+    def prune(self) -> int:
+        """Every (temperature, density, dense seed) pruned once and saved with its masks; -> how many were new."""
+        made = 0
+        for temperature, density, seed in self.cells():
+            spec = self.pruned_spec(temperature, density, seed)
+            if finished_or_conflict(self.paths, spec, self.cfg.recipe()):
+                continue
+            state = self.dense_state(temperature, seed)
+            pool = {n: state[n][None] for n in self.pool}
+            masks = CRITERIA[SCOPE_CRITERIA[self.cfg.scope]](pool, [1.0 - density], [seed])
+            member = {n: m[0] for n, m in masks.items()}
+            pruned = {n: t * member[n] if n in member else t for n, t in state.items()}
+            meta = dict(spec=spec.to_meta(), config=self.cfg.to_dict(), recipe=self.cfg.recipe(),
+                        sparsity=masks.member_sparsity(0), layer_sparsity=masks.layer_sparsity(0),
+                        test_accuracy=None, versions=ckpt.library_versions())
+            save_member(self.paths, spec, pruned, member, meta)
+            made += 1
+        return made
+
+    # ---- retrain ----------------------------------------------------------------------------------------
+    def retrain_jobs(self, size: int) -> list[Job]:
+        """Populations of at most `size` per (temperature, dense seed): its densities x retrain seeds."""
+        cfg = self.cfg
+        phase = self.phase(cfg.retrain_epochs, cfg.retrain_batch_size, cfg.retrain_learning_rate,
+                           cfg.retrain_milestones)
+        jobs = []
+        for temperature, seed in itertools.product(cfg.temperatures(), self.run.dense_seeds):
+            todo = [s for s in (self.retrained_spec(temperature, d, seed, r) for d in cfg.densities
+                                for r in self.run.retrain_seeds)
+                    if not finished_or_conflict(self.paths, s, cfg.recipe())]
+            for chunk in _chunks(todo, size):
+                jobs.append(self.job(chunk, [phase], partial(self.pruned_networks, chunk), prepare=self.pruned_masks))
+        return jobs
+
+    def parent(self, spec: ModelSpec) -> ModelSpec:
+        knobs = dict(spec.knobs)
+        return self.pruned_spec(knobs["temperature"], 1.0 - spec.sparsity, int(knobs["dense"]))
+
+    def pruned_networks(self, specs: list[ModelSpec]) -> list:
+        networks = []
+        for spec in specs:
+            network = build_network(self.cfg.arch, self.method, self.data.num_classes, self.cfg.projection_dim)
+            network.load_state_dict(load_member(self.paths, self.parent(spec))[0])
+            networks.append(network)
+        return networks
+
+    def pruned_masks(self, job: Job) -> None:
+        masks = [load_member(self.paths, self.parent(spec))[1] for spec in job.specs]
+        job.initial_masks = {n: torch.stack([m[n] for m in masks]) for n in self.pool}
+
+    # ---- measuring pairs --------------------------------------------------------------------------------
+    def pairs(self):
+        """(temperature, density, dense seed, retrain seed a, retrain seed b) of every pair to compare."""
+        for temperature, density, seed in self.cells():
+            for a, b in itertools.combinations(self.run.retrain_seeds, 2):
+                yield temperature, density, seed, a, b
+
+    def key(self, temperature, density, seed, a, b) -> dict:
+        return dict(objective=self.method, knob=self.cfg.knob, temperature=temperature, density=density,
+                    dense_seed=seed, retrain_seeds=f"{a}-{b}")
+
+    def connectivity(self, device) -> pd.DataFrame:
+        """Errors and losses at `lmc_points` points between each pair, BatchNorm reset at each; -> one row per
+        pair and point (train and test error, loss where the objective has one)."""
+        path = self.paths.study_file(self.cfg.dataset, STUDY, f"connectivity_{self.method}.csv")
+        done = _done_keys(path)
+        rows = []
+        for pair in self.pairs():
+            key = self.key(*pair)
+            if tuple(key.values()) in done:
+                continue
+            rows += [dict(key, **point) for point in self.path_errors(*pair, device)]
+            if rows:
+                upsert_csv(path, pd.DataFrame(rows), list(key) + ["t"])
+                rows = []
+        return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+    def path_errors(self, temperature, density, seed, a, b, device) -> list[dict]:
+        specs = [self.retrained_spec(temperature, density, seed, r) for r in (a, b)]
+        (state_a, masks, _), (state_b, masks_b, _) = (load_member(self.paths, s) for s in specs)
+        if any(not torch.equal(masks[n], masks_b[n]) for n in masks):
+            raise ckpt.CheckpointError(f"{specs[0].name} and {specs[1].name} hold different masks: re-train them")
+        ts = np.linspace(0.0, 1.0, self.run.lmc_points)
+        states = [interpolate(state_a, state_b, float(t)) for t in ts]
+        for state in states:  # the segment keeps the shared mask's zeros
+            assert all(bool((state[n][~masks[n]] == 0).all()) for n in masks)
+        network = build_network(self.cfg.arch, self.method, self.data.num_classes, self.cfg.projection_dim)
+        pop = Population.from_states(network, states, device)
+        data = self.data
+        reset_bn(pop, data.train_images, data.normalize)
+        if self.method == "supervised":
+            train_loss, train_acc = evaluate(pop, data.train_images, data.train_labels, data.normalize)
+            test_loss, test_acc = evaluate(pop, data.test_images, data.test_labels, data.normalize)
+            return [dict(t=t, train_error=1 - float(train_acc[i]), test_error=1 - float(test_acc[i]),
+                         train_loss=float(train_loss[i]), test_loss=float(test_loss[i])) for i, t in enumerate(ts)]
+        support = predict(pop, data.train_images, data.normalize, "features")
+        query = predict(pop, data.test_images, data.normalize, "features")
+        labels = data.train_labels.cpu()
+        errors = [float((weighted_knn_predict(support[i].cpu(), labels, query[i].cpu(), self.run.knn_k,
+                                              num_classes=data.num_classes) != data.test_labels.cpu())
+                        .double().mean()) for i in range(len(ts))]
+        return [dict(t=t, train_error=np.nan, test_error=e, train_loss=np.nan, test_loss=np.nan)
+                for t, e in zip(ts, errors)]
+
+    def cka(self, device) -> pd.DataFrame:
+        """Linear CKA between the two networks of each pair on a fixed image set (no augmentation): logits,
+        softmax and the pooled representation (SupCon: the representation and the projection)."""
+        path = self.paths.study_file(self.cfg.dataset, STUDY, f"cka_{self.method}.csv")
+        done = _done_keys(path)
+        images = (self.data.train_images if self.run.cka_split == "train" else self.data.test_images)
+        images = images[:self.run.cka_images]
+        network = build_network(self.cfg.arch, self.method, self.data.num_classes, self.cfg.projection_dim)
+        for pair in self.pairs():
+            key = self.key(*pair)
+            if tuple(key.values()) in done:
+                continue
+            temperature, density, seed, a, b = pair
+            states = [load_member(self.paths, self.retrained_spec(temperature, density, seed, r))[0] for r in (a, b)]
+            pop = Population.from_states(network, states, device)
+            outputs = {"features": predict(pop, images, self.data.normalize, "features")}
+            if self.method == "supervised":
+                logits = predict(pop, images, self.data.normalize, "logits")
+                outputs.update(logits=logits, softmax=logits.softmax(-1))
+            else:
+                outputs["projection"] = predict(pop, images, self.data.normalize, "projection")
+            row = dict(key, **{f"cka_{name}": float(linear_cka(out[0], out[1])) for name, out in outputs.items()})
+            upsert_csv(path, pd.DataFrame([row]), list(key))
+        return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+    def test_errors(self) -> pd.DataFrame:
+        """Each re-trained network's test error: the mean over its last `test_error_epochs` re-training epochs of
+        1 - accuracy (their notebook: 5); SupCon has none here (report.pair_table takes the k-NN error at the
+        path's endpoints)."""
+        rows = []
+        for temperature, density, seed in self.cells():
+            for r in self.run.retrain_seeds:
+                spec = self.retrained_spec(temperature, density, seed, r)
+                history = pd.read_csv(self.paths.metrics_csv(spec))
+                tested = history["test_accuracy"].dropna().tail(self.run.test_error_epochs)
+                rows.append(dict(objective=self.method, knob=self.cfg.knob, temperature=temperature, density=density,
+                                 dense_seed=seed, retrain_seed=r,
+                                 test_error=float(1 - tested.mean()) if len(tested) else np.nan))
+        return pd.DataFrame(rows)
+
+
+def interpolate(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], t: float) -> dict[str, torch.Tensor]:
+    """(1 - t) a + t b for every floating tensor; integer buffers (BatchNorm's batch count) are a's."""
+    return {n: (1 - t) * a[n] + t * b[n] if a[n].is_floating_point() else a[n].clone() for n in a}
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _done_keys(path) -> set:
+    if not path.is_file():
+        return set()
+    frame = pd.read_csv(path)
+    columns = ["objective", "knob", "temperature", "density", "dense_seed", "retrain_seeds"]
+    return {tuple(row) for row in frame[columns].drop_duplicates().itertuples(index=False)}

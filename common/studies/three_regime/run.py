@@ -1,0 +1,110 @@
+"""`studies/three_regime.py`: Zhou et al. 2023's three-regime phase diagram for one objective and one temperature
+knob. Stages: train (dense, every temperature), prune (one-shot, every load), retrain (every pruned network with
+each retrain seed), connectivity (linear mode connectivity with BatchNorm reset), cka, plot (grid.csv, the four
+heatmaps with regimes, report.md, over the objectives on disk). Each stage skips the cells already done.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+import pandas as pd
+
+from common import preflight
+from common.cli import UsageError, check_device, parse_flags, select_device
+from common.config import check_fields
+from common.data import load_dataset
+from common.log import setup_logging
+from common.models import build_network
+from common.paths import Paths
+from common.stage import train_populations
+from common.studies.three_regime.config import (OBJECTIVES, PRESETS, RULES, RUN_PRESETS, RUN_RULES, STUDY,
+                                                RegimeConfig, RegimeRun, STAGES, preset_config)
+from common.studies.three_regime.grid import Grid
+
+log = logging.getLogger("prune")
+
+
+def parse(argv=None) -> tuple[RegimeConfig, RegimeRun]:
+    presets = {name: {**PRESETS[name], **RUN_PRESETS[name]} for name in PRESETS}
+    recipe, job = parse_flags("three_regime.py", __doc__, argv, RegimeConfig, RegimeRun, presets=presets)
+    preset = job.get("preset", "paper")
+    cfg = preset_config(preset, **recipe)
+    run = replace(RegimeRun(), **{**RUN_PRESETS.get(preset, {}), **job})
+    if run.stages == ("all",):
+        run = replace(run, stages=STAGES)
+    check_fields(cfg, RULES)
+    check_fields(run, RUN_RULES)
+    check_device(run.cuda_device)
+    return cfg, run
+
+
+def main(argv=None):
+    cfg, run = parse(argv)
+    paths = Paths.at(run.output_root)
+    data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset)
+    if cfg.knob == "epochs" and cfg.epochs % cfg.save_every:
+        raise UsageError(f"--save_every {cfg.save_every}: must divide --epochs {cfg.epochs} (the last checkpoint is "
+                         f"the run's end)")
+    too_big = [b for b in cfg.batch_sizes if b > len(data.train_labels)] if cfg.knob == "batch_size" else []
+    if too_big:
+        raise UsageError(f"--batch_sizes {too_big}: larger than the {len(data.train_labels)} training images")
+    cells = len(cfg.temperatures()) * len(cfg.densities) * len(run.dense_seeds)
+    network = build_network(cfg.arch, cfg.objective, data.num_classes, cfg.projection_dim)
+    preflight.check_outputs([paths.model_dir(cfg.dataset, cfg.objective, STUDY), paths.study_dir(cfg.dataset, STUDY)],
+                            preflight.training_bytes(network, cells * (1 + len(run.retrain_seeds)) + len(run.dense_seeds)))
+    device = select_device(run.cuda_device)
+    setup_logging(paths.log_file(cfg.dataset, cfg.objective, "three_regime", STUDY))
+    data = data.to(device)
+    grid = Grid(cfg, run, paths, data)
+    state_dir = paths.state_dir(cfg.dataset, cfg.objective, STUDY)
+    size = run.default_population_size(device)
+    log.info("three-regime grid (%s, knob %s): temperatures %s x densities %s, dense seeds %s, retrain seeds %s, "
+             "device %s", cfg.objective, cfg.knob, list(cfg.temperatures()), list(cfg.densities),
+             list(run.dense_seeds), list(run.retrain_seeds), device)
+    trained = []
+    for stage in run.stages:
+        started = time.time()
+        if stage == "train":
+            trained += train_populations([(j, None) for j in grid.dense_jobs(size)], data, device, run, paths, state_dir,
+                                         f"dense ({cfg.objective})")
+            outcome = f"{len(trained)} dense models trained"
+        elif stage == "prune":
+            outcome = f"{grid.prune()} networks pruned"
+        elif stage == "retrain":
+            retrained = train_populations([(j, None) for j in grid.retrain_jobs(size)], data, device, run, paths,
+                                          state_dir, f"re-training ({cfg.objective})")
+            trained += retrained
+            outcome = f"{len(retrained)} networks re-trained"
+        elif stage == "connectivity":
+            outcome = f"{len(grid.connectivity(device))} path points on disk"
+        elif stage == "cka":
+            outcome = f"{len(grid.cka(device))} pairs on disk"
+        else:
+            outcome = f"written to {plot(paths, cfg, run, data, device)}"
+        log.info("stage %s: %s in %.1fs", stage, outcome, time.time() - started)
+    return trained
+
+
+def plot(paths: Paths, cfg: RegimeConfig, run: RegimeRun, data, device):
+    """grid.csv and the phase plots of every objective whose grid of this recipe is measured on disk."""
+    from common.studies.three_regime.report import pair_table, write_report
+
+    tables = {}
+    for objective in OBJECTIVES:
+        grid = Grid(replace(cfg, objective=objective), run, paths, data)
+        connectivity = paths.study_file(cfg.dataset, STUDY, f"connectivity_{objective}.csv")
+        cka = paths.study_file(cfg.dataset, STUDY, f"cka_{objective}.csv")
+        if not (connectivity.is_file() and cka.is_file()):
+            continue
+        tables[objective] = pair_table(grid.test_errors(), _this_knob(pd.read_csv(connectivity), cfg.knob),
+                                       _this_knob(pd.read_csv(cka), cfg.knob))
+    if not tables:
+        raise UsageError(f"nothing measured under {paths.study_dir(cfg.dataset, STUDY)}: run the stages train, prune, "
+                         f"retrain, connectivity and cka first")
+    return write_report(paths, cfg.dataset, tables, cfg.knob, run.barrier_threshold)
+
+
+def _this_knob(frame, knob: str):
+    return frame[frame["knob"] == knob]

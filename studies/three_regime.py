@@ -1,0 +1,13 @@
+"""Zhou et al. 2023's three-regime phase diagram for one objective: `python studies/three_regime.py --preset demo
+--objective supcon` (see README.md, "The three-regime phase diagram"). `python reproduce.py --study three_regime`
+runs both objectives and the phase plots."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's packages, from any folder
+
+from common.cli import run_main  # noqa: E402
+from common.studies.three_regime.run import main  # noqa: E402
+
+if __name__ == "__main__":
+    run_main(main)
