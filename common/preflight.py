@@ -69,3 +69,21 @@ def _size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+def check_slurm() -> None:
+    """Before submitting: Slurm's commands are here and its controller answers, or one line saying so."""
+    import subprocess
+
+    if shutil.which("sbatch") is None:
+        raise UsageError("--launcher slurm: sbatch is not on this machine's PATH; run on a Slurm login node, or use "
+                         "--launcher local")
+    try:
+        answer = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise UsageError("--launcher slurm: the Slurm controller did not answer `sinfo` within 30 s; check the "
+                         "cluster, or use --launcher local")
+    if answer.returncode != 0:
+        why = (answer.stderr.strip().splitlines() or ["no answer"])[0][:200]
+        raise UsageError(f"--launcher slurm: the Slurm controller does not answer ({why}); "
+                         f"check `sinfo`, or use --launcher local")

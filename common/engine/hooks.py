@@ -26,13 +26,14 @@ class Preempted(Exception):
 
 
 class Signals:
-    """Turns SIGTERM/SIGINT into a flag checked between steps, so state is saved at a clean point."""
+    """Turns SIGTERM/SIGINT (and SIGUSR2, Slurm's warning before a time limit) into a flag checked between steps,
+    so state is saved at a clean point."""
 
     def __init__(self):
         self.received = None
 
     def __enter__(self):
-        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)}
         return self
 
     def _handle(self, signum, frame):

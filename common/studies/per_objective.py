@@ -13,6 +13,45 @@ log = logging.getLogger("prune")
 
 
 def reproduce(study: str, main: Callable, objectives: tuple, stages: tuple, report_stages: tuple, argv=None):
+    asked, wanted, rest = _split(study, main, objectives, stages, argv)
+    started, models = time.time(), []
+    per_objective = [s for s in wanted if s not in report_stages]
+    if per_objective:
+        for objective in asked:
+            models += main(rest + ["--objective", objective, "--stages", *per_objective])
+    once = [s for s in wanted if s in report_stages]
+    if once:
+        main(rest + ["--objective", asked[0], "--stages", *once])
+    log.info("%s study finished in %.1fs (%d models trained)", study, time.time() - started, len(models))
+    return models
+
+
+def plan(study: str, main: Callable, objectives: tuple, stages: tuple, report_stages: tuple, argv=None):
+    """The same work as stages of tasks for a launcher (common.launch): every stage one task per objective (a
+    study's levels or grid cells run in order inside it), the report stages once. -> (stages, output paths)."""
+    from common.launch import Stage, Task, command_line
+    from common.paths import Paths
+
+    asked, wanted, rest = _split(study, main, objectives, stages, argv)
+    if "--help" in rest:
+        return [], Paths()
+    script = f"studies/{study}.py"
+    planned = []
+    for stage in wanted:
+        objectives_here = asked[:1] if stage in report_stages else asked
+        tasks = []
+        for objective in objectives_here:
+            task_argv = rest + ["--objective", objective, "--stages", stage]
+            label = stage if stage in report_stages else f"{objective} {stage}"
+            tasks.append(Task(label, main, (task_argv,), command_line(script, task_argv)))
+        planned.append(Stage(stage, tasks))
+    root = OneLineParser(add_help=False)
+    root.add_argument("--output_root", default="")
+    return planned, Paths.at(root.parse_known_args(rest)[0].output_root)
+
+
+def _split(study: str, main: Callable, objectives: tuple, stages: tuple, argv):
+    """(objectives asked, stages asked, the flags for the study's entry point), each checked."""
     parser = OneLineParser(prog=f"reproduce.py --study {study}", add_help=False)
     parser.add_argument("--objectives", default=",".join(objectives))
     parser.add_argument("--stages", default=",".join(stages))
@@ -20,7 +59,8 @@ def reproduce(study: str, main: Callable, objectives: tuple, stages: tuple, repo
     if any(flag in rest for flag in ("-h", "--help")):
         print(f"reproduce.py --study {study} [--objectives {','.join(objectives)}] [--stages {','.join(stages)}] "
               f"[studies/{study}.py flags]\n")
-        return main(["--help"])
+        main(["--help"])
+        return [], [], ["--help"]
     asked = [o for o in known.objectives.split(",") if o]
     if not asked or any(o not in objectives for o in asked):
         raise UsageError(f"--objectives {known.objectives}: choose among {', '.join(objectives)}")
@@ -32,13 +72,4 @@ def reproduce(study: str, main: Callable, objectives: tuple, stages: tuple, repo
                          f"studies/{study}.py --objective …")
     if "--preset" not in rest:
         rest = ["--preset", "demo", *rest]
-    started, models = time.time(), []
-    per_objective = [s for s in wanted if s not in report_stages]
-    if per_objective:
-        for objective in asked:
-            models += main(rest + ["--objective", objective, "--stages", *per_objective])
-    once = [s for s in wanted if s in report_stages]
-    if once:
-        main(rest + ["--objective", asked[0], "--stages", *once])
-    log.info("%s study finished in %.1fs (%d models trained)", study, time.time() - started, len(models))
-    return models
+    return asked, wanted, rest

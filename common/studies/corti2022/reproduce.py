@@ -163,6 +163,58 @@ def list_models(paths: Paths) -> None:
     return None
 
 
+SCRIPTS = {"train_gmp_early": "training.py", "train_gmp_late": "training.py", "finetune": "pruning_finetune.py",
+           "pies": "pie_kmodels_detection.py", "depth": "prediction_depth.py"}
+
+
+def plan(argv=None) -> tuple[list, Paths]:
+    """The study as stages of tasks for a launcher (common.launch): each training stage's populations (a method x a
+    chunk of --population_size seeds, 8 when it is 0) as tasks, then finetuning, PIEs and depth per method, then
+    the report. -> (stages, the output paths)."""
+    from common.cli import script_prefix
+    from common.launch import Stage, Task, command_line
+
+    argv = list(argv or [])
+    study = parse(argv)
+    size = study.population_size or 8
+    stages = []
+    for name in STAGES:
+        if name not in (study.stages or STAGES) or name == "report":
+            continue
+        stage = Stage(name)
+        for method in METHODS:
+            run, stage_argv = stage_commands(study, method)[name]
+            script = f"{script_prefix(method)}_{SCRIPTS[name]}"
+            chunks = [(a, min(a + size, study.models_number) - 1) for a in range(0, study.models_number, size)] \
+                if name.startswith("train") else [None]
+            for chunk in chunks:
+                task_argv = stage_argv if chunk is None else _with_seeds(stage_argv, *chunk)
+                label = f"{method} {name}" + ("" if chunk is None else f" seeds {chunk[0]}-{chunk[1]}")
+                stage.tasks.append(Task(label, run, (method, task_argv), command_line(script, task_argv)))
+        stages.append(stage)
+    if "report" in (study.stages or STAGES):
+        report_argv = _without(argv, "--stages") + ["--stages", "report"]
+        stages.append(Stage("report", [Task("report", main, (report_argv,), command_line("reproduce.py", report_argv))]))
+    return stages, Paths.at(study.output_root)
+
+
+def _with_seeds(argv: list[str], first: int, last: int) -> list[str]:
+    out = list(argv)
+    out[out.index("--index_start") + 1], out[out.index("--index_end") + 1] = str(first), str(last)
+    return out
+
+
+def _without(argv: list[str], flag: str) -> list[str]:
+    """argv without `flag` and the values after it."""
+    out, skipping = [], False
+    for part in argv:
+        if part.startswith("--"):
+            skipping = part == flag
+        if not skipping:
+            out.append(part)
+    return out
+
+
 def main(argv=None):
     from common.studies.corti2022.report import write_report
 

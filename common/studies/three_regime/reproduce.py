@@ -9,3 +9,9 @@ from common.studies.three_regime.config import OBJECTIVES, STAGES
 
 def main(argv=None):
     return reproduce("three_regime", run.main, OBJECTIVES, STAGES, ("plot",), argv)
+
+
+def plan(argv=None):
+    from common.studies.per_objective import plan as per_objective_plan
+
+    return per_objective_plan("three_regime", run.main, OBJECTIVES, STAGES, ("plot",), argv)

@@ -9,3 +9,9 @@ from common.studies.tickets.config import OBJECTIVES, STAGES
 
 def main(argv=None):
     return reproduce("tickets", run.main, OBJECTIVES, STAGES, ("report",), argv)
+
+
+def plan(argv=None):
+    from common.studies.per_objective import plan as per_objective_plan
+
+    return per_objective_plan("tickets", run.main, OBJECTIVES, STAGES, ("report",), argv)
