@@ -195,6 +195,10 @@ def test_the_grid_table_loads_with_pandas_and_covers_every_cell_and_pair(small_g
     assert sorted(path["t"].unique()) == [0.0, 0.5, 1.0]
     again = three_regime.main(SMALL + ["--output_root", str(small_grid), "--objective", "supervised"])
     assert again == []  # every cell is done: nothing is trained again
+    three_regime.main(SMALL + ["--output_root", str(small_grid), "--objective", "supervised", "--stages",
+                               "connectivity", "--lmc_points", "5"])  # another measurement is not taken as done
+    path = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "connectivity_supervised.csv"))
+    assert path.groupby("setting")["t"].nunique().sort_values().tolist() == [3, 5]
 
 
 def test_a_population_of_retrain_seeds_equals_them_trained_alone(small_grid, tmp_path):

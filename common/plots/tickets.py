@@ -28,8 +28,9 @@ def plot_tickets(summary: pd.DataFrame, path: Path) -> None:
             curve = part[(part["mask_source"] == source) & (part["init"] == init)]
             if curve.empty:
                 continue
-            stats = curve.groupby("level").agg(density=("density", "mean"), mean=("test_accuracy", "mean"),
-                                               std=("test_accuracy", "std")).fillna(0.0)
+            levels = curve.assign(level_density=curve["density"].round(6)).groupby(["level", "level_density"])
+            stats = levels.agg(density=("density", "mean"), mean=("test_accuracy", "mean"),
+                               std=("test_accuracy", "std")).fillna(0.0)
             x = 100 * stats["density"]
             ax.plot(x, 100 * stats["mean"], style, color=colour, marker="o", ms=3, label=label)
             ax.fill_between(x, 100 * (stats["mean"] - stats["std"]), 100 * (stats["mean"] + stats["std"]),

@@ -37,15 +37,16 @@ class RegimeConfig:
     dataset: str = help_field("cifar10", f"dataset: one of {tuple(DATASET_REGISTRY)}", choices=tuple(DATASET_REGISTRY))
     arch: str = help_field("preresnet20", f"encoder: one of {tuple(ENCODERS)}", choices=tuple(ENCODERS))
     knob: str = help_field("epochs", "the temperature: epochs (checkpoints of one dense run), batch_size (a fixed "
-                                     "iteration budget) or sam_rho", choices=KNOBS)
+                                     "iteration budget) or sam_rho", choices=KNOBS, shapes=False)
     epochs: int = help_field(160, "dense training epochs (knob epochs: the run whose checkpoints are pruned)")
-    save_every: int = help_field(10, "knob epochs: prune the checkpoint of every N-th epoch")
+    save_every: int = help_field(10, "knob epochs: prune the checkpoint of every N-th epoch", shapes=False)
     batch_size: int = help_field(64, "dense training batch size (knob batch_size: see --batch_sizes)")
     batch_sizes: tuple = help_field((16, 32, 64, 128, 256, 512), "knob batch_size: the temperatures", nargs="*",
-                                    item=int)
+                                    item=int, shapes=False)
     iterations: int = help_field(62400, "knob batch_size: optimizer steps of every dense run (160 epochs x 390)")
     sam_rhos: tuple = help_field((0.0, 0.05, 0.1, 0.2, 0.4, 0.6), "knob sam_rho: the temperatures (0 = plain SGD "
-                                                                "with SAM's two passes)", nargs="*", item=float)
+                                                                "with SAM's two passes)", nargs="*", item=float,
+                                   shapes=False)
     sam_adaptive: bool = help_field(False, "knob sam_rho: ASAM's scale-invariant neighbourhood")
     learning_rate: float = help_field(0.1, "dense training learning rate (not scaled with the batch size)")
     momentum: float = help_field(0.9, "SGD momentum (dense and re-training)")
@@ -57,14 +58,14 @@ class RegimeConfig:
                                                   "the dataset's (their CIFAR pipeline has none: --no-vertical_flip)")
     densities: tuple = help_field((0.05, 0.06, 0.07, 0.08, 0.1, 0.14, 0.2, 0.4, 0.8),
                                   "the loads: fractions of the conv weights kept by one-shot magnitude pruning",
-                                  nargs="*", item=float)
+                                  nargs="*", item=float, shapes=False)
     scope: str = help_field("layer_uniform", "layer_uniform (every conv layer keeps the density; theirs) or global",
-                            choices=SCOPES)
-    retrain_epochs: int = help_field(160, "re-training epochs of every pruned network")
-    retrain_learning_rate: float = help_field(0.1, "re-training learning rate")
-    retrain_batch_size: int = help_field(64, "re-training batch size")
+                            choices=SCOPES, only_if="pruned")
+    retrain_epochs: int = help_field(160, "re-training epochs of every pruned network", only_if="retrained")
+    retrain_learning_rate: float = help_field(0.1, "re-training learning rate", only_if="retrained")
+    retrain_batch_size: int = help_field(64, "re-training batch size", only_if="retrained")
     retrain_milestones: tuple = help_field((80, 120), "re-training epochs at which the rate is multiplied by 0.1",
-                                           nargs="*", item=int)
+                                           nargs="*", item=int, only_if="retrained")
     temperature: float = help_field(0.5, "SupCon loss temperature (not the study's 'temperature')", methods=SUPCON)
     base_temperature: float = help_field(0.07, "SupCon base temperature", methods=SUPCON)
     projection_dim: int = help_field(128, "SupCon projection head output size", methods=SUPCON)
@@ -73,8 +74,10 @@ class RegimeConfig:
     def method(self) -> str:
         return self.objective
 
-    def recipe(self) -> dict:
-        return shaping(self)
+    def recipe(self, stage: str = "retrained") -> dict:
+        """What shapes a dense, a pruned or a re-trained network (the grid's lists of temperatures and loads
+        shape none: a cell's own values are in its name), so a grid can grow without retraining the rest."""
+        return shaping(self, pruned=stage != "dense", retrained=stage == "retrained")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,7 +115,10 @@ PRESETS = {
                  densities=(0.05, 0.2, 0.8), retrain_epochs=4, retrain_milestones=(3,), iterations=140,
                  batch_sizes=(16, 64, 256), sam_rhos=(0.0, 0.1, 0.4)),
 }
-RUN_PRESETS = {"paper": {}, "demo": dict(retrain_seeds=(1, 2), cka_images=1024, curves=False, test_error_epochs=1)}
+# Fashion-MNIST, real 28x28 images: 2,000 training images, the demo's 3 x 3 grid; not measured (estimated 50 min
+# on 2 CPU cores: 17x the demo's pixels per epoch, connectivity over the 10,000 test images)
+PRESETS["study"] = dict(PRESETS["demo"], dataset="fashion_mnist", train_subset=2000)
+RUN_PRESETS = {"paper": {}, "study": dict(retrain_seeds=(1, 2), cka_images=2048, curves=False, test_error_epochs=1), "demo": dict(retrain_seeds=(1, 2), cka_images=1024, curves=False, test_error_epochs=1)}
 
 RULES = dict(epochs=AT_LEAST_ONE, save_every=AT_LEAST_ONE, batch_size=AT_LEAST_ONE, iterations=AT_LEAST_ONE,
              learning_rate=POSITIVE, momentum=MOMENTUM, weight_decay=NON_NEGATIVE, lr_milestones=MILESTONES,
@@ -121,8 +127,8 @@ RULES = dict(epochs=AT_LEAST_ONE, save_every=AT_LEAST_ONE, batch_size=AT_LEAST_O
              base_temperature=POSITIVE, projection_dim=AT_LEAST_ONE,
              densities=(lambda v: bool(v) and all(0 < d <= 1 for d in v) and len(set(v)) == len(v),
                         "each in (0, 1], each once"),
-             batch_sizes=(lambda v: bool(v) and all(b >= 1 for b in v), "each >= 1"),
-             sam_rhos=(lambda v: bool(v) and all(r >= 0 for r in v), "each >= 0"))
+             batch_sizes=(lambda v: bool(v) and all(b >= 1 for b in v) and len(set(v)) == len(v), "each >= 1, each once"),
+             sam_rhos=(lambda v: bool(v) and all(r >= 0 for r in v) and len(set(v)) == len(v), "each >= 0, each once"))
 RUN_RULES = dict(JOB_RULES, lmc_points=(lambda v: v >= 3, "must be >= 3"), cka_images=AT_LEAST_ONE,
                  test_error_epochs=AT_LEAST_ONE,
                  knn_k=AT_LEAST_ONE,

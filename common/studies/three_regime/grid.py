@@ -31,6 +31,7 @@ from common.pruning.pools import CLASSIFIER, POOLS
 from common.spec import ModelSpec
 from common import checkpoint as ckpt
 from common.io import upsert_csv
+from common.recipe import fingerprint
 from common.studies.three_regime.config import STUDY, RegimeConfig
 from common.zoo import finished_or_conflict, load_member, load_rewind_point, save_member
 
@@ -105,15 +106,15 @@ class Grid:
         jobs = []
         for temperature in temperatures:
             todo = [s for s in (self.dense_spec(temperature, seed) for seed in self.run.dense_seeds)
-                    if not finished_or_conflict(self.paths, s, self.cfg.recipe())]
+                    if not finished_or_conflict(self.paths, s, self.cfg.recipe("dense"))]
             for chunk in _chunks(todo, size):
                 jobs.append(self.job(chunk, [self.dense_phase(temperature)],
-                                     partial(self.fresh_networks, [s.seed for s in chunk])))
+                                     partial(self.fresh_networks, [s.seed for s in chunk]), stage="dense"))
         return jobs
 
-    def job(self, specs, phases, make_networks, **extra) -> Job:
+    def job(self, specs, phases, make_networks, stage: str = "retrained", **extra) -> Job:
         return Job(specs=specs, phases=phases, make_networks=make_networks, config=self.cfg.to_dict(),
-                   recipes=[self.cfg.recipe()] * len(specs), **extra)
+                   recipes=[self.cfg.recipe(stage)] * len(specs), **extra)
 
     def fresh_networks(self, seeds: list[int]) -> list:
         networks = []
@@ -137,14 +138,14 @@ class Grid:
         made = 0
         for temperature, density, seed in self.cells():
             spec = self.pruned_spec(temperature, density, seed)
-            if finished_or_conflict(self.paths, spec, self.cfg.recipe()):
+            if finished_or_conflict(self.paths, spec, self.cfg.recipe("pruned")):
                 continue
             state = self.dense_state(temperature, seed)
             pool = {n: state[n][None] for n in self.pool}
             masks = CRITERIA[SCOPE_CRITERIA[self.cfg.scope]](pool, [1.0 - density], [seed])
             member = {n: m[0] for n, m in masks.items()}
             pruned = {n: t * member[n] if n in member else t for n, t in state.items()}
-            meta = dict(spec=spec.to_meta(), config=self.cfg.to_dict(), recipe=self.cfg.recipe(),
+            meta = dict(spec=spec.to_meta(), config=self.cfg.to_dict(), recipe=self.cfg.recipe("pruned"),
                         sparsity=masks.member_sparsity(0), layer_sparsity=masks.layer_sparsity(0),
                         test_accuracy=None, versions=ckpt.library_versions())
             save_member(self.paths, spec, pruned, member, meta)
@@ -161,7 +162,7 @@ class Grid:
         for temperature, seed in itertools.product(cfg.temperatures(), self.run.dense_seeds):
             todo = [s for s in (self.retrained_spec(temperature, d, seed, r) for d in cfg.densities
                                 for r in self.run.retrain_seeds)
-                    if not finished_or_conflict(self.paths, s, cfg.recipe())]
+                    if not finished_or_conflict(self.paths, s, cfg.recipe("retrained"))]
             for chunk in _chunks(todo, size):
                 jobs.append(self.job(chunk, [phase], partial(self.pruned_networks, chunk), prepare=self.pruned_masks))
         return jobs
@@ -189,9 +190,17 @@ class Grid:
             for a, b in itertools.combinations(self.run.retrain_seeds, 2):
                 yield temperature, density, seed, a, b
 
+    @property
+    def setting(self) -> str:
+        """Fingerprint of everything a measured pair depends on besides its cell: the networks' recipe and the
+        measurement's settings (a row of another arch, scope or CKA image set is never taken for this one's)."""
+        run = self.run
+        return fingerprint(dict(self.cfg.recipe("retrained"), lmc_points=run.lmc_points, knn_k=run.knn_k,
+                                cka_images=run.cka_images, cka_split=run.cka_split))
+
     def key(self, temperature, density, seed, a, b) -> dict:
-        return dict(objective=self.method, knob=self.cfg.knob, temperature=temperature, density=density,
-                    dense_seed=seed, retrain_seeds=f"{a}-{b}")
+        return dict(setting=self.setting, objective=self.method, knob=self.cfg.knob, temperature=temperature,
+                    density=density, dense_seed=seed, retrain_seeds=f"{a}-{b}")
 
     def connectivity(self, device) -> pd.DataFrame:
         """Errors and losses at `lmc_points` points between each pair, BatchNorm reset at each; -> one row per
@@ -217,7 +226,9 @@ class Grid:
         ts = np.linspace(0.0, 1.0, self.run.lmc_points)
         states = [interpolate(state_a, state_b, float(t)) for t in ts]
         for state in states:  # the segment keeps the shared mask's zeros
-            assert all(bool((state[n][~masks[n]] == 0).all()) for n in masks)
+            if not all(bool((state[n][~masks[n]] == 0).all()) for n in masks):
+                raise ckpt.CheckpointError(f"{specs[0].name} or {specs[1].name} has weights where its mask prunes: "
+                                           f"re-train them")
         network = build_network(self.cfg.arch, self.method, self.data.num_classes, self.cfg.projection_dim)
         pop = Population.from_states(network, states, device)
         data = self.data
@@ -269,6 +280,9 @@ class Grid:
         for temperature, density, seed in self.cells():
             for r in self.run.retrain_seeds:
                 spec = self.retrained_spec(temperature, density, seed, r)
+                if not self.paths.metrics_csv(spec).is_file():
+                    raise ckpt.CheckpointError(f"{self.paths.metrics_csv(spec)} is missing: run the retrain stage "
+                                               f"of this grid (--objective {self.method} --stages retrain)")
                 history = pd.read_csv(self.paths.metrics_csv(spec))
                 tested = history["test_accuracy"].dropna().tail(self.run.test_error_epochs)
                 rows.append(dict(objective=self.method, knob=self.cfg.knob, temperature=temperature, density=density,
@@ -290,5 +304,7 @@ def _done_keys(path) -> set:
     if not path.is_file():
         return set()
     frame = pd.read_csv(path)
-    columns = ["objective", "knob", "temperature", "density", "dense_seed", "retrain_seeds"]
+    columns = ["setting", "objective", "knob", "temperature", "density", "dense_seed", "retrain_seeds"]
+    if not set(columns) <= set(frame.columns):
+        return set()
     return {tuple(row) for row in frame[columns].drop_duplicates().itertuples(index=False)}

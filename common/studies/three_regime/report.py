@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from common.io import write_csv, write_text
+from common.io import upsert_csv, write_text
 from common.metrics.connectivity import frankle_barrier, regimes, zhou_barrier
 from common.plots.phase import plot_phase
 from common.studies.three_regime.config import STUDY
 
-KEYS = ["objective", "knob", "temperature", "density", "dense_seed", "retrain_seeds"]
+KEYS = ["setting", "objective", "knob", "temperature", "density", "dense_seed", "retrain_seeds"]
 TEMPERATURE_LABELS = {"epochs": "dense training epochs", "batch_size": "batch size", "sam_rho": "SAM ρ"}
 
 
@@ -51,7 +51,7 @@ def cell_means(table: pd.DataFrame, cka_column: str, threshold: float):
 def write_report(paths, dataset: str, tables: dict[str, pd.DataFrame], knob: str, threshold: float):
     """grid.csv over the objectives, a phase plot per objective, report.md; -> the report's path."""
     grid = pd.concat(tables.values(), ignore_index=True)
-    write_csv(grid, paths.study_file(dataset, STUDY, "grid.csv"))
+    upsert_csv(paths.study_file(dataset, STUDY, "grid.csv"), grid, KEYS)  # other knobs' and grids' rows are kept
     lines = [f"# Three-regime phase diagram on {dataset} (knob: {knob})", ""]
     for objective, table in tables.items():
         cka_column = "cka_softmax" if objective == "supervised" else "cka_features"

@@ -9,6 +9,7 @@ import logging
 import time
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from common import preflight
@@ -98,13 +99,21 @@ def plot(paths: Paths, cfg: RegimeConfig, run: RegimeRun, data, device):
         cka = paths.study_file(cfg.dataset, STUDY, f"cka_{objective}.csv")
         if not (connectivity.is_file() and cka.is_file()):
             continue
-        tables[objective] = pair_table(grid.test_errors(), _this_knob(pd.read_csv(connectivity), cfg.knob),
-                                       _this_knob(pd.read_csv(cka), cfg.knob))
+        connectivity, cka = (_this_grid(pd.read_csv(path), grid) for path in (connectivity, cka))
+        if connectivity.empty or cka.empty:  # that objective was measured for another grid, or not at all
+            continue
+        tables[objective] = pair_table(grid.test_errors(), connectivity, cka)
     if not tables:
         raise UsageError(f"nothing measured under {paths.study_dir(cfg.dataset, STUDY)}: run the stages train, prune, "
                          f"retrain, connectivity and cka first")
     return write_report(paths, cfg.dataset, tables, cfg.knob, run.barrier_threshold)
 
 
-def _this_knob(frame, knob: str):
-    return frame[frame["knob"] == knob]
+def _this_grid(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """The measured rows of this grid's setting and cells."""
+    if "setting" not in frame.columns:
+        return frame.iloc[0:0]
+    cells = {(t, d, s) for t, d, s in grid.cells()}
+    in_cells = [(t, d, s) in cells for t, d, s in zip(frame["temperature"], frame["density"], frame["dense_seed"])]
+    mine = frame["setting"].eq(grid.setting).to_numpy() & np.array(in_cells, dtype=bool)
+    return frame[mine]

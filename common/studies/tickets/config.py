@@ -52,12 +52,13 @@ class TicketsConfig:
     train_subset: int = help_field(0, "train on a seeded, class-balanced subset of this many training examples; "
                                       "0 = all")
     pruning_rate: float = help_field(0.2, "fraction of the remaining weights each IMP level prunes (global "
-                                          "magnitude over every conv weight; never the head, BatchNorm or biases)")
+                                          "magnitude over every conv weight; never the head, BatchNorm or biases)",
+                                     only_if="pruned")
     rewind: str = help_field("1ep", "the rewind point: <N>it (optimizer steps) or <N>ep (epochs), e.g. 0it, 500it, "
                                     "1ep, 2ep; surviving weights restart from there, with the schedule and the data "
                                     "position")
     natural_zero_eps: float = help_field(1e-4, "the corrected random mask first prunes the weights of the trained "
-                                               "dense network with |w| below this")
+                                               "dense network with |w| below this", only_if="natural")
     temperature: float = help_field(0.5, "SupCon temperature", methods=SUPCON)
     base_temperature: float = help_field(0.07, "SupCon base temperature (the loss is scaled by T/base_T)",
                                          methods=SUPCON)
@@ -68,8 +69,10 @@ class TicketsConfig:
         """What `common.recipe.shaping` reads: SupCon-only fields shape only SupCon-pruned models."""
         return self.objective
 
-    def recipe(self) -> dict:
-        return shaping(self)
+    def recipe(self, pruned: bool = True, natural: bool = False) -> dict:
+        """What shapes a model: the pruning rate only a pruned one (a level > 0 or its tickets), the natural-zero
+        threshold only the corrected random mask's tickets."""
+        return shaping(self, pruned=pruned, natural=natural)
 
     def to_dict(self) -> dict:
         return asdict(self)

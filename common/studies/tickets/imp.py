@@ -76,10 +76,10 @@ class Trunk:
     def jobs(self, seeds: list[int], levels: int, population_size: int) -> list[Job]:
         """One job per level and chunk of seeds, in level order; finished levels are skipped."""
         jobs = []
-        recipe = self.cfg.recipe()
         for first in range(0, len(seeds), population_size):
             chunk = seeds[first:first + population_size]
             for level in range(levels + 1):
+                recipe = self.cfg.recipe(pruned=level > 0)
                 todo = [s for s in (trunk_spec(self.cfg, level, seed) for seed in chunk)
                         if not finished_or_conflict(self.paths, s, recipe)]
                 if not todo:

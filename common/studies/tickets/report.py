@@ -33,37 +33,42 @@ def ticket_summary(paths: Paths, dataset: str, arch: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def natural_sparsity_table(paths: Paths, dataset: str, arch: str) -> pd.DataFrame:
-    """The natural sparsity every dense (level 0) IMP network recorded after each epoch, with its objective."""
+def natural_sparsity_table(paths: Paths, dataset: str, arch: str, rewind: str) -> pd.DataFrame:
+    """The natural sparsity every dense (level 0) IMP network of this rewind point recorded after each epoch."""
     frames = []
     for method in ("supervised", "supcon"):
         for spec in finished_specs(paths, dataset, method, arch, STUDY):
             knobs = dict(spec.knobs)
             path = paths.record_csv(spec, "natural_sparsity")
-            if spec.pruning == "imp" and str(knobs.get("level")) == "0" and path.is_file():
+            if (spec.pruning == "imp" and str(knobs.get("level")) == "0" and str(knobs.get("rewind")) == rewind
+                    and path.is_file()):
                 frames.append(pd.read_csv(path).assign(objective=method, seed=spec.seed))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and count of test accuracy per objective, mask source, init and level."""
-    return (summary.groupby(["objective", "mask_source", "init", "level"])
+    """Mean, std and count of test accuracy per objective, mask source, init and level (and its density: another
+    --pruning_rate is another level)."""
+    return (summary.assign(level_density=summary["density"].round(6))
+            .groupby(["objective", "mask_source", "init", "level", "level_density"])
             .agg(density=("density", "mean"), mean=("test_accuracy", "mean"), std=("test_accuracy", "std"),
-                 seeds=("seed", "count")).reset_index())
+                 seeds=("seed", "count")).reset_index().drop(columns="level_density"))
 
 
-def write_report(paths: Paths, dataset: str, arch: str):
-    summary = ticket_summary(paths, dataset, arch)
+def write_report(paths: Paths, dataset: str, arch: str, rewind: str):
+    """The report of one rewind point (summary.csv keeps every rewind on disk, with its column)."""
+    everything = ticket_summary(paths, dataset, arch)
+    summary = everything[everything["rewind"] == rewind] if not everything.empty else everything
     if summary.empty:
         where = paths.model_dir(dataset, "supervised", STUDY)
         raise UsageError(f"no re-trained tickets of {arch} on {dataset} under {where}: run `python studies/tickets.py "
                          f"--dataset {dataset} --arch {arch} --stages imp retrain` first")
-    write_csv(summary, paths.study_file(dataset, STUDY, "summary.csv"))
+    write_csv(everything, paths.study_file(dataset, STUDY, "summary.csv"))
     plot_tickets(summary, paths.study_file(dataset, STUDY, "tickets.png"))
-    natural = natural_sparsity_table(paths, dataset, arch)
+    natural = natural_sparsity_table(paths, dataset, arch, rewind)
     table = accuracy_table(summary)
     write_csv(table, paths.study_file(dataset, STUDY, "accuracy.csv"))
-    lines = [f"# Winning tickets: {arch} on {dataset}", "",
+    lines = [f"# Winning tickets: {arch} on {dataset}, rewind {rewind}", "",
              "Test accuracy (%) after re-training each level's mask on labels, mean ± std over seeds "
              f"({int(table['seeds'].min())}–{int(table['seeds'].max())} per cell; accuracy.csv, summary.csv).", ""]
     for objective, part in table.groupby("objective"):

@@ -55,19 +55,22 @@ class Tickets:
         self.shapes = {n: p.shape for n, p in template.named_parameters() if n in trunk.pool}
 
     def jobs(self, seeds: list[int], levels: int, population_size: int) -> list[Job]:
-        recipe = self.cfg.recipe()
         phase = label_phase(self.cfg, self.names, self.trunk.image_size)
         jobs = []
         for level in range(levels + 1):
             members = [ticket_spec(self.cfg, level, seed, source, init) for seed in seeds
                        for source, init in variants(level)]
-            todo = [s for s in members if not finished_or_conflict(self.paths, s, recipe)]
+            todo = [s for s in members if not finished_or_conflict(self.paths, s, self.recipe(s))]
             for first in range(0, len(todo), population_size):
                 chunk = todo[first:first + population_size]
-                jobs.append(Job(specs=chunk, phases=[phase], config=self.cfg.to_dict(), recipes=[recipe] * len(chunk),
+                jobs.append(Job(specs=chunk, phases=[phase], config=self.cfg.to_dict(),
+                                recipes=[self.recipe(s) for s in chunk],
                                 make_networks=lambda chunk=chunk: [self.network(s) for s in chunk],
                                 prepare=lambda job, level=level: self.prepare(job, level)))
         return jobs
+
+    def recipe(self, spec: ModelSpec) -> dict:
+        return self.cfg.recipe(pruned=dict(spec.knobs)["level"] > 0, natural=spec.pruning == "random_natural")
 
     def network(self, spec: ModelSpec):
         """The label network a ticket starts from: the rewind point's weights, or a fresh initialisation."""

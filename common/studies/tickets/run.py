@@ -83,7 +83,7 @@ def main(argv=None):
                                                f"tickets ({cfg.objective})")
         else:
             from common.studies.tickets.report import write_report
-            results[stage] = write_report(paths, cfg.dataset, cfg.arch)
+            results[stage] = write_report(paths, cfg.dataset, cfg.arch, cfg.rewind)
         log.info("stage %s: %s in %.1fs", stage, _outcome(results[stage]), time.time() - started)
     return [r for stage in ("imp", "retrain") for r in results.get(stage, [])]
 
