@@ -42,5 +42,8 @@ def main(argv=None):
     return launch_stages(stages, launch, paths.logs / "slurm")
 
 
+main.launches_itself = True  # it splits the study into tasks itself (common.cli.run_main)
+
+
 if __name__ == "__main__":
     run_main(main)

@@ -3,6 +3,7 @@ errors with exit status 2, and device selection."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import MISSING, fields
 from typing import Callable
@@ -128,7 +129,9 @@ def select_device(cuda_device: int) -> torch.device:
 
 
 def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
-    """Run a script's main; known user errors become one line on stderr and exit status 2."""
+    """Run a script's main; known user errors become one line on stderr and exit status 2. Every script also takes
+    common.launch's flags: `--launcher slurm` submits its run as one Slurm job (a main marked `launches_itself`,
+    reproduce.py's, splits a study into populations and handles them itself)."""
     from common.checkpoint import CheckpointError
     from common.data import DataError
     from common.engine.hooks import Preempted
@@ -137,7 +140,7 @@ def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = 
     keep_freed_memory()
     prog = sys.argv[0].rsplit("/", 1)[-1] or "script"
     try:
-        result = main(argv)
+        result = main(argv) if getattr(main, "launches_itself", False) else _launched(main, argv, prog)
     except (UsageError, DataError, CheckpointError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -154,3 +157,28 @@ def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = 
               f"under .failed/ and the log says when; fix the recipe (a lower --learning_rate, say) and rerun",
               file=sys.stderr)
         sys.exit(3)
+
+
+def _launched(main, argv, prog: str):
+    """main(argv) here, or, with --launcher slurm / --dry_run, as one Slurm job through common.launch."""
+    from dataclasses import replace
+
+    from common.launch import LaunchConfig, Stage, Task, command_line, launch_stages
+
+    parser = OneLineParser(prog=prog, add_help=False)
+    add_config_args(parser, LaunchConfig)
+    parser.add_argument("--output_root", default="")
+    known, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    launch = replace(LaunchConfig(), **given_values(known, LaunchConfig))
+    if known.output_root:
+        rest += ["--output_root", known.output_root]
+    if launch.launcher == "local" and not launch.dry_run:
+        return main(rest)
+    from common.paths import Paths
+    from common.preflight import check_slurm
+
+    if not launch.dry_run:
+        check_slurm()
+    script = sys.argv[0] if sys.argv[0].endswith(".py") else prog
+    task = Task(prog, main, (rest,), command_line(os.path.relpath(script), rest))
+    return launch_stages([Stage(prog.removesuffix(".py"), [task])], launch, Paths.at(known.output_root).logs / "slurm")

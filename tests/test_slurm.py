@@ -111,3 +111,13 @@ def test_a_study_through_slurm_survives_a_term_and_equals_the_local_run(slurm, t
     for name in files:
         want, got = load_file(str(local / name)), load_file(str(cluster / name))
         assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want), name
+
+
+def test_a_stage_script_plans_its_run_as_one_slurm_job(tmp_path, capsys):
+    from common.studies.corti2022 import training
+
+    run_main(lambda argv: training.main("supervised", argv),
+             ["--preset", "demo", "--launcher", "slurm", "--dry_run", "--output_root", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert out.startswith("1 job arrays, 1 tasks") and f"--preset demo --output_root {tmp_path}" in out
+    assert not any(tmp_path.iterdir())

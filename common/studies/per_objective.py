@@ -7,7 +7,10 @@ import logging
 import time
 from typing import Callable
 
-from common.cli import OneLineParser, UsageError
+from dataclasses import replace
+
+from common.cli import OneLineParser, UsageError, check_device, parse_flags
+from common.config import check_fields
 
 log = logging.getLogger("prune")
 
@@ -73,3 +76,21 @@ def _split(study: str, main: Callable, objectives: tuple, stages: tuple, argv):
     if "--preset" not in rest:
         rest = ["--preset", "demo", *rest]
     return asked, wanted, rest
+
+
+def parse_study(prog: str, doc: str, argv, config_class, run_class, presets: dict, run_presets: dict,
+                preset_config: Callable, rules: dict, run_rules: dict, stages: tuple):
+    """A study entry point's flags: the recipe (a config_class from its preset, flags over it) and the run (a
+    run_class from its preset's run values, flags over them; `--stages all` is every stage), each checked.
+    -> (config, run)."""
+    shown = {name: {**presets[name], **run_presets[name]} for name in presets}
+    recipe, job = parse_flags(prog, doc, argv, config_class, run_class, presets=shown)
+    preset = job.get("preset", "paper")
+    config = preset_config(preset, **recipe)
+    run = replace(run_class(), **{**run_presets.get(preset, {}), **job})
+    if run.stages == ("all",):
+        run = replace(run, stages=stages)
+    check_fields(config, rules)
+    check_fields(run, run_rules)
+    check_device(run.cuda_device)
+    return config, run

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 
 from common import preflight
-from common.cli import UsageError, check_device, parse_flags, select_device
-from common.config import check_fields
+from common.cli import UsageError, select_device
 from common.data import load_dataset
 from common.log import setup_logging
 from common.models import build_network
 from common.paths import Paths
 from common.stage import train_populations
+from common.studies.per_objective import parse_study
 from common.studies.three_regime.config import (OBJECTIVES, PRESETS, RULES, RUN_PRESETS, RUN_RULES, STUDY,
                                                 RegimeConfig, RegimeRun, STAGES, preset_config)
 from common.studies.three_regime.grid import Grid
@@ -28,17 +28,8 @@ log = logging.getLogger("prune")
 
 
 def parse(argv=None) -> tuple[RegimeConfig, RegimeRun]:
-    presets = {name: {**PRESETS[name], **RUN_PRESETS[name]} for name in PRESETS}
-    recipe, job = parse_flags("three_regime.py", __doc__, argv, RegimeConfig, RegimeRun, presets=presets)
-    preset = job.get("preset", "paper")
-    cfg = preset_config(preset, **recipe)
-    run = replace(RegimeRun(), **{**RUN_PRESETS.get(preset, {}), **job})
-    if run.stages == ("all",):
-        run = replace(run, stages=STAGES)
-    check_fields(cfg, RULES)
-    check_fields(run, RUN_RULES)
-    check_device(run.cuda_device)
-    return cfg, run
+    return parse_study("three_regime.py", __doc__, argv, RegimeConfig, RegimeRun, PRESETS, RUN_PRESETS,
+                       preset_config, RULES, RUN_RULES, STAGES)
 
 
 def main(argv=None):

@@ -109,7 +109,7 @@ RULES = dict(epochs=AT_LEAST_ONE, batch_size=AT_LEAST_ONE, learning_rate=POSITIV
              rewind=(lambda v: REWIND.fullmatch(v) is not None, "must be <N>it or <N>ep, e.g. 500it or 1ep"),
              temperature=POSITIVE, base_temperature=POSITIVE, projection_dim=AT_LEAST_ONE)
 RUN_RULES = dict(JOB_RULES, index_start=NON_NEGATIVE, levels=NON_NEGATIVE,
-                 stages=(lambda v: bool(v) and all(s in STAGES for s in v), f"choose among {', '.join(STAGES)}"))
+                 stages=(lambda v: bool(v) and all(s in STAGES for s in v), f"choose among {', '.join(STAGES)} (or all)"))
 
 
 def preset_config(preset: str, **overrides) -> TicketsConfig:

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 
 
 from common import preflight
-from common.cli import UsageError, check_device, parse_flags, select_device
-from common.config import check_fields
+from common.cli import UsageError, select_device
 from common.data import load_dataset
 from common.log import setup_logging
 from common.models import build_network
 from common.paths import Paths
 from common.stage import train_populations
-from common.studies.tickets.config import (PRESETS, RULES, RUN_PRESETS, RUN_RULES, STUDY, TicketsConfig, TicketsRun,
-                                           preset_config)
+from common.studies.per_objective import parse_study
+from common.studies.tickets.config import (PRESETS, RULES, RUN_PRESETS, RUN_RULES, STAGES, STUDY, TicketsConfig,
+                                           TicketsRun, preset_config)
 from common.studies.tickets.imp import Trunk
 from common.studies.tickets.objectives import PRUNING_OBJECTIVES
 from common.studies.tickets.retrain import Tickets
@@ -29,16 +28,10 @@ log = logging.getLogger("prune")
 
 
 def parse(argv=None) -> tuple[TicketsConfig, TicketsRun]:
-    presets = {name: {**PRESETS[name], **RUN_PRESETS[name]} for name in PRESETS}
-    recipe, job = parse_flags("tickets.py", __doc__, argv, TicketsConfig, TicketsRun, presets=presets)
-    preset = job.get("preset", "paper")
-    cfg = preset_config(preset, **recipe)
-    run = replace(TicketsRun(), **{**RUN_PRESETS.get(preset, {}), **job})
-    check_fields(cfg, RULES)
-    check_fields(run, RUN_RULES)
+    cfg, run = parse_study("tickets.py", __doc__, argv, TicketsConfig, TicketsRun, PRESETS, RUN_PRESETS,
+                           preset_config, RULES, RUN_RULES, STAGES)
     if run.index_start > run.index_end:
         raise UsageError(f"--index_start {run.index_start} --index_end {run.index_end}: need start <= end")
-    check_device(run.cuda_device)
     return cfg, run
 
 
