@@ -102,22 +102,25 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-def hand_sam(network, images, labels, rho, lr, wd):
-    """w1 = w0 - lr (g(w0 + rho g0 / |g0|) + wd w0) (SGD's first step: its momentum buffer is that gradient), the
-    BatchNorm statistics of the first pass only. -> (weights, buffers)."""
+def hand_sam(network, images, labels, rho, lr, wd, adaptive=False):
+    """w1 = w0 - lr (g(w0 + e) + wd w0), e = rho g0 / |g0| (ASAM: rho w0^2 g0 / |w0 g0|) (SGD's first step: its
+    momentum buffer is that gradient), the BatchNorm statistics of the first pass only. -> (weights, buffers)."""
     params = {n: p.detach().clone().requires_grad_(True) for n, p in network.named_parameters()}
     buffers = {n: b.clone() for n, b in network.named_buffers()}
     loss = torch.nn.functional.cross_entropy(functional_call(network, (params, buffers), (images,)), labels)
     grads = torch.autograd.grad(loss, list(params.values()))
-    norm = torch.sqrt(sum(g.square().sum() for g in grads))
-    moved = {n: (p + rho * g / norm).detach().requires_grad_(True) for (n, p), g in zip(params.items(), grads)}
+    scale = {n: p.detach().abs() if adaptive else torch.ones_like(p) for n, p in params.items()}
+    norm = torch.sqrt(sum((scale[n] * g).square().sum() for n, g in zip(params, grads)))
+    moved = {n: (p + rho * scale[n] ** 2 * g / norm).detach().requires_grad_(True)
+             for (n, p), g in zip(params.items(), grads)}
     second_pass = {n: b.clone() for n, b in buffers.items()}
     loss = torch.nn.functional.cross_entropy(functional_call(network, (moved, second_pass), (images,)), labels)
     grads = torch.autograd.grad(loss, list(moved.values()))
     return {n: p.detach() - lr * (g + wd * p.detach()) for (n, p), g in zip(params.items(), grads)}, buffers
 
 
-def test_one_sam_step_equals_the_two_step_update_by_hand_for_each_member(tmp_path, float64):
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_one_sam_step_equals_the_two_step_update_by_hand_for_each_member(tmp_path, float64, adaptive):
     data = load_dataset("digits")
     data = replace(data, train_images=data.train_images[:32], train_labels=data.train_labels[:32],
                    test_images=data.test_images[:8], test_labels=data.test_labels[:8])
@@ -125,7 +128,7 @@ def test_one_sam_step_equals_the_two_step_update_by_hand_for_each_member(tmp_pat
     augment = SupervisedAugment(padding=0, vertical_flip=0.0, horizontal_flip=0.0)  # the batch is the images
     names = tuple(n for n, _ in build_network("wrn10_1", "supervised").named_parameters())
     phase = Phase("train", make_objective("ce"), 1, 32, lr, momentum=0.9, weight_decay=wd, trainable=names,
-                  augment=augment, optimizer="sam", sam_rho=rho, evaluate=False)
+                  augment=augment, optimizer="sam", sam_rho=rho, sam_adaptive=adaptive, evaluate=False)
 
     def network(seed):
         torch.manual_seed(seed)
@@ -137,7 +140,7 @@ def test_one_sam_step_equals_the_two_step_update_by_hand_for_each_member(tmp_pat
     state = Trainer(job, data, torch.device("cpu"), run, tmp_path / "s.pt").fit()
     images = data.normalize(augment.apply(data.train_images, augment.sample(32, 8, torch.Generator())))
     for member, seed in enumerate((0, 1)):  # each member's ascent uses its own gradient norm
-        weights, buffers = hand_sam(network(seed), images, data.train_labels, rho, lr, wd)
+        weights, buffers = hand_sam(network(seed), images, data.train_labels, rho, lr, wd, adaptive)
         for name, expected in weights.items():
             assert torch.allclose(state.population.params[name][member].detach(), expected, atol=1e-10), name
         for name, expected in buffers.items():

@@ -165,8 +165,8 @@ def test_reinit_keeps_the_mask_and_draws_other_weights_and_random_masks_hit_the_
     reinit = tickets.network(ticket_spec(trunk.cfg, 2, 0, "imp", "reinit")).state_dict()
     for source in ("imp", "random", "random_natural"):
         mask = tickets.mask(ticket_spec(trunk.cfg, 2, 0, source, "reinit"), 2)
-        if source == "imp":
-            assert all(torch.equal(mask[n][0], trunk_masks[n]) for n in trunk.pool)
+        same = all(torch.equal(mask[n][0], trunk_masks[n]) for n in trunk.pool)
+        assert same == (source == "imp"), source
         kept = sum(int(m.sum()) for m in mask.values())
         assert kept == sum(int(m.sum()) for m in trunk_masks.values())
     assert all(not torch.equal(rewind[n], reinit[n]) for n in trunk.pool)
