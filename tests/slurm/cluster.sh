@@ -51,8 +51,12 @@ CONF
     export SLURM_CONF=$conf
     [ -f "$dir/run/slurmctld.pid" ] && kill -0 "$(cat "$dir/run/slurmctld.pid")" 2> /dev/null || slurmctld
     [ -f "$dir/run/slurmd.pid" ] && kill -0 "$(cat "$dir/run/slurmd.pid")" 2> /dev/null || slurmd
-    for _ in $(seq 1 30); do
-      sinfo -h -o %T 2> /dev/null | grep -q idle && { echo "SLURM_CONF=$conf"; exit 0; }
+    for _ in $(seq 1 60); do
+      state=$(sinfo -h -o %T 2> /dev/null || true)
+      case "$state" in
+        idle*|mixed*|allocated*) echo "SLURM_CONF=$conf"; exit 0 ;;
+        down*|drain*) scontrol update NodeName="$host" State=RESUME > /dev/null 2>&1 || true ;;
+      esac
       sleep 1
     done
     echo "cluster.sh: slurmd did not come up (see $dir/log/)" >&2
@@ -60,7 +64,12 @@ CONF
     ;;
   stop)
     for daemon in slurmd slurmctld; do
-      [ -f "$dir/run/$daemon.pid" ] && kill "$(cat "$dir/run/$daemon.pid")" 2> /dev/null || true
+      pidfile=$dir/run/$daemon.pid
+      [ -f "$pidfile" ] || continue
+      pid=$(cat "$pidfile")
+      kill "$pid" 2> /dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done  # gone before a restart
+      rm -f "$pidfile"
     done
     ;;
   *) echo "usage: tests/slurm/cluster.sh start|stop" >&2; exit 2 ;;
