@@ -35,13 +35,16 @@ def test_the_paper_preset_plans_one_array_per_stage_with_populations_as_tasks():
     assert "array 3 'finetune': 2 tasks, after all of 'train_gmp_late' succeed" in text and "1 GPUs" in text
 
 
-def test_the_other_studies_plan_a_task_per_objective_and_stage_and_one_report():
-    stages, _ = tickets_plan(["--preset", "paper"])
-    assert [(s.name, len(s.tasks)) for s in stages] == [("imp", 2), ("retrain", 2), ("report", 1)]
+def test_the_other_studies_plan_a_task_per_seed_group_or_temperature_point_and_one_report():
+    stages, _ = tickets_plan(["--preset", "paper", "--index_end", "9", "--population_size", "4"])
+    assert [(s.name, len(s.tasks)) for s in stages] == [("imp", 6), ("retrain", 6), ("report", 1)]  # 3 groups x 2
+    assert stages[0].tasks[2].command.endswith("--objective supervised --stages imp --index_start 8 --index_end 9")
     stages, paths = three_regime_plan(["--objectives", "supcon", "--output_root", "/tmp/x"])
-    assert [(s.name, len(s.tasks)) for s in stages] == [(name, 1) for name in
-                                                         ("train", "prune", "retrain", "connectivity", "cka", "plot")]
-    assert "--objective supcon --stages connectivity" in stages[3].tasks[0].command and str(paths.root) == "/tmp/x"
+    # the demo's 3 temperature points; the epochs knob's dense run is one task
+    assert [(s.name, len(s.tasks)) for s in stages] == [("train", 1), ("prune", 3), ("retrain", 3),
+                                                         ("connectivity", 3), ("cka", 3), ("plot", 1)]
+    assert stages[3].tasks[1].command.endswith("--objective supcon --stages connectivity --only_temperatures 4")
+    assert str(paths.root) == "/tmp/x"
 
 
 def test_a_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):

@@ -194,13 +194,13 @@ def test_the_grid_table_loads_with_pandas_and_covers_every_cell_and_pair(small_g
     assert supervised["cka_softmax"].notna().all() and (supervised["barrier_curve"] == "train_error").all()
     for objective in ("supervised", "supcon"):
         assert Paths(small_grid).study_file("digits", "three_regime", f"phase_{objective}_epochs.png").is_file()
-    path = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "connectivity_supervised.csv"))
-    assert sorted(path["t"].unique()) == [0.0, 0.5, 1.0]
+    path = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "connectivity/supervised_epochs_2.csv"))
+    assert sorted(path["t"].unique()) == [0.0, 0.5, 1.0] and set(path["temperature"]) == {2}
     again = three_regime.main(SMALL + ["--output_root", str(small_grid), "--objective", "supervised"])
     assert again == []  # every cell is done: nothing is trained again
     three_regime.main(SMALL + ["--output_root", str(small_grid), "--objective", "supervised", "--stages",
                                "connectivity", "--lmc_points", "5"])  # another measurement is not taken as done
-    path = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "connectivity_supervised.csv"))
+    path = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "connectivity/supervised_epochs_1.csv"))
     assert path.groupby("setting")["t"].nunique().sort_values().tolist() == [3, 5]
 
 

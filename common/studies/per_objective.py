@@ -29,9 +29,11 @@ def reproduce(study: str, main: Callable, objectives: tuple, stages: tuple, repo
     return models
 
 
-def plan(study: str, main: Callable, objectives: tuple, stages: tuple, report_stages: tuple, argv=None):
-    """The same work as stages of tasks for a launcher (common.launch): every stage one task per objective (a
-    study's levels or grid cells run in order inside it), the report stages once. -> (stages, output paths)."""
+def plan(study: str, main: Callable, objectives: tuple, stages: tuple, report_stages: tuple, argv=None,
+         split: Callable | None = None):
+    """The same work as stages of tasks for a launcher (common.launch): every stage one task per objective and
+    part (`split(stage, argv) -> [(label, extra flags)]`: the study's populations, e.g. chunks of seeds or one
+    temperature point; default one part), the report stages once. -> (stages, output paths)."""
     from common.launch import Stage, Task, command_line
     from common.paths import Paths
 
@@ -46,7 +48,9 @@ def plan(study: str, main: Callable, objectives: tuple, stages: tuple, report_st
         for objective in objectives_here:
             task_argv = rest + ["--objective", objective, "--stages", stage]
             label = stage if stage in report_stages else f"{objective} {stage}"
-            tasks.append(Task(label, main, (task_argv,), command_line(script, task_argv)))
+            parts = [("", [])] if split is None or stage in report_stages else split(stage, task_argv)
+            for part, extra in parts:
+                tasks.append(Task(f"{label}{part}", main, (task_argv + extra,), command_line(script, task_argv + extra)))
         planned.append(Stage(stage, tasks))
     root = OneLineParser(add_help=False)
     root.add_argument("--output_root", default="")

@@ -98,6 +98,8 @@ class RegimeRun(JobConfig):
     retrain_seeds: tuple = help_field((1, 2, 3), "seeds of the re-trainings of every pruned network (pairs of them "
                                                  "are compared)", nargs="*", item=int)
     stages: tuple = help_field(STAGES, f"stages to run, in order: {', '.join(STAGES)}", nargs="*", item=str)
+    only_temperatures: tuple = help_field((), "work on these temperatures of the grid only (one launcher task per "
+                                              "temperature point); empty = all", nargs="*", item=float)
     lmc_points: int = help_field(11, "points on the segment between two re-trained networks, endpoints included")
     cka_images: int = help_field(6464, "images CKA compares on (theirs: 101 batches x 64 training images)")
     cka_split: str = help_field("train", "train (theirs: images every model has seen) or test", choices=("train", "test"))

@@ -68,9 +68,14 @@ class Grid:
         return ModelSpec(pruned.method, pruned.arch, pruned.dataset, pruned.pruning, pruned.sparsity, retrain_seed,
                          study=STUDY, knobs=pruned.knobs + (("dense", dense_seed),))
 
+    def temperatures(self) -> tuple:
+        """The knob's values this run works on: all, or those of --only_temperatures (one launcher task's)."""
+        only = self.run.only_temperatures
+        return tuple(t for t in self.cfg.temperatures() if not only or t in only)
+
     def cells(self):
         """(temperature, density, dense seed) of every cell, in order."""
-        return itertools.product(self.cfg.temperatures(), self.cfg.densities, self.run.dense_seeds)
+        return itertools.product(self.temperatures(), self.cfg.densities, self.run.dense_seeds)
 
     # ---- phases -----------------------------------------------------------------------------------------
     def phase(self, epochs: int, batch_size: int, learning_rate: float, milestones: tuple, **extra) -> Phase:
@@ -102,7 +107,7 @@ class Grid:
 
     # ---- train ------------------------------------------------------------------------------------------
     def dense_jobs(self, size: int) -> list[Job]:
-        temperatures = [self.cfg.epochs] if self.cfg.knob == "epochs" else self.cfg.temperatures()
+        temperatures = [self.cfg.epochs] if self.cfg.knob == "epochs" else self.temperatures()
         jobs = []
         for temperature in temperatures:
             todo = [s for s in (self.dense_spec(temperature, seed) for seed in self.run.dense_seeds)
@@ -159,7 +164,7 @@ class Grid:
         phase = self.phase(cfg.retrain_epochs, cfg.retrain_batch_size, cfg.retrain_learning_rate,
                            cfg.retrain_milestones)
         jobs = []
-        for temperature, seed in itertools.product(cfg.temperatures(), self.run.dense_seeds):
+        for temperature, seed in itertools.product(self.temperatures(), self.run.dense_seeds):
             todo = [s for s in (self.retrained_spec(temperature, d, seed, r) for d in cfg.densities
                                 for r in self.run.retrain_seeds)
                     if not finished_or_conflict(self.paths, s, cfg.recipe("retrained"))]
@@ -202,21 +207,30 @@ class Grid:
         return dict(setting=self.setting, objective=self.method, knob=self.cfg.knob, temperature=temperature,
                     density=density, dense_seed=seed, retrain_seeds=f"{a}-{b}")
 
-    def connectivity(self, device) -> pd.DataFrame:
-        """Errors and losses at `lmc_points` points between each pair, BatchNorm reset at each; -> one row per
-        pair and point (train and test error, loss where the objective has one)."""
-        path = self.paths.study_file(self.cfg.dataset, STUDY, f"connectivity_{self.method}.csv")
-        done = _done_keys(path)
-        rows = []
+    def measurement_file(self, kind: str, temperature):
+        """'connectivity' or 'cka' rows of one temperature point: a file per point, so that launcher tasks of
+        different points never write the same file."""
+        name = f"{kind}/{self.method}_{KNOB_TAGS[self.cfg.knob]}_{temperature:g}.csv"
+        return self.paths.study_file(self.cfg.dataset, STUDY, name)
+
+    def measured(self, kind: str) -> pd.DataFrame:
+        """Every row of `kind` on disk for this objective and knob (any setting: callers filter)."""
+        folder = self.paths.study_file(self.cfg.dataset, STUDY, kind)
+        files = sorted(folder.glob(f"{self.method}_{KNOB_TAGS[self.cfg.knob]}_*.csv")) if folder.is_dir() else []
+        return pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+
+    def connectivity(self, device) -> int:
+        """Errors and losses at `lmc_points` points between each pair, BatchNorm reset at each, one row per pair
+        and point (train and test error, loss where the objective has one); -> pairs measured now."""
+        measured = 0
         for pair in self.pairs():
-            key = self.key(*pair)
-            if tuple(key.values()) in done:
+            key, path = self.key(*pair), self.measurement_file("connectivity", pair[0])
+            if tuple(key.values()) in _done_keys(path):
                 continue
-            rows += [dict(key, **point) for point in self.path_errors(*pair, device)]
-            if rows:
-                upsert_csv(path, pd.DataFrame(rows), list(key) + ["t"])
-                rows = []
-        return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+            rows = [dict(key, **point) for point in self.path_errors(*pair, device)]
+            upsert_csv(path, pd.DataFrame(rows), list(key) + ["t"])
+            measured += 1
+        return measured
 
     def path_errors(self, temperature, density, seed, a, b, device) -> list[dict]:
         specs = [self.retrained_spec(temperature, density, seed, r) for r in (a, b)]
@@ -247,17 +261,17 @@ class Grid:
         return [dict(t=t, train_error=np.nan, test_error=e, train_loss=np.nan, test_loss=np.nan)
                 for t, e in zip(ts, errors)]
 
-    def cka(self, device) -> pd.DataFrame:
+    def cka(self, device) -> int:
         """Linear CKA between the two networks of each pair on a fixed image set (no augmentation): logits,
-        softmax and the pooled representation (SupCon: the representation and the projection)."""
-        path = self.paths.study_file(self.cfg.dataset, STUDY, f"cka_{self.method}.csv")
-        done = _done_keys(path)
+        softmax and the pooled representation (SupCon: the representation and the projection); -> pairs measured
+        now."""
+        measured = 0
         images = (self.data.train_images if self.run.cka_split == "train" else self.data.test_images)
         images = images[:self.run.cka_images]
         network = build_network(self.cfg.arch, self.method, self.data.num_classes, self.cfg.projection_dim)
         for pair in self.pairs():
-            key = self.key(*pair)
-            if tuple(key.values()) in done:
+            key, path = self.key(*pair), self.measurement_file("cka", pair[0])
+            if tuple(key.values()) in _done_keys(path):
                 continue
             temperature, density, seed, a, b = pair
             states = [load_member(self.paths, self.retrained_spec(temperature, density, seed, r))[0] for r in (a, b)]
@@ -270,7 +284,8 @@ class Grid:
                 outputs["projection"] = predict(pop, images, self.data.normalize, "projection")
             row = dict(key, **{f"cka_{name}": float(linear_cka(out[0], out[1])) for name, out in outputs.items()})
             upsert_csv(path, pd.DataFrame([row]), list(key))
-        return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+            measured += 1
+        return measured
 
     def test_errors(self) -> pd.DataFrame:
         """Each re-trained network's test error: the mean over its last `test_error_epochs` re-training epochs of

@@ -70,9 +70,9 @@ def main(argv=None):
             trained += retrained
             outcome = f"{len(retrained)} networks re-trained"
         elif stage == "connectivity":
-            outcome = f"{len(grid.connectivity(device))} path points on disk"
+            outcome = f"{grid.connectivity(device)} pairs' paths measured"
         elif stage == "cka":
-            outcome = f"{len(grid.cka(device))} pairs on disk"
+            outcome = f"{grid.cka(device)} pairs' CKA measured"
         else:
             outcome = f"written to {plot(paths, cfg, run, data, device)}"
         log.info("stage %s: %s in %.1fs", stage, outcome, time.time() - started)
@@ -86,11 +86,7 @@ def plot(paths: Paths, cfg: RegimeConfig, run: RegimeRun, data, device):
     tables = {}
     for objective in OBJECTIVES:
         grid = Grid(replace(cfg, objective=objective), run, paths, data)
-        connectivity = paths.study_file(cfg.dataset, STUDY, f"connectivity_{objective}.csv")
-        cka = paths.study_file(cfg.dataset, STUDY, f"cka_{objective}.csv")
-        if not (connectivity.is_file() and cka.is_file()):
-            continue
-        connectivity, cka = (_this_grid(pd.read_csv(path), grid) for path in (connectivity, cka))
+        connectivity, cka = (_this_grid(grid.measured(kind), grid) for kind in ("connectivity", "cka"))
         if connectivity.empty or cka.empty:  # that objective was measured for another grid, or not at all
             continue
         tables[objective] = pair_table(grid.test_errors(), connectivity, cka)
@@ -102,7 +98,7 @@ def plot(paths: Paths, cfg: RegimeConfig, run: RegimeRun, data, device):
 
 def _this_grid(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     """The measured rows of this grid's setting and cells."""
-    if "setting" not in frame.columns:
+    if frame.empty or "setting" not in frame.columns:
         return frame.iloc[0:0]
     cells = {(t, d, s) for t, d, s in grid.cells()}
     in_cells = [(t, d, s) in cells for t, d, s in zip(frame["temperature"], frame["density"], frame["dense_seed"])]
