@@ -16,6 +16,7 @@ logs/<dataset>/<study>/…), its results under pies/<dataset>/<study>/.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,8 +108,10 @@ class Paths:
         return self.logs / "models.csv" if dataset is None else self.log_dir(dataset, method) / "models.csv"
 
     def log_file(self, dataset: str, method: str, script: str, study: str = DEFAULT_STUDY) -> Path:
+        """<script>_<time>.log; inside a Slurm job also its job id, so tasks starting in the same second log apart."""
         stamp = time.strftime("%Y%m%d_%H%M%S")
-        return self.log_dir(dataset, method, study) / f"{script}_{stamp}.log"
+        job = os.environ.get("SLURM_JOB_ID")
+        return self.log_dir(dataset, method, study) / f"{script}_{stamp}{f'_job{job}' if job else ''}.log"
 
     # ---- another study's results ------------------------------------------------------------------
     def study_dir(self, dataset: str, study: str) -> Path:
