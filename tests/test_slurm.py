@@ -79,8 +79,8 @@ def slurm():
     subprocess.run(["bash", str(CLUSTER), "stop"], capture_output=True)
 
 
-STUDY = ["--study", "tickets", "--objectives", "supervised", "--stages", "imp,retrain", "--levels", "1", "--epochs", "4",
-         "--lr_milestones", "--checkpoint_every", "1", "--no-curves", "--no-progress"]
+STUDY = ["--study", "tickets", "--objectives", "supervised", "--stages", "imp,retrain", "--levels", "1", "--epochs", "3",
+         "--train_subset", "768", "--lr_milestones", "--checkpoint_every", "1", "--no-curves", "--no-progress"]
 
 
 def squeue(env, *flags):
