@@ -2,7 +2,7 @@
 becomes the flag's --help) and `JobConfig` (how and where a job runs, never part of a model's identity)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from common.engine.population import EXECUTIONS
 
@@ -46,6 +46,15 @@ class JobConfig:
 
     def default_population_size(self, device) -> int:
         return self.population_size or (32 if device.type == "cuda" else 8)
+
+
+def with_dataset_defaults(config):
+    """A recipe whose vertical flip is not set gets its dataset's (common.data.DATASETS)."""
+    from common.data import DATASETS
+
+    if config.vertical_flip is None:
+        return replace(config, vertical_flip=DATASETS[config.dataset].vertical_flip)
+    return config
 
 
 # ---- checking values up front ------------------------------------------------------------------------

@@ -22,6 +22,17 @@ ZOO_FLAGS = {
 }
 
 
+def one_line_usage_error(capsys, main, argv) -> str:
+    """Run a script's main as its command line does; assert exit status 2 and one line on stderr; -> that line."""
+    from common.cli import run_main
+
+    with pytest.raises(SystemExit) as stop:
+        run_main(main, argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    return err
+
+
 def write_tiny_cifar(folder, per_batch=6, balanced=False):
     """A CIFAR-10 folder in the real on-disk format: pickled dicts with 'data' [n, 3072] uint8 (channel-major) and
     'labels' (random, or with `balanced` every class equally often, as a class-balanced subset needs)."""

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 import reproduce
 from common.cli import run_main
+from conftest import one_line_usage_error
 from common.launch import LaunchConfig, describe
 from common.studies.corti2022.reproduce import plan as corti_plan
 from common.studies.three_regime.reproduce import plan as three_regime_plan
@@ -60,10 +61,9 @@ def test_an_unreachable_cluster_is_one_line_and_exit_2(tmp_path, capsys, monkeyp
         (tmp_path / command).chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     root = tmp_path / "out"
-    with pytest.raises(SystemExit) as stop:
-        run_main(reproduce.main, ["--study", "tickets", "--launcher", "slurm", "--output_root", str(root)])
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and "Unable to contact slurm controller" in err and len(err.strip().splitlines()) == 1
+    err = one_line_usage_error(capsys, reproduce.main, ["--study", "tickets", "--launcher", "slurm", "--output_root",
+                                                        str(root)])
+    assert "Unable to contact slurm controller" in err
     assert not root.exists()
 
 

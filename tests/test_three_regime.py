@@ -11,7 +11,7 @@ import torch
 from torch.func import functional_call
 
 import reproduce
-from common.cli import run_main
+from conftest import one_line_usage_error
 from common.data import load_dataset
 from common.data.augment import SupervisedAugment
 from common.engine.loop import Trainer
@@ -225,8 +225,5 @@ def test_a_population_of_retrain_seeds_equals_them_trained_alone(small_grid, tmp
     (["--study", "three_regime", "--stages", "plots"], "--stages plots"),
 ])
 def test_bad_grid_flags_get_one_line_and_exit_2(tmp_path, capsys, flags, says):
-    with pytest.raises(SystemExit) as stop:
-        run_main(reproduce.main, [*flags, "--output_root", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert says in one_line_usage_error(capsys, reproduce.main, [*flags, "--output_root", str(tmp_path)])
     assert not any(tmp_path.iterdir())

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import reproduce
-from common.cli import run_main
+from conftest import one_line_usage_error
 from common.data import load_dataset
 from common.engine.hooks import Preempted
 from common.engine.phase import Job
@@ -246,8 +246,5 @@ def test_the_study_trains_every_variant_and_reports_them(tmp_path):
     (["--study", "nope"], "--study nope"),
 ])
 def test_bad_study_flags_get_one_line_and_exit_2(tmp_path, capsys, flags, says):
-    with pytest.raises(SystemExit) as stop:
-        run_main(reproduce.main, [*flags, "--output_root", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert says in one_line_usage_error(capsys, reproduce.main, [*flags, "--output_root", str(tmp_path)])
     assert not any(tmp_path.iterdir())

@@ -116,10 +116,11 @@ class PhaseRun:
         b, size = self.cursor.batch, self.phase.batch_size
         idx = self.cursor.order[:, b * size:(b + 1) * size]
         optimizer = self.state.optimizer
-        batches = Recorded(self.batches) if getattr(optimizer, "needs_closure", False) else self.batches
+        two_pass = getattr(optimizer, "needs_closure", False)  # SAM: a second pass on the same batch
+        batches = Recorded(self.batches) if two_pass else self.batches
         losses, hits = self.backward(batches, idx)
         self.alive &= torch.isfinite(losses.detach())
-        if getattr(optimizer, "needs_closure", False):
+        if two_pass:
             optimizer.step(lambda: self.backward(batches.replayed(), idx, frozen_statistics=True))
         else:
             optimizer.step()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from common.config import (AT_LEAST_ONE, DISTINCT, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig,
-                           help_field)
+                           help_field, with_dataset_defaults)
 from common.data import DATASETS as DATASET_REGISTRY
 from common.models import ENCODERS
 from common.pruning.gmp import GMPWindow
@@ -139,13 +139,6 @@ PRESET_NAMES = ("paper", "demo", "study")
 def preset_config(method: str, preset: str = "paper", **overrides) -> TrainConfig:
     """The preset's config with `overrides`; a vertical flip left open becomes the dataset's default."""
     return with_dataset_defaults(replace(TrainConfig(method=method), **{**PRESETS[(preset, method)], **overrides}))
-
-
-def with_dataset_defaults(config):
-    """A config whose vertical flip is not set gets its dataset's (common.data.DATASETS)."""
-    if config.vertical_flip is None:
-        return replace(config, vertical_flip=DATASET_REGISTRY[config.dataset].vertical_flip)
-    return config
 
 
 def preset_identities(method: str) -> dict[str, dict]:

@@ -21,7 +21,7 @@ from common import checkpoint as ckpt, preflight
 from common.cli import UsageError, check_device, parse_flags, script_prefix, select_device
 from common.commands import make_command
 from common.config import (AT_LEAST_ONE, DISTINCT, JOB_RULES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig, check_fields,
-                           help_field)
+                           help_field, with_dataset_defaults)
 from common.data import DATASETS as DATASET_REGISTRY, load_dataset
 from common.engine.inference import evaluate
 from common.engine.objectives import make_objective
@@ -39,7 +39,7 @@ from common.provenance import member_fingerprint, read_metas, refuse_mixed
 from common.recipe import recipe_of, shaping
 from common.spec import ONE_SHOT, ModelSpec
 from common.stage import plan_chunks, train_populations
-from common.studies.corti2022.config import ARCHS, DATASETS, with_dataset_defaults
+from common.studies.corti2022.config import ARCHS, DATASETS
 from common.data.augment import supervised_augment
 from common.zoo import finished_or_conflict, finished_specs, load_member, refuse_mixing
 

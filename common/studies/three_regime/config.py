@@ -13,7 +13,8 @@ import re
 from dataclasses import asdict, dataclass, replace
 
 from common.cli import UsageError
-from common.config import AT_LEAST_ONE, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig, help_field
+from common.config import (AT_LEAST_ONE, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig,
+                           help_field, with_dataset_defaults)
 from common.data import DATASETS as DATASET_REGISTRY
 from common.models import ENCODERS
 from common.recipe import shaping
@@ -142,7 +143,4 @@ RUN_RULES = dict(JOB_RULES, lmc_points=(lambda v: v >= 3, "must be >= 3"), cka_i
 def preset_config(preset: str, **overrides) -> RegimeConfig:
     if preset not in PRESETS:
         raise UsageError(f"--preset {preset}: the three-regime study has the presets {', '.join(PRESETS)}")
-    config = replace(RegimeConfig(), **{**PRESETS[preset], **overrides})
-    if config.vertical_flip is None:
-        config = replace(config, vertical_flip=DATASET_REGISTRY[config.dataset].vertical_flip)
-    return config
+    return with_dataset_defaults(replace(RegimeConfig(), **{**PRESETS[preset], **overrides}))

@@ -169,24 +169,13 @@ class Grid:
                                 for r in self.run.retrain_seeds)
                     if not finished_or_conflict(self.paths, s, cfg.recipe("retrained"))]
             for chunk in _chunks(todo, size):
-                jobs.append(self.job(chunk, [phase], partial(self.pruned_networks, chunk), prepare=self.pruned_masks))
+                parents = PrunedParents(self, chunk)
+                jobs.append(self.job(chunk, [phase], parents.networks, prepare=parents.masks))
         return jobs
 
     def parent(self, spec: ModelSpec) -> ModelSpec:
         knobs = dict(spec.knobs)
         return self.pruned_spec(knobs["temperature"], 1.0 - spec.sparsity, int(knobs["dense"]))
-
-    def pruned_networks(self, specs: list[ModelSpec]) -> list:
-        networks = []
-        for spec in specs:
-            network = build_network(self.cfg.arch, self.method, self.data.num_classes, self.cfg.projection_dim)
-            network.load_state_dict(load_member(self.paths, self.parent(spec))[0])
-            networks.append(network)
-        return networks
-
-    def pruned_masks(self, job: Job) -> None:
-        masks = [load_member(self.paths, self.parent(spec))[1] for spec in job.specs]
-        job.initial_masks = {n: torch.stack([m[n] for m in masks]) for n in self.pool}
 
     # ---- measuring pairs --------------------------------------------------------------------------------
     def pairs(self):
@@ -304,6 +293,34 @@ class Grid:
                                  dense_seed=seed, retrain_seed=r,
                                  test_error=float(1 - tested.mean()) if len(tested) else np.nan))
         return pd.DataFrame(rows)
+
+
+class PrunedParents:
+    """The pruned networks one re-training population starts from, each read from disk once however many retrain
+    seeds share it: its masks are the job's initial masks (`masks`, the job's prepare), its weights the members'
+    networks (`networks`, which then lets them go)."""
+
+    def __init__(self, grid: Grid, specs: list[ModelSpec]):
+        self.grid, self.specs, self.loaded = grid, specs, {}
+
+    def member(self, spec: ModelSpec) -> tuple[dict, dict]:
+        parent = self.grid.parent(spec)
+        if parent.name not in self.loaded:
+            self.loaded[parent.name] = load_member(self.grid.paths, parent)[:2]
+        return self.loaded[parent.name]
+
+    def masks(self, job: Job) -> None:
+        masks = [self.member(spec)[1] for spec in job.specs]
+        job.initial_masks = {n: torch.stack([m[n] for m in masks]) for n in self.grid.pool}
+
+    def networks(self) -> list:
+        cfg, networks = self.grid.cfg, []
+        for spec in self.specs:
+            network = build_network(cfg.arch, self.grid.method, self.grid.data.num_classes, cfg.projection_dim)
+            network.load_state_dict(self.member(spec)[0])
+            networks.append(network)
+        self.loaded.clear()
+        return networks
 
 
 def interpolate(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], t: float) -> dict[str, torch.Tensor]:

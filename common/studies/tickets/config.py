@@ -15,7 +15,8 @@ import re
 from dataclasses import asdict, dataclass, replace
 
 from common.cli import UsageError
-from common.config import AT_LEAST_ONE, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig, help_field
+from common.config import (AT_LEAST_ONE, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig,
+                           help_field, with_dataset_defaults)
 from common.data import DATASETS as DATASET_REGISTRY
 from common.engine.optimizers import OPTIMIZERS
 from common.models import ENCODERS
@@ -116,10 +117,7 @@ def preset_config(preset: str, **overrides) -> TicketsConfig:
     """The preset's recipe with `overrides`; a vertical flip left open becomes the dataset's default."""
     if preset not in PRESETS:
         raise UsageError(f"--preset {preset}: the tickets study has the presets {', '.join(PRESETS)}")
-    config = replace(TicketsConfig(), **{**PRESETS[preset], **overrides})
-    if config.vertical_flip is None:
-        config = replace(config, vertical_flip=DATASET_REGISTRY[config.dataset].vertical_flip)
-    return config
+    return with_dataset_defaults(replace(TicketsConfig(), **{**PRESETS[preset], **overrides}))
 
 
 def level_density(rate: float, level: int) -> float:
