@@ -10,6 +10,8 @@ conv2 outputs, per group its output.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -210,26 +212,52 @@ ENCODERS = {
 }
 
 
+@dataclass(frozen=True)
+class Heads:
+    """The heads a learning method trains on top of the encoder, besides the label classifier (which every network
+    has, so a ticket re-trained on labels and a linear probe find one)."""
+
+    projection: str | None = None  # 'mlp' (SupCon, SimCLR: Linear-ReLU-Linear) | 'linear' (NPID, Exemplar) | None
+    rotation: bool = False  # a 4-way rotation classifier (RotNet, S4L)
+
+
+# A method (common.spec.METHOD_DIRS) and its heads. NPID's embedding is Wu et al.'s linear layer to 128-d; the
+# Exemplar (triplet) embedding uses the same linear layer.
+HEADS = {
+    "supervised": Heads(), "few_labels": Heads(),
+    "supcon": Heads("mlp"), "simclr": Heads("mlp"),
+    "exemplar": Heads("linear"), "npid": Heads("linear"),
+    "rotnet": Heads(rotation=True), "s4l": Heads(rotation=True),
+}
+ROTATIONS = 4
+
+
 class Network(nn.Module):
-    """Encoder + linear classifier (+ projection head for SupCon).
+    """Encoder + linear classifier (+ the method's heads: a projection, a rotation classifier).
 
     `forward(x, mode)` selects the output so that a population can call any of them through one
     `torch.func.functional_call`: 'logits', 'features', 'hidden' (feature, per-probe list), 'projection'
-    (L2-normalised projection of the feature; SupCon only)."""
+    (L2-normalised projection of the feature), 'rotation' (the 4-way rotation logits)."""
 
-    def __init__(self, arch: str, num_classes: int = 10, projection_dim: int | None = None):
+    def __init__(self, arch: str, num_classes: int = 10, projection_dim: int | None = None, heads: Heads = Heads()):
         super().__init__()
         self.encoder = ENCODERS[arch]()
         dim = self.encoder.feature_dim
         self.classifier = nn.Linear(dim, num_classes)
         nn.init.zeros_(self.classifier.bias)
         self.projection = None
-        if projection_dim:
+        if heads.projection == "mlp":
             # the authors' 'mlp' head: Linear(d, d)-ReLU-Linear(d, feat_dim)
             self.projection = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, projection_dim))
-            for m in self.projection:
-                if isinstance(m, nn.Linear):
-                    nn.init.zeros_(m.bias)
+        elif heads.projection == "linear":
+            self.projection = nn.Sequential(nn.Linear(dim, projection_dim))
+        for m in self.projection or ():
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+        self.rotation = None
+        if heads.rotation:
+            self.rotation = nn.Linear(dim, ROTATIONS)
+            nn.init.zeros_(self.rotation.bias)
 
     def forward(self, x, mode: str = "logits"):
         if mode == "logits":
@@ -240,16 +268,21 @@ class Network(nn.Module):
             return self.encoder(x, with_hidden=True)
         if mode == "projection":
             return F.normalize(self.projection(self.encoder(x)), dim=1)
+        if mode == "rotation":
+            return self.rotation(self.encoder(x))
+        if mode == "rotation_and_logits":  # S4L: both heads on one encoder pass
+            features = self.encoder(x)
+            return self.rotation(features), self.classifier(features)
         raise ValueError(f"unknown mode {mode!r}")
 
 
 def build_network(arch: str, method: str, num_classes: int = 10, projection_dim: int = 128) -> Network:
     if arch not in ENCODERS:
         raise ValueError(f"unknown arch {arch!r}: use one of {sorted(ENCODERS)}")
-    return Network(arch, num_classes, projection_dim if method == "supcon" else None)
+    return Network(arch, num_classes, projection_dim, HEADS[method])
 
 
 def part_of(name: str) -> str:
-    """Which checkpoint file a parameter belongs to for SupCon: the classifier, or the encoder file that also
-    holds the projection head."""
+    """Which checkpoint file a parameter belongs to for a method with heads: the classifier, or the encoder file
+    that also holds the projection or rotation head."""
     return "classifier" if name.startswith("classifier.") else "encoder"

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 
-# The authors' folder names for the two learning methods (pies/cifar10/SupCon, pies/cifar10/supervised).
-METHOD_DIRS = {"supervised": "supervised", "supcon": "SupCon"}
+# The authors' folder names for the two learning methods (pies/cifar10/SupCon, pies/cifar10/supervised), and those
+# of the self-supervised and few-label pretexts the tickets study prunes with (common.models.HEADS: their heads).
+METHOD_DIRS = {"supervised": "supervised", "supcon": "SupCon", "rotnet": "RotNet", "exemplar": "Exemplar",
+               "simclr": "SimCLR", "npid": "NPID", "s4l": "S4L", "few_labels": "FewLabels"}
 DEFAULT_STUDY = "corti2022"
 
 
@@ -53,7 +55,7 @@ ONE_SHOT = tuple(name for name, p in PRUNINGS.items() if p.made_by == "finetune"
 class ModelSpec:
     """The identity of one trained model: what a population member is and what its file is called."""
 
-    method: str  # 'supervised' | 'supcon'
+    method: str  # a key of METHOD_DIRS: 'supervised' | 'supcon' | a pretext
     arch: str
     dataset: str
     pruning: str  # a key of PRUNINGS
@@ -76,7 +78,7 @@ class ModelSpec:
 
     @property
     def parts(self) -> tuple[str, ...]:
-        """A supervised model is one file; a SupCon model is its encoder (+ projection) and its classifier."""
+        """A supervised model is one file; any other is its encoder (+ its heads) and its classifier."""
         return ("model",) if self.method == "supervised" else ("encoder", "classifier")
 
     def to_meta(self) -> dict:

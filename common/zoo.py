@@ -15,7 +15,7 @@ from common.cli import UsageError
 from common.commands import make_command, retrain_command
 from common.engine.population import Population
 from common.io import write_csv
-from common.models import build_network, part_of
+from common.models import HEADS, build_network, part_of
 from common.paths import Paths
 from common.plots.history import plot_history
 from common.provenance import check_finished
@@ -120,16 +120,17 @@ def load_readable_population(paths: Paths, specs: list[ModelSpec], device: torch
                              ) -> tuple[Population, list[dict], list[ModelSpec]]:
     """-> (Population, metadata, the specs actually loaded), leaving out unreadable members with a warning."""
     first = specs[0]
+    has_projection = HEADS[first.method].projection is not None
     network = None
     states, metas, loaded = [], [], []
     for spec in specs:
         try:
             state, _, meta = load_member(paths, spec)
             if network is None:  # built from the first readable member: the projection size is in its recipe
-                projection = int(meta.get("config", {}).get("projection_dim", 128)) if first.method == "supcon" \
+                projection = int(meta.get("config", {}).get("projection_dim", 128)) if has_projection \
                     else 128
                 network = build_network(first.arch, first.method, num_classes, projection)
-            if first.method == "supcon":  # the projection head may be absent (finetuned encoders drop it)
+            if has_projection:  # the projection head may be absent (finetuned encoders drop it)
                 state = {**{k: v for k, v in network.state_dict().items() if k.startswith("projection.")}, **state}
             try:
                 network.load_state_dict(state, strict=True)

@@ -1,0 +1,16 @@
+"""Training objectives as a registry: a phase names one (`make_objective`). Adding one is a class in its own file
+here and one entry in `OBJECTIVES`."""
+from __future__ import annotations
+
+from common.engine.objectives.base import Objective, at_least_fp32, cross_entropy
+from common.engine.objectives.contrastive import SupCon
+from common.engine.objectives.supervised import CrossEntropy, LinearProbe
+
+OBJECTIVES = {"ce": CrossEntropy, "linear": LinearProbe, "supcon": SupCon}
+
+
+def make_objective(name: str, **hparams) -> Objective:
+    return OBJECTIVES[name](**hparams)
+
+
+__all__ = ["OBJECTIVES", "Objective", "at_least_fp32", "cross_entropy", "make_objective"]
