@@ -60,6 +60,7 @@ class WideResNet(nn.Module):
             self.groups.append(nn.ModuleList(blocks))
         self.bn = nn.BatchNorm2d(channels[3])
         self.feature_dim = channels[3]
+        self.stage_taps = _stage_taps(self.groups, per_block=2, stem=1)
         _init(self)
 
     def forward(self, x, with_hidden: bool = False):
@@ -84,6 +85,7 @@ class PreResNet(nn.Module):
                                                           stride if i == 0 else 1) for i in range(n)]))
         self.bn = nn.BatchNorm2d(64)
         self.feature_dim = 64
+        self.stage_taps = _stage_taps(self.groups, per_block=2, stem=1)
         _init(self)
 
     def forward(self, x, with_hidden: bool = False):
@@ -125,6 +127,7 @@ class ResNet18(nn.Module):
             self.groups.append(nn.ModuleList([BasicBlock(c_in, width, stride), BasicBlock(width, width, 1)]))
             c_in = width
         self.feature_dim = 512
+        self.stage_taps = _stage_taps(self.groups, per_block=2, stem=1)
         _init(self)
 
     def forward(self, x, with_hidden: bool = False):
@@ -151,6 +154,7 @@ class VGG(nn.Module):
                 c_in = width
             self.groups.append(nn.ModuleList(layers))
         self.feature_dim = 512
+        self.stage_taps = _stage_taps(self.groups, per_block=1, stem=0)
         _init(self)
 
     def forward(self, x, with_hidden: bool = False):
@@ -176,6 +180,17 @@ class ConvBNReLU(nn.Module):
         if taps is not None:
             taps.append(_pool(out))
         return out
+
+
+def _stage_taps(groups, per_block: int, stem: int) -> tuple[int, ...]:
+    """Where each group's (stage's) output sits among the `hidden` probes: after the stem's probe and, per group,
+    `per_block` probes per block and then the group's output (the probes a linear transfer probe reads)."""
+    taps, position = [], stem
+    for group in groups:
+        position += per_block * len(group)
+        taps.append(position)
+        position += 1
+    return tuple(taps)
 
 
 def _run_encoder(stem_out, groups, head, with_hidden: bool):

@@ -45,6 +45,8 @@ PRUNINGS = {p.name: p for p in (
     # corrected for natural sparsity (their random global mask is named 'random' like Corti et al.'s)
     PruningName("imp", "tickets", "", "tickets"),
     PruningName("random_natural", "tickets", "", "tickets"),
+    # a pre-trained dense network pruned while it is finetuned on the transfer task (global GMP; Caron et al. Fig. 2)
+    PruningName("transfer_gmp", "tickets", "", "tickets"),
 )}
 # what a Corti et al. analysis compares with the dense population
 PRUNED = tuple(name for name, p in PRUNINGS.items() if name != "dense" and p.study == DEFAULT_STUDY)
@@ -103,7 +105,8 @@ def _value_tag(value) -> str:
     return sparsity_tag(value) if isinstance(value, float) else str(value)
 
 
-_NAME = re.compile(r"(?:(?P<study>[a-z0-9]+(?:_[a-z0-9]+)*?)_)?(?P<method>supervised|SupCon)_(?P<arch>[a-z0-9]+(?:_[0-9]+)?)_"
+_NAME = re.compile(r"(?:(?P<study>[a-z0-9]+(?:_[a-z0-9]+)*?)_)?"
+                   rf"(?P<method>{'|'.join(METHOD_DIRS.values())})_(?P<arch>[a-z0-9]+(?:_[0-9]+)?)_"
                    rf"(?P<dataset>[a-z0-9_]+?)_(?P<pruning>{'|'.join(PRUNINGS)})_s(?P<sparsity>[0-9.e+-]+)"
                    r"(?P<knobs>(?:_[a-z]+-[0-9A-Za-z.+-]+)*)_seed(?P<seed>\d+)(?:_encoder|_classifier)?\.safetensors")
 _KNOB = re.compile(r"_([a-z]+)-([0-9A-Za-z.+-]+)")

@@ -200,10 +200,14 @@ def save_member(paths: Paths, spec: ModelSpec, state: dict, masks: dict, meta: d
                         {**meta, "part": part}, {k: m for k, m in masks.items() if keep(k)})
 
 
+OBJECTIVE_STATE = "rewind::objective::"  # the objective's own state in a rewind point (NPID's bank)
+
+
 def save_rewind_point(path, point: dict, spec: ModelSpec) -> None:
     """A member's rewind point as safetensors: its weights and buffers, its generator state and data order as
     tensors, where it was taken as metadata."""
-    tensors = dict(point["tensors"], **{"rewind::generator": point["generators"], "rewind::order": point["order"]})
+    tensors = dict(point["tensors"], **{"rewind::generator": point["generators"], "rewind::order": point["order"]},
+                   **{f"{OBJECTIVE_STATE}{n}": t for n, t in point.get("objective", {}).items()})
     ckpt.save_model(path, tensors, dict(spec=spec.to_meta(), **{k: point[k] for k in ("phase", "epoch", "batch")}))
 
 
@@ -211,7 +215,9 @@ def load_rewind_point(path) -> dict:
     """What `save_rewind_point` wrote, as TrainState.rewound takes it."""
     tensors, _, meta = ckpt.load_model(path)
     point = {k: meta[k] for k in ("phase", "epoch", "batch")}
-    point.update(generators=tensors.pop("rewind::generator"), order=tensors.pop("rewind::order"), tensors=tensors)
+    objective = {n[len(OBJECTIVE_STATE):]: tensors.pop(n) for n in list(tensors) if n.startswith(OBJECTIVE_STATE)}
+    point.update(generators=tensors.pop("rewind::generator"), order=tensors.pop("rewind::order"), tensors=tensors,
+                 objective=objective)
     return point
 
 

@@ -22,7 +22,7 @@ torchvision's *tensor* semantics (`torchvision.transforms.v2.functional` on floa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -229,3 +229,45 @@ def supervised_augment(config, image_size: int) -> SupervisedAugment:
     """A recipe's supervised pipeline: RandomCrop(32, padding=4) on CIFAR, the padding keeping that 1/8 ratio on
     other image sizes; the vertical flip as `config.vertical_flip` says."""
     return SupervisedAugment(padding=image_size // 8, vertical_flip=0.5 if config.vertical_flip else 0.0)
+
+
+@dataclass(frozen=True)
+class ExemplarAugment(ContrastiveAugment):
+    """Exemplar's view (Caron et al. 2020, appendix): the contrastive view, then a small random rotation about the
+    image centre (bilinear, zero fill)."""
+
+    # small random rotations, uniform in +-degrees, as Caron et al.'s appendix: "data color augmentation and random
+    # small rotations on top of standard data augmentation"
+    degrees: float = 20.0
+
+    def sample(self, n: int, size: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """Draw order: the parent's parameters, then one angle per image [n] (degrees, uniform in +-degrees; drawn
+        even when degrees is 0, so the stream layout does not depend on the configuration)."""
+        params = super().sample(n, size, generator)
+        angle = torch.empty(n, dtype=torch.float64).uniform_(-self.degrees, self.degrees, generator=generator)
+        return dict(params, angle=angle)
+
+    def apply(self, images: Tensor, params: dict[str, Tensor]) -> Tensor:
+        return _rotate(super().apply(images, params), params["angle"].to(images.device, non_blocking=True))
+
+
+def _rotate(x: Tensor, degrees: Tensor) -> Tensor:
+    """Rotate each image [N, C, H, W] counter-clockwise (torchvision's and torch.rot90's sense) by its angle about
+    its centre: bilinear, zero fill, align_corners=False. An angle of exactly 0 returns the image untouched
+    (resampling at the pixel centres would be the identity only up to rounding)."""
+    radians = degrees.to(torch.float64).deg2rad()
+    cos, sin = radians.cos(), radians.sin()
+    h, w = x.shape[-2:]
+    # affine_grid maps output to input coordinates in [-1, 1] per axis; h/w and w/h keep the rotation rigid on
+    # non-square images
+    theta = torch.stack([torch.stack([cos, -sin * h / w, torch.zeros_like(cos)], -1),
+                         torch.stack([sin * w / h, cos, torch.zeros_like(cos)], -1)], -2).to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    rotated = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return torch.where((degrees == 0)[:, None, None, None], x, rotated)
+
+
+def exemplar_augment(contrastive: ContrastiveAugment, degrees: float) -> ExemplarAugment:
+    """A dataset's contrastive view pipeline with Exemplar's small rotations on top."""
+    return ExemplarAugment(**{f.name: getattr(contrastive, f.name) for f in fields(ContrastiveAugment)},
+                           degrees=degrees)

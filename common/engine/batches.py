@@ -44,6 +44,8 @@ class Recorded:
 
     def __getattr__(self, name):
         method = getattr(self.batches, name)
+        if not callable(method):  # the data, the generators, the device: read as they are
+            return method
 
         def record(*args):
             self.outputs.append(method(*args))
@@ -51,14 +53,15 @@ class Recorded:
         return record
 
     def replayed(self) -> "Replayed":
-        return Replayed(self.outputs)
+        return Replayed(self.outputs, self.batches)
 
 
 class Replayed:
     """What a Recorded step produced, handed out again in the same order."""
 
-    def __init__(self, outputs: list):
-        self.outputs = iter(outputs)
+    def __init__(self, outputs: list, batches: Batches):
+        self.outputs, self.batches = iter(outputs), batches
 
     def __getattr__(self, name):
-        return lambda *args: next(self.outputs)
+        attribute = getattr(self.batches, name)
+        return attribute if not callable(attribute) else lambda *args: next(self.outputs)

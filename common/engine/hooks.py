@@ -45,12 +45,12 @@ class Signals:
 
 
 class GMPEvents:
-    """Zhu & Gupta's gradual pruning: at each event step, every tensor of the pool is pruned to the schedule's
-    sparsity for its member's final target (layer-wise, the authors' choice), and pruned weights and their
-    momentum are zeroed."""
+    """Zhu & Gupta's gradual pruning: at each event step, the pool is pruned to the schedule's sparsity for its
+    member's final target, every tensor to that sparsity (scope 'layer', Corti et al.'s choice) or the pool as a
+    whole ('global'), and pruned weights and their momentum are zeroed."""
 
-    def __init__(self, window: GMPWindow, pool: tuple, targets: list[float]):
-        self.window, self.pool, self.targets = window, pool, targets
+    def __init__(self, window: GMPWindow, pool: tuple, targets: list[float], scope: str = "layer"):
+        self.window, self.pool, self.targets, self.scope = window, pool, targets, scope
         self.events = set(window.events())
 
     def before_step(self, run, step: int) -> None:
@@ -58,14 +58,15 @@ class GMPEvents:
             return
         sparsity = [gmp_sparsity(step, s, self.window.begin_step, self.window.end_step) for s in self.targets]
         pool = {n: run.pop.params[n] for n in self.pool}
-        run.state.masks.update(magnitude_masks(pool, sparsity, scope="layer", masks=run.state.masks))
+        run.state.masks.update(magnitude_masks(pool, sparsity, scope=self.scope, masks=run.state.masks))
         run.state.masks.hold(run.pop.params, run.state.optimizer)
 
 
 class Snapshot:
     """Keep a rewind point of every member before `step` of the phase (step 0 is the initialisation, one epoch is
     steps_per_epoch) in the state, under '<phase>@<step>': weights and buffers, and where the run stood (each
-    member's generator, the epoch's data order and batch, the epoch), so that a later run can continue from there
+    member's generator, the epoch's data order and batch, the epoch, the objective's own state such as NPID's memory
+    bank), so that a later run can continue from there
     with other masks (IMP's late rewinding; `rewound_state`)."""
 
     def __init__(self, steps: tuple):
@@ -78,7 +79,8 @@ class Snapshot:
             run.state.snapshots[key] = dict(
                 tensors={n: t.detach().cpu().clone() for n, t in tensors.items()},
                 generators=[g.get_state() for g in run.state.generators], order=run.cursor.order.clone(),
-                batch=run.cursor.batch, epoch=run.state.epoch, phase=run.state.phase)
+                batch=run.cursor.batch, epoch=run.state.epoch, phase=run.state.phase,
+                objective={n: t.detach().cpu().clone() for n, t in run.objective.state_dict().items()})
 
 
 class NaturalSparsity:

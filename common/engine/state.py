@@ -68,7 +68,8 @@ class TrainState:
     def rewound(cls, job: Job, points: list[dict], masks: Masks, device: torch.device) -> "TrainState":
         """A state that continues from the members' rewind points (`points[i]`: member i's, as hooks.Snapshot keeps
         them, unstacked) under `masks`: weights and buffers of the rewind point with pruned entries zeroed, each
-        member's generator and data order, the phase, epoch and batch where the point was taken; no optimizer state
+        member's generator and data order, the phase, epoch and batch where the point was taken, the objective's own state
+        there (NPID's memory bank); no optimizer state
         (fresh momentum, the schedule at that epoch) and no history."""
         where = {(p["phase"], p["epoch"], p["batch"]) for p in points}
         if len(where) != 1:
@@ -85,13 +86,16 @@ class TrainState:
         members = len(points)
         cursor = EpochCursor(torch.stack([p["order"] for p in points]), batch, torch.zeros(members),
                              torch.zeros(members))
-        return cls(population, generators, masks, phase=phase, epoch=epoch, cursor=cursor, alive=[True] * members)
+        objective = {n: torch.stack([p["objective"][n] for p in points]) for n in points[0].get("objective", {})}
+        return cls(population, generators, masks, phase=phase, epoch=epoch, cursor=cursor, alive=[True] * members,
+                   objective_state={job.phases[phase].name: objective} if objective else {})
 
     def member_snapshot(self, key: str, index: int) -> dict:
         """Member `index`'s part of the rewind point `key` (what `rewound` takes)."""
         point = self.snapshots[key]
         return dict(point, tensors={n: t[index] for n, t in point["tensors"].items()},
-                    generators=point["generators"][index], order=point["order"][index])
+                    generators=point["generators"][index], order=point["order"][index],
+                    objective={n: t[index] for n, t in point.get("objective", {}).items()})
 
     def next_phase(self) -> None:
         self.phase, self.epoch, self.optimizer, self.schedulers, self.saved_optimizer = self.phase + 1, 0, None, [], None

@@ -1,5 +1,7 @@
-"""The tickets study's figures: Caron et al.'s Figure 3 (accuracy of re-trained tickets against the weights
-remaining) and the natural sparsity of dense training."""
+"""The tickets study's figures: analogues of Caron et al.'s Figure 1 (linear probes of pruned features), Figure 2
+(pruning during pre-training or during transfer), Figure 3 (accuracy of re-trained tickets against the weights
+remaining), Figure 4 (layerwise tickets), Figure 5 (pruning with few labels), and the natural sparsity of dense
+training."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,30 +23,123 @@ def plot_tickets(summary: pd.DataFrame, path: Path) -> None:
     """One panel per pruning objective: test accuracy (mean ± std over seeds, shaded) against % of the pool's
     weights remaining on a log axis, one curve per mask source x init."""
     objectives = list(dict.fromkeys(summary["objective"]))
-    fig, axes = plt.subplots(1, len(objectives), figsize=(4.6 * len(objectives), 3.6), squeeze=False, sharey=True)
-    for ax, objective in zip(axes[0], objectives):
+    fig, axes = _grid(len(objectives))
+    for ax, objective in zip(axes.flat, objectives):
         part = summary[summary["objective"] == objective]
         for (source, init), (label, colour, style) in VARIANT_STYLE.items():
             curve = part[(part["mask_source"] == source) & (part["init"] == init)]
             if curve.empty:
                 continue
-            levels = curve.assign(level_density=curve["density"].round(6)).groupby(["level", "level_density"])
-            stats = levels.agg(density=("density", "mean"), mean=("test_accuracy", "mean"),
-                               std=("test_accuracy", "std")).fillna(0.0)
-            x = 100 * stats["density"]
-            ax.plot(x, 100 * stats["mean"], style, color=colour, marker="o", ms=3, label=label)
-            ax.fill_between(x, 100 * (stats["mean"] - stats["std"]), 100 * (stats["mean"] + stats["std"]),
-                            color=colour, alpha=0.15, lw=0)
-        ax.set_xscale("log")
-        ticks = sorted({round(100 * d, 1) for d in part["density"]}, reverse=True)[::2]  # every other level
-        ax.xaxis.set_major_locator(FixedLocator(ticks))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.invert_xaxis()
-        ax.set_xlabel("% of weights remaining (log)")
+            _curve(ax, curve, "test_accuracy", label, colour, style)
+        _density_axis(ax, part["density"])
         ax.set_title(f"masks found by {objective} pruning")
-    axes[0, 0].set_ylabel("test accuracy after re-training on labels (%)")
-    axes[0, -1].legend(frameon=False, fontsize=7)
+    for row in axes:
+        row[0].set_ylabel("test accuracy after re-training on labels (%)")
+    axes.flat[len(objectives) - 1].legend(frameon=False, fontsize=7)
+    save_figure(fig, path)
+
+
+def _grid(panels: int, columns: int = 4, width: float = 4.2, height: float = 3.4, sharey=True):
+    """A grid of `panels` axes, at most `columns` per row; the unused ones hidden."""
+    cols = min(panels, columns)
+    rows = -(-panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, sharey=sharey)
+    for ax in axes.flat[panels:]:
+        ax.set_visible(False)
+    fig.subplots_adjust(hspace=0.5, wspace=0.3)  # room for each row's x label under the next row's titles
+    return fig, axes
+
+
+def _density_axis(ax, densities) -> None:
+    """% of weights remaining on a log axis, decreasing to the right, every other level labelled."""
+    ax.set_xscale("log")
+    ticks = sorted({round(100 * d, 1) for d in densities}, reverse=True)[::2]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.invert_xaxis()
+    ax.set_xlabel("% of weights remaining (log)")
+
+
+def _curve(ax, frame: pd.DataFrame, value: str, label: str, colour=None, style: str = "-") -> None:
+    """Mean ± std over seeds of `value` against the density (one point per level), shaded."""
+    stats = (frame.assign(level_density=frame["density"].round(6)).groupby(["level", "level_density"])
+             .agg(density=("density", "mean"), mean=(value, "mean"), std=(value, "std")).fillna(0.0))
+    x = 100 * stats["density"]
+    line, = ax.plot(x, 100 * stats["mean"], style, color=colour, marker="o", ms=3, label=label)
+    ax.fill_between(x, 100 * (stats["mean"] - stats["std"]), 100 * (stats["mean"] + stats["std"]),
+                    color=line.get_color(), alpha=0.15, lw=0)
+
+
+def plot_transfer(probes: pd.DataFrame, path: Path) -> None:
+    """Figure 1 analogue: linear-probe accuracy of the frozen pruned features against the weights remaining, one
+    panel per probe dataset and stage, one curve per pruning objective."""
+    panels = list(probes.groupby(["probe_dataset", "stage"]).groups)
+    stages = probes["stage"].nunique()
+    fig, axes = _grid(len(panels), columns=stages, sharey=False)
+    for ax, (dataset, stage) in zip(axes.flat, panels):
+        part = probes[(probes["probe_dataset"] == dataset) & (probes["stage"] == stage)]
+        for objective, curve in part.groupby("objective", sort=False):
+            _curve(ax, curve, "accuracy", objective)
+        _density_axis(ax, part["density"])
+        ax.set_title(f"{dataset} labels, stage {stage} features")
+        ax.set_ylabel("linear probe test accuracy (%)")
+    axes.flat[stages - 1].legend(frameon=False, fontsize=7)
+    save_figure(fig, path)
+
+
+def plot_pruning_time(finetunes: pd.DataFrame, path: Path) -> None:
+    """Figure 2 analogue: accuracy after finetuning on the other dataset, for the network pruned during
+    pre-training against the dense one pruned during the finetuning, one panel per pruning objective."""
+    objectives = list(dict.fromkeys(finetunes["objective"]))
+    fig, axes = _grid(len(objectives))
+    styles = {"imp": ("pruned during pre-training (IMP mask)", "tab:blue", "-"),
+              "transfer_gmp": ("pruned during transfer (global GMP)", "tab:red", "--")}
+    for ax, objective in zip(axes.flat, objectives):
+        part = finetunes[finetunes["objective"] == objective]
+        dense = part[part["level"] == 0]
+        for pruned, (label, colour, style) in styles.items():
+            curve = pd.concat([dense, part[(part["pruned"] == pruned) & (part["level"] > 0)]])
+            if len(curve) > len(dense):
+                _curve(ax, curve, "test_accuracy", label, colour, style)
+        _density_axis(ax, part["density"])
+        ax.set_title(f"{objective} features finetuned on {part['dataset'].iloc[0]}")
+    axes[0, 0].set_ylabel("test accuracy after finetuning (%)")
+    axes.flat[len(objectives) - 1].legend(frameon=False, fontsize=7)
+    save_figure(fig, path)
+
+
+def plot_layerwise(gaps: pd.DataFrame, pool_size: int, path: Path) -> None:
+    """Figure 4 analogue: the winning-ticket gap (labels minus the objective, percentage points, 95 % interval)
+    against how many of the first conv layers are pruned, one line per self-supervised objective."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    for objective, part in gaps.groupby("objective", sort=False):
+        part = part.assign(depth=part["layers"].where(part["layers"] > 0, pool_size)).sort_values("depth")
+        ax.errorbar(part["depth"], 100 * part["gap"], yerr=[100 * (part["gap"] - part["low"]),
+                                                             100 * (part["high"] - part["gap"])],
+                    marker="o", ms=4, capsize=3, label=objective)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlabel(f"first N conv layers pruned (of {pool_size})")
+    ax.set_ylabel("label ticket − self-supervised ticket (pp)")
+    ax.set_title("layerwise winning tickets")
+    ax.legend(frameon=False, fontsize=7)
+    save_figure(fig, path)
+
+
+def plot_few_labels(summary: pd.DataFrame, tags: list[str], path: Path) -> None:
+    """Figure 5 analogue: winning tickets (IMP mask, rewind) pruned with all labels, none (RotNet), a labelled
+    fraction with RotNet (S4L) or alone, and the random mask, against the weights remaining."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    for tag in tags:
+        _curve(ax, summary[(summary["objective"] == tag) & (summary["mask_source"] == "imp")
+                           & (summary["init"] == "rewind")], "test_accuracy", tag)
+    random = summary[(summary["mask_source"] == "random") & (summary["init"] == "reinit")]
+    if not random.empty:
+        _curve(ax, random, "test_accuracy", "random mask", "tab:gray", ":")
+    _density_axis(ax, summary["density"])
+    ax.set_ylabel("winning-ticket accuracy on labels (%)")
+    ax.set_title("pruning with few labels")
+    ax.legend(frameon=False, fontsize=7)
     save_figure(fig, path)
 
 

@@ -23,9 +23,15 @@ from common.models import ENCODERS
 from common.recipe import shaping
 
 STUDY = "tickets"
-OBJECTIVES = ("supervised", "supcon")  # the keys of common.studies.tickets.objectives.PRUNING_OBJECTIVES
+# the keys of common.studies.tickets.objectives.PRUNING_OBJECTIVES: labels, SupCon, Caron et al.'s self-supervised
+# pretexts (RotNet, Exemplar, NPID), SimCLR (NT-Xent, the modern instance discrimination), S4L and few labels
+OBJECTIVES = ("supervised", "supcon", "rotnet", "exemplar", "simclr", "npid", "s4l", "few_labels")
 SUPCON = ("supcon",)
-STAGES = ("imp", "retrain", "report")
+CONTRASTIVE = ("supcon", "simclr")
+EMBEDDING = ("supcon", "simclr", "exemplar", "npid")  # the objectives whose network has a projection head
+LABEL_FRACTION = ("s4l", "few_labels")
+SAMPLINGS = ("per_class", "classes")
+STAGES = ("imp", "retrain", "transfer", "report")
 REWIND = re.compile(r"(\d+)(it|ep)")
 
 
@@ -33,7 +39,9 @@ REWIND = re.compile(r"(\d+)(it|ep)")
 class TicketsConfig:
     """What shapes a model of the tickets study. Defaults: open_lth's CIFAR recipe (module docstring)."""
 
-    objective: str = help_field("supervised", "what IMP trains on to find the masks: supervised (labels) or supcon",
+    objective: str = help_field("supervised", "what IMP trains on to find the masks: supervised (labels), supcon, the "
+                                              "self-supervised rotnet, exemplar, simclr, npid, or s4l (rotations + a "
+                                              "labelled fraction), few_labels (that fraction alone)",
                                 choices=OBJECTIVES)
     dataset: str = help_field("cifar10", f"dataset: one of {tuple(DATASET_REGISTRY)}", choices=tuple(DATASET_REGISTRY))
     arch: str = help_field("resnet18", f"encoder: one of {tuple(ENCODERS)} (the paper: resnet18, vgg19)",
@@ -60,20 +68,45 @@ class TicketsConfig:
                                     "position")
     natural_zero_eps: float = help_field(1e-4, "the corrected random mask first prunes the weights of the trained "
                                                "dense network with |w| below this", only_if="natural")
-    temperature: float = help_field(0.5, "SupCon temperature", methods=SUPCON)
+    prune_first_n_layers: int = help_field(0, "layerwise tickets (Caron et al. Fig. 4): prune only the first N conv "
+                                              "layers of the encoder (in forward order; a block's shortcut after its "
+                                              "convs) and keep the rest dense; 0 = every conv layer",
+                                           only_if="pruned", omit_default=True)
+    temperature: float = help_field(0.5, "SupCon and SimCLR (NT-Xent) temperature", methods=CONTRASTIVE)
     base_temperature: float = help_field(0.07, "SupCon base temperature (the loss is scaled by T/base_T)",
                                          methods=SUPCON)
-    projection_dim: int = help_field(128, "SupCon projection head output size", methods=SUPCON)
+    projection_dim: int = help_field(128, "size of the embedding head (SupCon, SimCLR: an MLP; NPID, Exemplar: a "
+                                          "linear layer)", methods=EMBEDDING)
+    triplet_margin: float = help_field(1.0, "Exemplar: the triplet loss's margin on L2-normalised embeddings",
+                                       methods=("exemplar",))
+    exemplar_degrees: float = help_field(20.0, "Exemplar: small random rotations, uniform in ±degrees, on top of the "
+                                               "contrastive augmentation (Caron et al.'s appendix)",
+                                         methods=("exemplar",))
+    npid_temperature: float = help_field(0.07, "NPID: temperature of the non-parametric softmax (Wu et al.)",
+                                         methods=("npid",))
+    npid_negatives: int = help_field(4096, "NPID: noise samples of the NCE loss per step (Wu et al.: 4,096)",
+                                     methods=("npid",))
+    npid_momentum: float = help_field(0.5, "NPID: momentum of the memory bank update (Wu et al.: 0.5)",
+                                      methods=("npid",))
+    label_fraction: float = help_field(0.1, "S4L and few_labels: fraction of the training labels used for pruning",
+                                       methods=LABEL_FRACTION)
+    transfer_subset: int = help_field(0, "transfer (Figs. 1-2): train the probes and the finetunings on a seeded, "
+                                         "class-balanced subset of this many training images of each probe dataset; "
+                                         "0 = all", only_if="transfer")
+    label_sampling: str = help_field("per_class", "S4L and few_labels: per_class (that fraction of every class) or "
+                                                  "classes (that fraction of the classes, all their images)",
+                                     choices=SAMPLINGS, methods=LABEL_FRACTION)
 
     @property
     def method(self) -> str:
         """What `common.recipe.shaping` reads: SupCon-only fields shape only SupCon-pruned models."""
         return self.objective
 
-    def recipe(self, pruned: bool = True, natural: bool = False) -> dict:
+    def recipe(self, pruned: bool = True, natural: bool = False, transfer: bool = False) -> dict:
         """What shapes a model: the pruning rate only a pruned one (a level > 0 or its tickets), the natural-zero
-        threshold only the corrected random mask's tickets."""
-        return shaping(self, pruned=pruned, natural=natural)
+        threshold only the corrected random mask's tickets, the transfer subset only a finetuning on the other
+        dataset."""
+        return shaping(self, pruned=pruned, natural=natural, transfer=transfer)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,24 +125,46 @@ class TicketsRun(JobConfig):
     index_end: int = help_field(2, "last seed, inclusive (Caron et al. average several seeds; 3 here)")
     levels: int = help_field(20, "IMP levels after the dense one: density 0.8^L of the pool at level L (20: 1.15 %)")
     stages: tuple = help_field(STAGES, "stages to run, in order: imp (the pruning objective's IMP levels), retrain "
-                                       "(every level's ticket and controls re-trained on labels), report",
+                                       "(every level's ticket and controls re-trained on labels), transfer (linear "
+                                       "probes of every level's features; finetuning on the probe dataset), report",
                                nargs="*", item=str)
+    probe_dataset: str = help_field("", "the other dataset the pruned features are probed and finetuned on "
+                                        "(default: fashion_mnist for digits and cifar10, digits for fashion_mnist)")
+    probe_test_subset: int = help_field(0, "linear probes: score on the first N test images of each probe dataset; "
+                                           "0 = all")
+    probe_steps: int = help_field(300, "linear probes: full-batch Adam steps of each logistic regression")
+    finetune_objectives: tuple = help_field(("rotnet", "exemplar"), "objectives whose pruned networks are also "
+                                            "finetuned on the probe dataset, against pruning during that finetuning "
+                                            "(Fig. 2: Caron et al. show RotNet and Exemplar)", nargs="*", item=str)
+    transfer_levels: tuple = help_field((), "IMP levels finetuned on the probe dataset (Fig. 2); none = every level",
+                                        nargs="*", item=int)
 
 
 PRESETS = {
     "paper": {},
     # digits in CPU minutes: WRN-10-1 (78k weights) reaches ~97 % dense; 8 levels go down to 16.8 % density
-    "demo": dict(dataset="digits", arch="wrn10_1", epochs=6, batch_size=64, lr_milestones=(4,), vertical_flip=False),
+    # transfer: probes and finetunings on 2,000 Fashion-MNIST training images (and the digits' 1,437)
+    "demo": dict(dataset="digits", arch="wrn10_1", epochs=6, batch_size=64, lr_milestones=(4,), vertical_flip=False,
+                 transfer_subset=2000),
 }
-# the demo trains 172 small models: their curve PNGs would take a third of its time (--curves draws them)
-RUN_PRESETS = {"paper": {}, "demo": dict(index_end=1, levels=8, curves=False)}
+# the demo trains hundreds of small models: their curve PNGs would take a third of its time (--curves draws them);
+# 6 levels go down to 26.2 % density; the probes score the first 2,000 test images of each dataset
+RUN_PRESETS = {"paper": {}, "demo": dict(index_end=1, levels=6, curves=False, probe_test_subset=2000,
+                                         transfer_levels=(0, 2, 4, 6))}
 
 RULES = dict(epochs=AT_LEAST_ONE, batch_size=AT_LEAST_ONE, learning_rate=POSITIVE, momentum=MOMENTUM,
              weight_decay=NON_NEGATIVE, lr_milestones=MILESTONES, lr_gamma=POSITIVE, train_subset=NON_NEGATIVE,
              pruning_rate=(lambda v: 0 < v < 1, "must lie in (0, 1)"), natural_zero_eps=NON_NEGATIVE,
              rewind=(lambda v: REWIND.fullmatch(v) is not None, "must be <N>it or <N>ep, e.g. 500it or 1ep"),
-             temperature=POSITIVE, base_temperature=POSITIVE, projection_dim=AT_LEAST_ONE)
-RUN_RULES = dict(JOB_RULES, index_start=NON_NEGATIVE, levels=NON_NEGATIVE,
+             temperature=POSITIVE, base_temperature=POSITIVE, projection_dim=AT_LEAST_ONE,
+             prune_first_n_layers=NON_NEGATIVE, transfer_subset=NON_NEGATIVE, triplet_margin=POSITIVE, exemplar_degrees=NON_NEGATIVE,
+             npid_temperature=POSITIVE, npid_negatives=AT_LEAST_ONE, npid_momentum=MOMENTUM,
+             label_fraction=(lambda v: 0 < v <= 1, "must lie in (0, 1]"))
+RUN_RULES = dict(JOB_RULES, index_start=NON_NEGATIVE, levels=NON_NEGATIVE, probe_test_subset=NON_NEGATIVE,
+                 probe_steps=AT_LEAST_ONE, transfer_levels=(lambda v: all(x >= 0 for x in v), "must be >= 0"),
+                 finetune_objectives=(lambda v: all(o in OBJECTIVES for o in v),
+                                      f"choose among {', '.join(OBJECTIVES)}"),
+                 probe_dataset=(lambda v: v == "" or v in DATASET_REGISTRY, f"choose among {', '.join(DATASET_REGISTRY)}"),
                  stages=(lambda v: bool(v) and all(s in STAGES for s in v), f"choose among {', '.join(STAGES)} (or all)"))
 
 
@@ -118,6 +173,22 @@ def preset_config(preset: str, **overrides) -> TicketsConfig:
     if preset not in PRESETS:
         raise UsageError(f"--preset {preset}: the tickets study has the presets {', '.join(PRESETS)}")
     return with_dataset_defaults(replace(TicketsConfig(), **{**PRESETS[preset], **overrides}))
+
+
+def objective_tag(cfg: TicketsConfig) -> str:
+    """The pruning objective as model names and tables carry it: its name (with '-' for '_'), and for the objectives
+    that see a labelled fraction that fraction's sampling and size, e.g. 's4l-per-class-0.1'."""
+    tag = cfg.objective.replace("_", "-")
+    return f"{tag}-{labels_tag(cfg)}" if cfg.objective in LABEL_FRACTION else tag
+
+
+def labels_tag(cfg: TicketsConfig) -> str:
+    return f"{cfg.label_sampling.replace('_', '-')}-{cfg.label_fraction:g}"
+
+
+def objective_of(tag: str) -> str:
+    """The objective (a key of OBJECTIVES) an objective tag names."""
+    return next(o for o in sorted(OBJECTIVES, key=len, reverse=True) if tag.startswith(o.replace("_", "-")))
 
 
 def level_density(rate: float, level: int) -> float:

@@ -18,6 +18,7 @@ from functools import partial
 import torch
 
 from common import checkpoint as ckpt
+from common.cli import UsageError
 from common.engine.hooks import NaturalSparsity
 from common.engine.phase import Job
 from common.engine.state import TrainState
@@ -26,7 +27,7 @@ from common.pruning.criteria import magnitude_masks
 from common.pruning.masks import Masks
 from common.pruning.pools import POOLS
 from common.spec import ModelSpec
-from common.studies.tickets.config import STUDY, TicketsConfig, level_density
+from common.studies.tickets.config import LABEL_FRACTION, STUDY, TicketsConfig, labels_tag, level_density
 from common.studies.tickets.objectives import PRUNING_OBJECTIVES
 from common.zoo import finished_or_conflict, load_member, load_rewind_point
 
@@ -37,7 +38,25 @@ def trunk_spec(cfg: TicketsConfig, level: int, seed: int) -> ModelSpec:
     """The network IMP trains at `level` for one seed, on the pruning objective."""
     return ModelSpec(PRUNING_OBJECTIVES[cfg.objective].method, cfg.arch, cfg.dataset, "imp",
                      1.0 - level_density(cfg.pruning_rate, level), seed, study=STUDY,
-                     knobs=(("level", level), ("rewind", cfg.rewind)))
+                     knobs=(("level", level), ("rewind", cfg.rewind), *labels_knob(cfg), *layers_knob(cfg, level)))
+
+
+def labels_knob(cfg: TicketsConfig) -> tuple:
+    """The labelled fraction an S4L or few-label network was pruned with is part of its name."""
+    return (("labels", labels_tag(cfg)),) if cfg.objective in LABEL_FRACTION else ()
+
+
+def layers_knob(cfg: TicketsConfig, level: int) -> tuple:
+    """A layerwise ticket's name says how many layers it prunes; the dense level is the same for every depth."""
+    return (("layers", cfg.prune_first_n_layers),) if cfg.prune_first_n_layers and level else ()
+
+
+def prunable_pool(cfg: TicketsConfig, template) -> tuple[str, ...]:
+    """The conv weights IMP ranks: all of the encoder's, or its first --prune_first_n_layers (layerwise tickets)."""
+    pool = tuple(POOLS[POOL](template))
+    if cfg.prune_first_n_layers > len(pool):
+        raise UsageError(f"--prune_first_n_layers {cfg.prune_first_n_layers}: {cfg.arch} has {len(pool)} conv layers")
+    return pool[:cfg.prune_first_n_layers] if cfg.prune_first_n_layers else pool
 
 
 def seeded_network(cfg: TicketsConfig, method: str, num_classes: int, seed: int):
@@ -64,11 +83,16 @@ class Trunk:
         self.objective = PRUNING_OBJECTIVES[cfg.objective]
         template = build_network(cfg.arch, self.objective.method, num_classes, cfg.projection_dim)
         self.names = [n for n, _ in template.named_parameters()]
-        self.pool = tuple(POOLS[POOL](template))
+        self.pool = prunable_pool(cfg, template)
         self.image_size = image_size
         self.steps_per_epoch = math.ceil(n_train / cfg.batch_size)
         self.rewind_step = cfg.rewind_step(self.steps_per_epoch)
         self.key = rewind_key(self.phase().name, self.rewind_step)
+
+    @staticmethod
+    def full_pool(cfg: TicketsConfig) -> tuple[str, ...]:
+        """Every conv weight of the encoder, whatever --prune_first_n_layers says."""
+        return tuple(POOLS[POOL](build_network(cfg.arch, "supervised")))
 
     def phase(self, **extra):
         return self.objective.phase(self.cfg, self.names, self.image_size, **extra)

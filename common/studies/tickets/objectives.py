@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from common.data import DATASETS
-from common.data.augment import supervised_augment
+from common.data.augment import exemplar_augment, supervised_augment
 from common.engine.objectives import make_objective
 from common.engine.phase import Phase
 from common.pruning.pools import CLASSIFIER
@@ -36,13 +36,68 @@ def supcon_phase(cfg: TicketsConfig, names: list[str], image_size: int, **extra)
                  augment=DATASETS[cfg.dataset].contrastive, evaluate=False, **_schedule(cfg), **extra)
 
 
+def simclr_phase(cfg: TicketsConfig, names: list[str], image_size: int, **extra) -> Phase:
+    """SimCLR's NT-Xent (SupCon without labels, T/base_T = 1) on the encoder and projection head."""
+    return _pretext_phase(cfg, names, make_objective("simclr", temperature=cfg.temperature),
+                          DATASETS[cfg.dataset].contrastive, **extra)
+
+
+def rotnet_phase(cfg: TicketsConfig, names: list[str], image_size: int, **extra) -> Phase:
+    """Gidaris et al.'s RotNet: the four rotations of every image in one batch, the 4-way rotation head."""
+    return _pretext_phase(cfg, names, make_objective("rotnet"), supervised_augment(cfg, image_size), **extra)
+
+
+def exemplar_phase(cfg: TicketsConfig, names: list[str], image_size: int, **extra) -> Phase:
+    """Exemplar in Doersch & Zisserman's triplet form, as Caron et al.: two views (the contrastive augmentation with
+    colour jitter, plus small random rotations) of an image are anchor and positive, another image the negative."""
+    augment = exemplar_augment(DATASETS[cfg.dataset].contrastive, cfg.exemplar_degrees)
+    return _pretext_phase(cfg, names, make_objective("exemplar", margin=cfg.triplet_margin), augment, **extra)
+
+
+def npid_phase(cfg: TicketsConfig, names: list[str], image_size: int, **extra) -> Phase:
+    """Wu et al.'s NPID: a memory bank of every training image's embedding, NCE against sampled noise; one view per
+    image with the contrastive augmentation (Wu et al.'s crops, jitter, grayscale and flips)."""
+    objective = make_objective("npid", temperature=cfg.npid_temperature, negatives=cfg.npid_negatives,
+                               momentum=cfg.npid_momentum)
+    return _pretext_phase(cfg, names, objective, DATASETS[cfg.dataset].contrastive, **extra)
+
+
+def s4l_phase(cfg: TicketsConfig, names: list[str], image_size: int, **extra) -> Phase:
+    """Zhai et al.'s S4L (rotation variant): RotNet on every image plus cross-entropy on the labelled fraction; the
+    label classifier is trained with the encoder (and evaluated on the test set)."""
+    objective = make_objective("s4l", label_fraction=cfg.label_fraction, label_sampling=cfg.label_sampling)
+    return _pretext_phase(cfg, names, objective, supervised_augment(cfg, image_size), with_classifier=True, **extra)
+
+
+def few_labels_phase(cfg: TicketsConfig, names: list[str], image_size: int, **extra) -> Phase:
+    """Cross-entropy on the labelled fraction alone (Caron et al.'s '10% Lab')."""
+    objective = make_objective("few_labels", label_fraction=cfg.label_fraction, label_sampling=cfg.label_sampling)
+    return _pretext_phase(cfg, names, objective, supervised_augment(cfg, image_size), with_classifier=True, **extra)
+
+
+def _pretext_phase(cfg: TicketsConfig, names: list[str], objective, augment, with_classifier: bool = False,
+                   **extra) -> Phase:
+    """A pretext trains the encoder and its head; the label classifier only where the pretext sees labels (it is
+    then evaluated on the test set)."""
+    trainable = tuple(n for n in names if with_classifier or n not in CLASSIFIER)
+    return Phase("encoder", objective, trainable=trainable, augment=augment, evaluate=with_classifier,
+                 **_schedule(cfg), **extra)
+
+
 @dataclass(frozen=True)
 class PruningObjective:
-    method: str  # the network it trains: 'supervised' (encoder + classifier) or 'supcon' (+ projection head)
+    method: str  # the network it trains (a key of common.spec.METHOD_DIRS; common.models.HEADS: its heads)
     phase: Callable[..., Phase]  # (cfg, parameter names, image size, **Phase fields) -> its training phase
+    labels: str  # what of the labels it sees: 'all', 'fraction' or 'none'
 
 
 PRUNING_OBJECTIVES = {
-    "supervised": PruningObjective("supervised", label_phase),
-    "supcon": PruningObjective("supcon", supcon_phase),
+    "supervised": PruningObjective("supervised", label_phase, "all"),
+    "supcon": PruningObjective("supcon", supcon_phase, "all"),
+    "rotnet": PruningObjective("rotnet", rotnet_phase, "none"),
+    "exemplar": PruningObjective("exemplar", exemplar_phase, "none"),
+    "simclr": PruningObjective("simclr", simclr_phase, "none"),
+    "npid": PruningObjective("npid", npid_phase, "none"),
+    "s4l": PruningObjective("s4l", s4l_phase, "fraction"),
+    "few_labels": PruningObjective("few_labels", few_labels_phase, "fraction"),
 }

@@ -1,6 +1,6 @@
 """The tickets study's report over every pruning objective on disk for one (dataset, arch): summary.csv (one row
-per re-trained ticket), the Figure 3 analogue, the natural sparsity of the dense networks (per epoch, per layer)
-and report.md with the accuracy table."""
+per re-trained ticket), claims.csv (Caron et al.'s claims with intervals), the analogues of Figures 1-5, the
+natural sparsity of the dense networks (per epoch, per layer) and report.md with the tables."""
 from __future__ import annotations
 
 import logging
@@ -10,9 +10,14 @@ import pandas as pd
 from common.cli import UsageError
 from common.io import write_csv, write_text
 from common.paths import Paths
-from common.plots.tickets import plot_natural_sparsity, plot_tickets
+from common.data import DATASETS as DATASET_REGISTRY
+from common.plots.tickets import (plot_few_labels, plot_layerwise, plot_natural_sparsity, plot_pruning_time,
+                                  plot_tickets, plot_transfer)
 from common.provenance import read_metas
-from common.studies.tickets.config import STUDY
+from common.studies.tickets.claims import (claims_table, layerwise_claims, layerwise_gaps, percent,
+                                           pruning_time_claims, supervision_claims, ticket_claims, transfer_claims)
+from common.studies.tickets.config import STUDY, objective_of
+from common.studies.tickets.objectives import PRUNING_OBJECTIVES
 from common.studies.tickets.retrain import VARIANTS
 from common.zoo import finished_specs
 
@@ -28,21 +33,44 @@ def ticket_summary(paths: Paths, dataset: str, arch: str) -> pd.DataFrame:
     for spec in specs:
         knobs = dict(spec.knobs)
         rows.append(dict(objective=knobs["objective"], mask_source=spec.pruning, init=knobs["init"],
-                         level=int(knobs["level"]), rewind=knobs["rewind"], density=1.0 - metas[spec]["sparsity"],
-                         seed=spec.seed, test_accuracy=metas[spec]["test_accuracy"]))
+                         level=int(knobs["level"]), rewind=knobs["rewind"], layers=int(knobs.get("layers", 0)),
+                         density=1.0 - metas[spec]["sparsity"], seed=spec.seed,
+                         test_accuracy=metas[spec]["test_accuracy"]))
     return pd.DataFrame(rows)
+
+
+def finetune_summary(paths: Paths, dataset: str, arch: str, rewind: str) -> pd.DataFrame:
+    """One row per network pre-trained on `dataset` and finetuned on another (Figure 2): objective, when it was
+    pruned (imp: during pre-training; transfer_gmp: during the finetuning), level, density, seed, test accuracy."""
+    rows = []
+    for other in DATASET_REGISTRY:
+        specs = [s for s in finished_specs(paths, other, "supervised", arch, STUDY)
+                 if dict(s.knobs).get("source") == dataset.replace("_", "-") and dict(s.knobs)["rewind"] == rewind]
+        metas = read_metas(paths, specs)
+        rows += [dict(objective=dict(s.knobs)["objective"], dataset=other, pruned=s.pruning,
+                      level=int(dict(s.knobs)["level"]), density=1.0 - metas[s]["sparsity"], seed=s.seed,
+                      test_accuracy=metas[s]["test_accuracy"]) for s in specs]
+    return pd.DataFrame(rows)
+
+
+def probe_table(paths: Paths, dataset: str, rewind: str) -> pd.DataFrame:
+    """Every objective's linear probes (transfer stage) of this rewind point, networks pruned at every layer."""
+    frames = [pd.read_csv(path) for path in sorted(paths.study_dir(dataset, STUDY).glob("probes_*.csv"))]
+    probes = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return probes if probes.empty else probes[(probes["rewind"] == rewind) & (probes["layers"] == 0)]
 
 
 def natural_sparsity_table(paths: Paths, dataset: str, arch: str, rewind: str) -> pd.DataFrame:
     """The natural sparsity every dense (level 0) IMP network of this rewind point recorded after each epoch."""
     frames = []
-    for method in ("supervised", "supcon"):
+    for method in dict.fromkeys(o.method for o in PRUNING_OBJECTIVES.values()):
         for spec in finished_specs(paths, dataset, method, arch, STUDY):
             knobs = dict(spec.knobs)
             path = paths.record_csv(spec, "natural_sparsity")
             if (spec.pruning == "imp" and str(knobs.get("level")) == "0" and str(knobs.get("rewind")) == rewind
                     and path.is_file()):
-                frames.append(pd.read_csv(path).assign(objective=method, seed=spec.seed))
+                tag = method.replace("_", "-") + (f"-{knobs['labels']}" if "labels" in knobs else "")
+                frames.append(pd.read_csv(path).assign(objective=tag, seed=spec.seed))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -55,32 +83,108 @@ def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:
                  seeds=("seed", "count")).reset_index().drop(columns="level_density"))
 
 
-def write_report(paths: Paths, dataset: str, arch: str, rewind: str):
-    """The report of one rewind point (summary.csv keeps every rewind on disk, with its column)."""
+def write_report(paths: Paths, dataset: str, arch: str, rewind: str, pool_size: int):
+    """The report of one rewind point (summary.csv keeps every rewind on disk, with its column): the analogues of
+    Figures 1-5 that the models on disk allow, the claims with their intervals, natural sparsity."""
     everything = ticket_summary(paths, dataset, arch)
     summary = everything[everything["rewind"] == rewind] if not everything.empty else everything
     if summary.empty:
         where = paths.model_dir(dataset, "supervised", STUDY)
         raise UsageError(f"no re-trained tickets of {arch} on {dataset} under {where}: run `python studies/tickets.py "
                          f"--dataset {dataset} --arch {arch} --stages imp retrain` first")
-    write_csv(everything, paths.study_file(dataset, STUDY, "summary.csv"))
-    plot_tickets(summary, paths.study_file(dataset, STUDY, "tickets.png"))
+    out = lambda name: paths.study_file(dataset, STUDY, name)  # noqa: E731
+    write_csv(everything, out("summary.csv"))
+    full = summary[summary["layers"] == 0]
+    table = accuracy_table(full)
+    write_csv(table, out("accuracy.csv"))
+    probes, finetunes = probe_table(paths, dataset, rewind), finetune_summary(paths, dataset, arch, rewind)
+    gaps = layerwise_gaps(summary)
+    claims = claims_table(ticket_claims(summary) + layerwise_claims(summary, pool_size) + supervision_claims(summary)
+                          + transfer_claims(probes if not probes.empty else _NO_PROBES)
+                          + pruning_time_claims(finetunes if not finetunes.empty else _NO_FINETUNES))
+    write_csv(claims, out("claims.csv"))
+    lines = [f"# Pruning with and without labels: {arch} on {dataset}, rewind {rewind}", "",
+             "Analogues of Caron et al. 2020's Figures 1-5. Accuracies are means over seeds; intervals are 95 % "
+             "bootstrap intervals over seeds (common/metrics/bootstrap.py). With few seeds an interval is wide and "
+             "a verdict UNDECIDED: that is the measurement, not a failure.", "",
+             "## Claims", "", claims_markdown(claims), ""]
+    lines += tickets_section(table, out)
+    plot_tickets(full, out("tickets.png"))
+    if not gaps.empty and gaps["layers"].nunique() > 1:
+        write_csv(gaps, out("layerwise.csv"))
+        plot_layerwise(gaps, pool_size, out("layerwise.png"))
+        lines += ["## Figure 4: layerwise tickets", "",
+                  "Winning-ticket accuracy of label masks minus self-supervised masks (percentage points), pruning "
+                  "only the first N conv layers, at the deepest level run (layerwise.csv).", "",
+                  _markdown(gaps), "", "![Figure 4 analogue](layerwise.png)", ""]
+    few = [t for t in dict.fromkeys(full["objective"]) if objective_of(t) in ("supervised", "rotnet", "s4l",
+                                                                                "few_labels")]
+    if any(objective_of(t) in ("s4l", "few_labels") for t in few):
+        plot_few_labels(full, few, out("few_labels.png"))
+        lines += ["## Figure 5: pruning with few labels", "", "Winning tickets (IMP mask, rewind) of the objectives "
+                  "that see all, none or a fraction of the labels (the tag names the sampling and the fraction).",
+                  "", "![Figure 5 analogue](few_labels.png)", ""]
+    if not probes.empty:
+        plot_transfer(probes, out("transfer.png"))
+        lines += transfer_section(probes)
+    if not finetunes.empty:
+        write_csv(finetunes, out("finetunes.csv"))
+        plot_pruning_time(finetunes, out("pruning_time.png"))
+        lines += ["## Figure 2: pruning during pre-training or during transfer", "",
+                  "Test accuracy on the other dataset after finetuning, mean ± std over seeds (finetunes.csv).", "",
+                  _markdown(finetune_means(finetunes)), "", "![Figure 2 analogue](pruning_time.png)", ""]
     natural = natural_sparsity_table(paths, dataset, arch, rewind)
-    table = accuracy_table(summary)
-    write_csv(table, paths.study_file(dataset, STUDY, "accuracy.csv"))
-    lines = [f"# Winning tickets: {arch} on {dataset}, rewind {rewind}", "",
-             "Test accuracy (%) after re-training each level's mask on labels, mean ± std over seeds "
-             f"({int(table['seeds'].min())}–{int(table['seeds'].max())} per cell; accuracy.csv, summary.csv).", ""]
-    for objective, part in table.groupby("objective"):
-        lines += [f"Masks found by **{objective}** pruning:", "", _markdown(wide(part)), ""]
-    lines += ["![Figure 3 analogue](tickets.png)", ""]
     if not natural.empty:
-        write_csv(natural, paths.study_file(dataset, STUDY, "natural_sparsity.csv"))
-        plot_natural_sparsity(natural, paths.study_file(dataset, STUDY, "natural_sparsity.png"))
+        write_csv(natural, out("natural_sparsity.csv"))
+        plot_natural_sparsity(natural, out("natural_sparsity.png"))
         lines += natural_sparsity_section(natural)
-    path = paths.study_file(dataset, STUDY, "report.md")
+    path = out("report.md")
     write_text(path, "\n".join(lines))
     return path
+
+
+_NO_PROBES = pd.DataFrame(columns=["objective", "probe_dataset", "stage", "level", "density", "accuracy"])
+_NO_FINETUNES = pd.DataFrame(columns=["objective", "dataset", "pruned", "level", "density", "test_accuracy"])
+
+
+def claims_markdown(claims: pd.DataFrame) -> str:
+    if claims.empty:
+        return "No claim can be measured yet: run more objectives (reproduce.py --study tickets)."
+    shown = claims.assign(**{"difference (pp)": claims["difference"].map(percent),
+                             "95 % interval (pp)": [f"[{percent(lo)}, {percent(hi)}]"
+                                                    for lo, hi in zip(claims["low"], claims["high"])],
+                             "threshold (pp)": claims["threshold"].map(percent)})
+    return _markdown(shown[["claim", "measured", "difference (pp)", "95 % interval (pp)", "threshold (pp)",
+                            "verdict", "seeds"]])
+
+
+def tickets_section(table: pd.DataFrame, out) -> list[str]:
+    lines = ["## Figure 3: masks re-trained on labels", "",
+             "Test accuracy (%) after re-training each level's mask on labels, mean ± std over seeds "
+             f"({int(table['seeds'].min())}–{int(table['seeds'].max())} per cell; accuracy.csv, summary.csv).", ""]
+    for objective, part in table.groupby("objective", sort=False):
+        lines += [f"Masks found by **{objective}** pruning:", "", _markdown(wide(part)), ""]
+    return lines + ["![Figure 3 analogue](tickets.png)", ""]
+
+
+def transfer_section(probes: pd.DataFrame) -> list[str]:
+    """Figure 1: the last stage's probe accuracy per objective and level, and the figure of every stage."""
+    last = probes[probes["stage"] == probes["stage"].max()]
+    table = (last.groupby(["probe_dataset", "objective", "level"], sort=False)
+             .agg(density=("density", "mean"), accuracy=("accuracy", "mean")).reset_index())
+    wide_table = table.assign(cell=(100 * table["accuracy"]).map(lambda v: f"{v:.1f}")).pivot_table(
+        index=["probe_dataset", "objective"], columns="level", values="cell", aggfunc="first").reset_index()
+    wide_table.columns = [c if isinstance(c, str) else f"level {c}" for c in wide_table.columns]
+    return ["## Figure 1: linear probes of the pruned features", "",
+            f"Test accuracy (%) of a linear classifier on the frozen network's pooled features of its last stage "
+            f"(stage {int(probes['stage'].max())}), mean over seeds, per IMP level; every stage in probes_*.csv "
+            "and the figure.", "", _markdown(wide_table), "", "![Figure 1 analogue](transfer.png)", ""]
+
+
+def finetune_means(finetunes: pd.DataFrame) -> pd.DataFrame:
+    return (finetunes.groupby(["objective", "dataset", "pruned", "level"], sort=False)
+            .agg(density=("density", "mean"), mean=("test_accuracy", "mean"), std=("test_accuracy", "std"),
+                 seeds=("seed", "count")).reset_index())
 
 
 def wide(table: pd.DataFrame) -> pd.DataFrame:

@@ -24,8 +24,8 @@ from common.engine.phase import Job
 from common.models import build_network
 from common.pruning.criteria import prune_once
 from common.spec import ModelSpec
-from common.studies.tickets.config import STUDY, TicketsConfig, level_density
-from common.studies.tickets.imp import Trunk, trunk_spec
+from common.studies.tickets.config import STUDY, TicketsConfig, level_density, objective_tag
+from common.studies.tickets.imp import Trunk, layers_knob, trunk_spec
 from common.studies.tickets.objectives import label_phase
 from common.zoo import finished_or_conflict, load_member
 
@@ -36,13 +36,14 @@ MASK_OFFSET = 20_000  # a random mask is drawn from seed + this
 
 def ticket_spec(cfg: TicketsConfig, level: int, seed: int, source: str, init: str) -> ModelSpec:
     return ModelSpec("supervised", cfg.arch, cfg.dataset, source, 1.0 - level_density(cfg.pruning_rate, level), seed,
-                     study=STUDY, knobs=(("objective", cfg.objective), ("level", level), ("rewind", cfg.rewind),
-                                         ("init", init)))
+                     study=STUDY, knobs=(("objective", objective_tag(cfg)), ("level", level), ("rewind", cfg.rewind),
+                                         ("init", init), *layers_knob(cfg, level)))
 
 
-def variants(level: int) -> tuple:
-    """At level 0 every mask is dense: only the two initialisations differ."""
-    return VARIANTS if level else tuple(v for v in VARIANTS if v[0] == "imp")
+def variants(level: int, layerwise: bool = False) -> tuple:
+    """At level 0 every mask is dense: only the two initialisations differ. A layerwise ticket (Figure 4) is
+    compared with the label ticket of the same depth only: its random controls are left out."""
+    return VARIANTS if level and not layerwise else tuple(v for v in VARIANTS if v[0] == "imp")
 
 
 class Tickets:
@@ -59,7 +60,7 @@ class Tickets:
         jobs = []
         for level in range(levels + 1):
             members = [ticket_spec(self.cfg, level, seed, source, init) for seed in seeds
-                       for source, init in variants(level)]
+                       for source, init in variants(level, self.cfg.prune_first_n_layers > 0)]
             todo = [s for s in members if not finished_or_conflict(self.paths, s, self.recipe(s))]
             for first in range(0, len(todo), population_size):
                 chunk = todo[first:first + population_size]

@@ -1,7 +1,8 @@
 """`studies/tickets.py`: Caron et al. 2020's winning tickets for one pruning objective.
 
 Stages: imp (the objective's IMP levels with late rewinding), retrain (every level's ticket and its controls
-re-trained on labels), report (summary.csv, the Figure 3 analogue, natural sparsity, report.md, over every
+re-trained on labels), transfer (linear probes of every level's frozen features on this dataset and another, and
+finetunings on that other dataset with the mask from pre-training or pruning during the finetuning), report (summary.csv, the Figure 3 analogue, natural sparsity, report.md, over every
 objective on disk). Every stage skips what is finished and resumes what was interrupted.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from common.studies.tickets.config import (PRESETS, RULES, RUN_PRESETS, RUN_RULE
 from common.studies.tickets.imp import Trunk
 from common.studies.tickets.objectives import PRUNING_OBJECTIVES
 from common.studies.tickets.retrain import Tickets
+from common.studies.tickets.transfer import probe_dataset_name, run_transfer
 
 log = logging.getLogger("prune")
 
@@ -48,6 +50,8 @@ def main(argv=None):
     data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset)
     trunk = Trunk(cfg, paths, len(data.train_labels), data.num_classes, data.image_size)
     check_rewind(cfg, trunk)
+    if "transfer" in run.stages:
+        probe_dataset_name(cfg, run.probe_dataset)  # a bad --probe_dataset fails before any training
     method = PRUNING_OBJECTIVES[cfg.objective].method
     seeds = list(range(run.index_start, run.index_end + 1))
     folders = [paths.model_dir(cfg.dataset, m, STUDY) for m in (method, "supervised")] + [paths.study_dir(cfg.dataset,
@@ -74,11 +78,13 @@ def main(argv=None):
             results[stage] = train_populations([(job, None) for job in jobs], data, device, run, paths,
                                                paths.state_dir(cfg.dataset, "supervised", STUDY),
                                                f"tickets ({cfg.objective})")
+        elif stage == "transfer":
+            results[stage] = run_transfer(trunk, run, seeds, device, size)
         else:
             from common.studies.tickets.report import write_report
-            results[stage] = write_report(paths, cfg.dataset, cfg.arch, cfg.rewind)
+            results[stage] = write_report(paths, cfg.dataset, cfg.arch, cfg.rewind, len(Trunk.full_pool(cfg)))
         log.info("stage %s: %s in %.1fs", stage, _outcome(results[stage]), time.time() - started)
-    return [r for stage in ("imp", "retrain") for r in results.get(stage, [])]
+    return [r for stage in ("imp", "retrain", "transfer") for r in results.get(stage, [])]
 
 
 def _outcome(result) -> str:

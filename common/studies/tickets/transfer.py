@@ -1,0 +1,200 @@
+"""Transfer of pruned features (Caron et al. 2020, §4.1).
+
+Figure 1, linear probes: every IMP level's trained network of the pruning objective, frozen (BatchNorm in eval
+mode), its globally pooled features at the output of every stage, a linear classifier per stage
+(common.metrics.probe) on the labels of the pretext's own dataset and of another dataset (--probe_dataset). The
+probe accuracy against the pruning rate says whether pruning keeps what the features are worth for labels.
+
+Figure 2, pruning during pre-training or during transfer, at equal density: each level L of the pre-trained
+network (its IMP mask held, its trained weights) finetuned on the other dataset's labels with a fresh label head,
+against the dense pre-trained network (level 0) pruned while it is finetuned there, by global gradual magnitude
+pruning (Zhu & Gupta's cubic schedule over the first three quarters of the finetuning) down to level L's density.
+Both finetunings run the study's recipe on the other dataset. Caron et al. prune during transfer with their
+pruning method (IMP, on Pascal VOC); GMP is our cheaper stand-in: one finetuning instead of L (README, fidelity
+notes).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import pandas as pd
+import torch
+
+from common.cli import UsageError
+from common.config import with_dataset_defaults
+from common.data import Dataset, load_dataset
+from common.engine.hooks import GMPEvents
+from common.engine.inference import predict
+from common.engine.phase import Job
+from common.io import write_csv
+from common.metrics.probe import linear_probe_accuracy
+from common.models import build_network
+from common.pruning.gmp import GMPWindow
+from common.spec import ModelSpec
+from common.studies.tickets.config import STUDY, TicketsConfig, level_density, objective_tag
+from common.studies.tickets.imp import Trunk, trunk_spec
+from common.studies.tickets.objectives import label_phase
+from common.studies.tickets.retrain import REINIT_OFFSET
+from common.zoo import finished_or_conflict, load_member, load_population
+
+log = logging.getLogger("prune")
+
+# the other dataset a network's features are probed on when --probe_dataset is not given
+PROBE_PARTNER = {"digits": "fashion_mnist", "fashion_mnist": "digits", "cifar10": "fashion_mnist"}
+KEYS = ["objective", "layers", "rewind", "level", "seed", "probe_dataset", "train_examples", "test_examples",
+        "probe_steps"]
+
+
+def probe_dataset_name(cfg: TicketsConfig, asked: str) -> str:
+    name = asked or PROBE_PARTNER.get(cfg.dataset, "")
+    if not name or name == cfg.dataset:
+        raise UsageError(f"--probe_dataset {asked or '(none)'}: name another dataset than {cfg.dataset} to probe "
+                         f"and finetune the pruned features on, e.g. --probe_dataset fashion_mnist")
+    return name
+
+
+def probe_sets(cfg: TicketsConfig, run, device) -> dict[str, Dataset]:
+    """The pretext's own dataset and the other one, each cut to --transfer_subset training images (class-balanced)
+    and the first --probe_test_subset test images."""
+    sets = {}
+    for name in (cfg.dataset, probe_dataset_name(cfg, run.probe_dataset)):
+        data = load_dataset(name, run.data_dir).train_subset(cfg.transfer_subset)
+        if run.probe_test_subset:
+            data = replace(data, test_images=data.test_images[:run.probe_test_subset],
+                           test_labels=data.test_labels[:run.probe_test_subset])
+        sets[name] = data.to(device)
+    return sets
+
+
+def stage_features(pop, data: Dataset, taps: tuple, images: torch.Tensor) -> list[torch.Tensor]:
+    """Pooled outputs of every stage [P, N, d_stage], BatchNorm in eval mode, no gradients."""
+    _, hidden = predict(pop, images, data.normalize, mode="hidden")
+    return [hidden[t] for t in taps]
+
+
+def probe_level(trunk: Trunk, level: int, seeds: list[int], sets: dict[str, Dataset], steps: int,
+                device) -> list[dict]:
+    """Probe accuracy of every stage of one level's trained networks (one per seed) on every probe dataset."""
+    specs = [trunk_spec(trunk.cfg, level, seed) for seed in seeds]
+    pop, _ = load_population(trunk.paths, specs, device, trunk.num_classes)
+    taps = build_network(trunk.cfg.arch, "supervised").encoder.stage_taps
+    rows = []
+    for name, data in sets.items():
+        train = stage_features(pop, data, taps, data.train_images)
+        test = stage_features(pop, data, taps, data.test_images)
+        for stage, (train_x, test_x) in enumerate(zip(train, test), start=1):
+            accuracy = linear_probe_accuracy(train_x, data.train_labels, test_x, data.test_labels, data.num_classes,
+                                             steps=steps)
+            rows += [dict(objective=objective_tag(trunk.cfg), layers=trunk.cfg.prune_first_n_layers, rewind=trunk.cfg.rewind,
+                          level=level, seed=seed, probe_dataset=name, train_examples=len(data.train_labels),
+                          test_examples=len(data.test_labels), probe_steps=steps, stage=stage,
+                          density=level_density(trunk.cfg.pruning_rate, level), accuracy=float(acc))
+                     for seed, acc in zip(seeds, accuracy)]
+    return rows
+
+
+def run_probes(trunk: Trunk, seeds: list[int], levels: int, sets: dict[str, Dataset], steps: int, device) -> str:
+    """Probes of every level and seed not yet in the objective's probes file (its rows are reused when the probe
+    protocol matches), written atomically after each level."""
+    path = trunk.paths.study_file(trunk.cfg.dataset, STUDY, f"probes_{objective_tag(trunk.cfg)}.csv")
+    table = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=KEYS)
+    done = set(map(tuple, table[KEYS].astype(str).values.tolist()))
+    for level in range(levels + 1):
+        todo = [seed for seed in seeds if not all(_key(trunk.cfg, level, seed, name, data, steps) in done
+                                                 for name, data in sets.items())]
+        if not todo:
+            continue
+        rows = pd.DataFrame(probe_level(trunk, level, todo, sets, steps, device))
+        stale = table[KEYS[:5]].astype(str).apply(tuple, axis=1).isin(rows[KEYS[:5]].astype(str).apply(tuple, axis=1))
+        table = pd.concat([table[~stale], rows], ignore_index=True) if not table.empty else rows
+        write_csv(table, path)
+        log.info("probed level %d (%s): %s", level, trunk.cfg.objective,
+                 rows.groupby(["probe_dataset", "stage"])["accuracy"].mean().round(3).to_dict())
+    return str(path)
+
+
+def _key(cfg: TicketsConfig, level: int, seed: int, name: str, data: Dataset, steps: int) -> tuple:
+    return tuple(map(str, (objective_tag(cfg), cfg.prune_first_n_layers, cfg.rewind, level, seed, name,
+                           len(data.train_labels), len(data.test_labels), steps)))
+
+
+class Finetunes:
+    """Figure 2's finetuning jobs on the other dataset: each level's pre-trained pruned network, and the dense one
+    pruned during the finetuning to that level's density."""
+
+    def __init__(self, trunk: Trunk, target: Dataset, target_name: str):
+        self.trunk, self.cfg, self.paths = trunk, trunk.cfg, trunk.paths
+        self.target, self.target_name = target, target_name
+        self.target_cfg = with_dataset_defaults(replace(self.cfg, dataset=target_name, vertical_flip=None,
+                                                        train_subset=self.cfg.transfer_subset))
+        template = build_network(self.cfg.arch, "supervised", target.num_classes)
+        self.names = [n for n, _ in template.named_parameters()]
+
+    def spec(self, level: int, seed: int, pruned: str) -> ModelSpec:
+        """pruned: 'imp' (during pre-training: the IMP level's mask and weights) or 'transfer_gmp'."""
+        return ModelSpec("supervised", self.cfg.arch, self.target_name, pruned,
+                         1.0 - level_density(self.cfg.pruning_rate, level), seed, study=STUDY,
+                         knobs=(("objective", objective_tag(self.cfg)), ("source", self.cfg.dataset.replace("_", "-")),
+                                ("level", level), ("rewind", self.cfg.rewind)))
+
+    def recipe(self) -> dict:
+        return dict(self.cfg.recipe(pruned=True, transfer=True), target=self.target_cfg.recipe(pruned=False))
+
+    def jobs(self, seeds: list[int], levels: tuple[int, ...]) -> list[Job]:
+        jobs = []
+        for level in levels:
+            for pruned in ("imp", "transfer_gmp") if level else ("imp",):  # level 0: the dense finetuning
+                todo = [s for s in (self.spec(level, seed, pruned) for seed in seeds)
+                        if not finished_or_conflict(self.paths, s, self.recipe())]
+                if todo:
+                    jobs.append(self.job(todo, level, pruned))
+        return jobs
+
+    def job(self, specs: list[ModelSpec], level: int, pruned: str) -> Job:
+        phase = label_phase(self.target_cfg, self.names, self.target.image_size)
+        source_level = level if pruned == "imp" else 0
+        if pruned == "transfer_gmp":
+            total = phase.steps_per_epoch(len(self.target.train_labels)) * phase.epochs
+            window = GMPWindow(0, max(1, 3 * total // 4), max(1, total // 40))
+            hook = GMPEvents(window, self.trunk.pool, [s.sparsity for s in specs], scope="global")
+            phase = replace(phase, hooks=(hook,))
+        job = Job(specs=specs, phases=[phase], config=self.target_cfg.to_dict(), recipes=[self.recipe()] * len(specs),
+                  make_networks=lambda: [self.network(s, source_level) for s in specs])
+        if pruned == "imp" and level:
+            job.prepare = lambda job: self.hold_masks(job, level)
+        return job
+
+    def network(self, spec: ModelSpec, source_level: int):
+        """The pre-trained encoder of that level with a fresh label head for the other dataset."""
+        torch.manual_seed(spec.seed + REINIT_OFFSET)
+        network = build_network(self.cfg.arch, "supervised", self.target.num_classes)
+        trained = load_member(self.paths, trunk_spec(self.cfg, source_level, spec.seed))[0]
+        state = network.state_dict()
+        state.update({k: v for k, v in trained.items() if k.startswith("encoder.")})
+        network.load_state_dict(state, strict=True)
+        return network
+
+    def hold_masks(self, job: Job, level: int) -> None:
+        masks = [load_member(self.paths, trunk_spec(self.cfg, level, s.seed))[1] for s in job.specs]
+        job.initial_masks = {n: torch.stack([m[n] for m in masks]) for n in self.trunk.pool}
+
+
+def run_transfer(trunk: Trunk, run, seeds: list[int], device, population_size: int) -> list[dict]:
+    """The transfer stage of one pruning objective: the probes of every level (Fig. 1), then, for the objectives
+    of --finetune_objectives, the finetunings on the probe dataset (Fig. 2). -> the finetuned models' metadata."""
+    from common.stage import train_populations
+
+    cfg = trunk.cfg
+    sets = probe_sets(cfg, run, device)
+    run_probes(trunk, seeds, run.levels, sets, run.probe_steps, device)
+    if cfg.objective not in run.finetune_objectives:
+        return []
+    target_name = probe_dataset_name(cfg, run.probe_dataset)
+    target = sets[target_name]  # the probes' training images; scored on the probes' test images
+    levels = tuple(level for level in (run.transfer_levels or range(run.levels + 1)) if level <= run.levels)
+    finetunes = Finetunes(trunk, target, target_name)
+    jobs = [job for first in range(0, len(seeds), population_size)
+            for job in finetunes.jobs(seeds[first:first + population_size], levels)]
+    return train_populations([(job, None) for job in jobs], target, device, run, trunk.paths,
+                             trunk.paths.state_dir(target_name, "supervised", STUDY), f"transfer ({cfg.objective})")
