@@ -241,7 +241,11 @@ def test_the_study_trains_every_variant_and_reports_them(tmp_path):
 @pytest.mark.parametrize("flags, says", [
     (["--study", "tickets", "--rewind", "3x"], "--rewind 3x"),
     (["--study", "tickets", "--preset", "study"], "--preset study"),
-    (["--study", "tickets", "--objectives", "rotnet"], "--objectives rotnet"),
+    (["--study", "tickets", "--objectives", "nope"], "--objectives nope"),
+    (["--study", "tickets", "--probe_dataset", "digits"], "--probe_dataset digits: name another dataset"),
+    (["--study", "tickets", "--layerwise_depths", "0"], "--layerwise_depths 0"),
+    (["--study", "tickets", "--prune_first_n_layers", "99"], "--prune_first_n_layers 99: wrn10_1 has 9 conv layers"),
+    (["--study", "tickets", "--label_sampling", "some"], "--label_sampling"),
     (["--study", "tickets", "--rewind", "100ep"], "--rewind 100ep: step 2300 is past this run's last step"),
     (["--study", "nope"], "--study nope"),
 ])
