@@ -90,9 +90,9 @@ class TicketsConfig:
                                       methods=("npid",))
     label_fraction: float = help_field(0.1, "S4L and few_labels: fraction of the training labels used for pruning",
                                        methods=LABEL_FRACTION)
-    transfer_subset: int = help_field(0, "transfer (Figs. 1-2): train the probes and the finetunings on a seeded, "
-                                         "class-balanced subset of this many training images of each probe dataset; "
-                                         "0 = all", only_if="transfer")
+    transfer_subset: int = help_field(0, "transfer (Figs. 1-2): train the probes and the finetunings on the other "
+                                         "dataset (--probe_dataset) with a seeded, class-balanced subset of this many "
+                                         "of its training images; 0 = all", only_if="transfer")
     label_sampling: str = help_field("per_class", "S4L and few_labels: per_class (that fraction of every class) or "
                                                   "classes (that fraction of the classes, all their images)",
                                      choices=SAMPLINGS, methods=LABEL_FRACTION)

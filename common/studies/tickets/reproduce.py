@@ -16,6 +16,8 @@ LAYERWISE_STAGES = ("imp", "retrain")  # a layerwise ticket is found and re-trai
 
 def main(argv=None):
     layerwise, rest = _layerwise_flags(argv)
+    if any(flag in rest for flag in ("-h", "--help")):
+        return reproduce("tickets", run.main, OBJECTIVES, STAGES, (), rest)
     asked_stages = _stages(rest)
     per_objective = [s for s in asked_stages[1] if s != "report"]
     models = reproduce("tickets", run.main, OBJECTIVES, STAGES, (), _with_stages(rest, per_objective)) \

@@ -55,11 +55,12 @@ def probe_dataset_name(cfg: TicketsConfig, asked: str) -> str:
 
 
 def probe_sets(cfg: TicketsConfig, run, device) -> dict[str, Dataset]:
-    """The pretext's own dataset and the other one, each cut to --transfer_subset training images (class-balanced)
-    and the first --probe_test_subset test images."""
+    """The pretext's own dataset (its training images: --train_subset) and the other one (--transfer_subset
+    training images, class-balanced), each scored on the first --probe_test_subset test images."""
     sets = {}
-    for name in (cfg.dataset, probe_dataset_name(cfg, run.probe_dataset)):
-        data = load_dataset(name, run.data_dir).train_subset(cfg.transfer_subset)
+    other = probe_dataset_name(cfg, run.probe_dataset)
+    for name, subset in ((cfg.dataset, cfg.train_subset), (other, cfg.transfer_subset)):
+        data = load_dataset(name, run.data_dir).train_subset(subset)
         if run.probe_test_subset:
             data = replace(data, test_images=data.test_images[:run.probe_test_subset],
                            test_labels=data.test_labels[:run.probe_test_subset])
