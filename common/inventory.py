@@ -29,8 +29,9 @@ def model_metas(paths: Paths, dataset: str | None = None, method: str | None = N
     for path in sorted(paths.models.glob("*/*/*.safetensors")):
         if (dataset, method) != (None, None) and path.parent != paths.model_dir(dataset, method):
             continue
-        if folders.get(path.parent.name) == "supcon" and not path.name.endswith("_classifier.safetensors"):
-            continue  # a SupCon model counts once, by its classifier (written last)
+        if folders.get(path.parent.name, "supervised") != "supervised" \
+                and not path.name.endswith("_classifier.safetensors"):
+            continue  # a two-part model (SupCon, a pretext) counts once, by its classifier (written last)
         try:
             meta = ckpt.read_meta(path)
             spec = ModelSpec.from_meta(meta["spec"])

@@ -1,6 +1,6 @@
 """Encoders (WRN-16-2 as the authors', CIFAR ResNet-18, a small WRN-10-1, Morcos et al.'s VGG-19, Zhou et al.'s
-PreResNet-20) and the one network wrapper used by
-both learning methods: encoder + linear classifier, plus a projection head for SupCon.
+PreResNet-20) and the one network wrapper used by every learning method: encoder + linear classifier, plus the
+method's heads (a projection for SupCon, SimCLR, NPID and Exemplar; a rotation classifier for RotNet and S4L).
 
 Every encoder returns its pooled feature and, when `with_hidden=True`, the global-average-pooled hidden
 representations at its probe points (prediction depth fits a k-NN on each). For WRN-16-2 these are the authors'

@@ -246,6 +246,9 @@ def test_the_study_trains_every_variant_and_reports_them(tmp_path):
     (["--study", "tickets", "--layerwise_depths", "0"], "--layerwise_depths 0"),
     (["--study", "tickets", "--prune_first_n_layers", "99"], "--prune_first_n_layers 99: wrn10_1 has 9 conv layers"),
     (["--study", "tickets", "--label_sampling", "some"], "--label_sampling"),
+    (["--study", "tickets", "--layerwise_depths", "12"], "--layerwise_depths 12: auto, none or layer counts from 1 to 9"),
+    (["--study", "tickets", "--objectives", "npid", "--optimizer", "sam"], "--optimizer sam --objective npid"),
+    (["--study", "tickets", "--transfer_subset", "99999"], "--transfer_subset 99999"),
     (["--study", "tickets", "--rewind", "100ep"], "--rewind 100ep: step 2300 is past this run's last step"),
     (["--study", "nope"], "--study nope"),
 ])

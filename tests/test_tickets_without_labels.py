@@ -110,11 +110,11 @@ def test_a_claim_is_the_difference_of_seed_means_with_its_bootstrap_interval():
     assert row["difference"] == pytest.approx(0.85 - 0.725)
     low, high = interval(bootstrap_member_means(np.array([0.7, 0.75]), np.array([0.9, 0.8, 0.85])), row["difference"])
     assert (row["low"], row["high"]) == (low, high) and row["verdict"] == "TRUE"
+    tickets = (("supervised", "imp", "rewind", 0.9), ("supervised", "imp", "reinit", 0.8),
+               ("rotnet", "imp", "rewind", 0.7), ("rotnet", "imp", "reinit", 0.8),
+               ("rotnet", "random_natural", "reinit", 0.6))
     summary = pd.DataFrame([dict(objective=o, mask_source=m, init=i, level=1, layers=0, density=0.8, seed=s,
-                                 test_accuracy=acc)
-                            for o, m, i, acc in (("supervised", "imp", "rewind", 0.9), ("supervised", "imp", "reinit", 0.8),
-                                                 ("rotnet", "imp", "rewind", 0.7), ("rotnet", "imp", "reinit", 0.8),
-                                                 ("rotnet", "random", "reinit", 0.6))
+                                 test_accuracy=acc) for o, m, i, acc in tickets
                             for s in (0, 1)])
     claims = {c["claim"]: c for c in ticket_claims(summary)}
     assert claims["winning-ticket initialisations from self-supervision are worse than from labels"][

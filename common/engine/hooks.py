@@ -66,8 +66,7 @@ class Snapshot:
     """Keep a rewind point of every member before `step` of the phase (step 0 is the initialisation, one epoch is
     steps_per_epoch) in the state, under '<phase>@<step>': weights and buffers, and where the run stood (each
     member's generator, the epoch's data order and batch, the epoch, the objective's own state such as NPID's memory
-    bank), so that a later run can continue from there
-    with other masks (IMP's late rewinding; `rewound_state`)."""
+    bank), so that a later run can continue from there with other masks (IMP's late rewinding; `rewound_state`)."""
 
     def __init__(self, steps: tuple):
         self.steps = set(steps)

@@ -68,9 +68,9 @@ class TrainState:
     def rewound(cls, job: Job, points: list[dict], masks: Masks, device: torch.device) -> "TrainState":
         """A state that continues from the members' rewind points (`points[i]`: member i's, as hooks.Snapshot keeps
         them, unstacked) under `masks`: weights and buffers of the rewind point with pruned entries zeroed, each
-        member's generator and data order, the phase, epoch and batch where the point was taken, the objective's own state
-        there (NPID's memory bank); no optimizer state
-        (fresh momentum, the schedule at that epoch) and no history."""
+        member's generator and data order, the phase, epoch and batch where the point was taken, the objective's own
+        state there (NPID's memory bank); no optimizer state (fresh momentum, the schedule at that epoch) and no
+        history."""
         where = {(p["phase"], p["epoch"], p["batch"]) for p in points}
         if len(where) != 1:
             raise ValueError(f"members rewind to different points {sorted(where)}: rewind each population to one")

@@ -91,21 +91,21 @@ def plot_transfer(probes: pd.DataFrame, path: Path) -> None:
 def plot_pruning_time(finetunes: pd.DataFrame, path: Path) -> None:
     """Figure 2 analogue: accuracy after finetuning on the other dataset, for the network pruned during
     pre-training against the dense one pruned during the finetuning, one panel per pruning objective."""
-    objectives = list(dict.fromkeys(finetunes["objective"]))
-    fig, axes = _grid(len(objectives))
+    panels = list(dict.fromkeys(zip(finetunes["objective"], finetunes["dataset"])))
+    fig, axes = _grid(len(panels))
     styles = {"imp": ("pruned during pre-training (IMP mask)", "tab:blue", "-"),
               "transfer_gmp": ("pruned during transfer (global GMP)", "tab:red", "--")}
-    for ax, objective in zip(axes.flat, objectives):
-        part = finetunes[finetunes["objective"] == objective]
+    for ax, (objective, dataset) in zip(axes.flat, panels):
+        part = finetunes[(finetunes["objective"] == objective) & (finetunes["dataset"] == dataset)]
         dense = part[part["level"] == 0]
         for pruned, (label, colour, style) in styles.items():
             curve = pd.concat([dense, part[(part["pruned"] == pruned) & (part["level"] > 0)]])
             if len(curve) > len(dense):
                 _curve(ax, curve, "test_accuracy", label, colour, style)
         _density_axis(ax, part["density"])
-        ax.set_title(f"{objective} features finetuned on {part['dataset'].iloc[0]}")
+        ax.set_title(f"{objective} features finetuned on {dataset}")
     axes[0, 0].set_ylabel("test accuracy after finetuning (%)")
-    axes.flat[len(objectives) - 1].legend(frameon=False, fontsize=7)
+    axes.flat[len(panels) - 1].legend(frameon=False, fontsize=7)
     save_figure(fig, path)
 
 

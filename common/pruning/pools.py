@@ -1,5 +1,6 @@
 """Pools: which tensors of a network a criterion ranks. A pool is one registry entry `name -> fn(network) ->
-[parameter names]`. BatchNorm is never pruned; the pretext heads (SupCon's projection, RotNet's rotation classifier) never are."""
+[parameter names]`. BatchNorm is never pruned, nor are the pretext heads (SupCon's projection, RotNet's rotation
+classifier)."""
 from __future__ import annotations
 
 from typing import Callable, Iterable
@@ -24,12 +25,12 @@ def prunable_names(module: nn.Module, include_bias: bool = False, exclude: Itera
     return names
 
 
-HEADS = ("projection", "rotation")  # the pretext heads (common.models.Heads): never pruned
+HEAD_PREFIXES = ("projection", "rotation")  # the pretext heads' parameters (common.models.Heads): never pruned
 
 
 def encoder_convs(network: nn.Module) -> list[str]:
     """Every conv weight of the encoder (the SupCon encoder's GMP pool): no head's."""
-    return prunable_names(network, exclude=("classifier", *HEADS))
+    return prunable_names(network, exclude=("classifier", *HEAD_PREFIXES))
 
 
 POOLS: dict[str, Callable[[nn.Module], list[str]]] = {
@@ -39,5 +40,5 @@ POOLS: dict[str, Callable[[nn.Module], list[str]]] = {
     "encoder_convs_and_classifier_weight": lambda network: encoder_convs(network) + list(CLASSIFIER[:1]),
     "classifier": lambda network: list(CLASSIFIER),
     # every conv and linear weight of the classifying model: the authors' measured weight sparsity
-    "weights": lambda network: prunable_names(network, exclude=HEADS),
+    "weights": lambda network: prunable_names(network, exclude=HEAD_PREFIXES),
 }

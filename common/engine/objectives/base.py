@@ -20,8 +20,8 @@ class Objective(ABC):
     """losses(pop, batches, idx [P, B]) -> (mean loss per member [P], correct predictions per member [P] or None).
 
     An objective with its own training state (a memory bank, say) saves it through state_dict/load_state_dict:
-    tensors whose leading dimension is the member (so that one member's part can be kept in a rewind point and
-    stacked again with others'), or plain values shared by all members."""
+    tensors whose leading dimension is the member, so that one member's part can be kept in a rewind point and
+    stacked again with others'."""
 
     reports_accuracy = True
 

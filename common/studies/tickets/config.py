@@ -18,6 +18,7 @@ from common.cli import UsageError
 from common.config import (AT_LEAST_ONE, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig,
                            help_field, with_dataset_defaults)
 from common.data import DATASETS as DATASET_REGISTRY
+from common.data.subsets import SAMPLINGS
 from common.engine.optimizers import OPTIMIZERS
 from common.models import ENCODERS
 from common.recipe import shaping
@@ -30,7 +31,6 @@ SUPCON = ("supcon",)
 CONTRASTIVE = ("supcon", "simclr")
 EMBEDDING = ("supcon", "simclr", "exemplar", "npid")  # the objectives whose network has a projection head
 LABEL_FRACTION = ("s4l", "few_labels")
-SAMPLINGS = ("per_class", "classes")
 STAGES = ("imp", "retrain", "transfer", "report")
 REWIND = re.compile(r"(\d+)(it|ep)")
 
@@ -90,12 +90,12 @@ class TicketsConfig:
                                       methods=("npid",))
     label_fraction: float = help_field(0.1, "S4L and few_labels: fraction of the training labels used for pruning",
                                        methods=LABEL_FRACTION)
-    transfer_subset: int = help_field(0, "transfer (Figs. 1-2): train the probes and the finetunings on the other "
-                                         "dataset (--probe_dataset) with a seeded, class-balanced subset of this many "
-                                         "of its training images; 0 = all", only_if="transfer")
     label_sampling: str = help_field("per_class", "S4L and few_labels: per_class (that fraction of every class) or "
                                                   "classes (that fraction of the classes, all their images)",
                                      choices=SAMPLINGS, methods=LABEL_FRACTION)
+    transfer_subset: int = help_field(0, "transfer (Figs. 1-2): train the probes and the finetunings on the other "
+                                         "dataset (--probe_dataset) with a seeded, class-balanced subset of this many "
+                                         "of its training images; 0 = all", only_if="transfer")
 
     @property
     def method(self) -> str:
@@ -143,29 +143,33 @@ class TicketsRun(JobConfig):
 PRESETS = {
     "paper": {},
     # digits in CPU minutes: WRN-10-1 (78k weights) reaches ~97 % dense; 8 levels go down to 16.8 % density
-    # transfer: probes and finetunings on 2,000 Fashion-MNIST training images (and the digits' 1,437)
+    # transfer: probes and finetunings on 1,000 Fashion-MNIST training images (and the digits' 1,437)
     "demo": dict(dataset="digits", arch="wrn10_1", epochs=6, batch_size=64, lr_milestones=(4,), vertical_flip=False,
-                 transfer_subset=2000),
+                 transfer_subset=1000),
 }
 # the demo trains hundreds of small models: their curve PNGs would take a third of its time (--curves draws them);
-# 6 levels go down to 26.2 % density; the probes score the first 2,000 test images of each dataset
-RUN_PRESETS = {"paper": {}, "demo": dict(index_end=1, levels=6, curves=False, probe_test_subset=2000,
-                                         transfer_levels=(0, 2, 4, 6))}
+# 6 levels go down to 26.2 % density; the probes and finetunings are scored on the first 1,000 test images of each
+# dataset, the finetunings at levels 0, 3 and 6
+RUN_PRESETS = {"paper": {}, "demo": dict(index_end=1, levels=6, curves=False, probe_test_subset=1000,
+                                         transfer_levels=(0, 3, 6))}
 
 RULES = dict(epochs=AT_LEAST_ONE, batch_size=AT_LEAST_ONE, learning_rate=POSITIVE, momentum=MOMENTUM,
              weight_decay=NON_NEGATIVE, lr_milestones=MILESTONES, lr_gamma=POSITIVE, train_subset=NON_NEGATIVE,
              pruning_rate=(lambda v: 0 < v < 1, "must lie in (0, 1)"), natural_zero_eps=NON_NEGATIVE,
              rewind=(lambda v: REWIND.fullmatch(v) is not None, "must be <N>it or <N>ep, e.g. 500it or 1ep"),
              temperature=POSITIVE, base_temperature=POSITIVE, projection_dim=AT_LEAST_ONE,
-             prune_first_n_layers=NON_NEGATIVE, transfer_subset=NON_NEGATIVE, triplet_margin=POSITIVE, exemplar_degrees=NON_NEGATIVE,
+             prune_first_n_layers=NON_NEGATIVE, transfer_subset=NON_NEGATIVE, triplet_margin=POSITIVE,
+             exemplar_degrees=NON_NEGATIVE,
              npid_temperature=POSITIVE, npid_negatives=AT_LEAST_ONE, npid_momentum=MOMENTUM,
              label_fraction=(lambda v: 0 < v <= 1, "must lie in (0, 1]"))
 RUN_RULES = dict(JOB_RULES, index_start=NON_NEGATIVE, levels=NON_NEGATIVE, probe_test_subset=NON_NEGATIVE,
                  probe_steps=AT_LEAST_ONE, transfer_levels=(lambda v: all(x >= 0 for x in v), "must be >= 0"),
                  finetune_objectives=(lambda v: all(o in OBJECTIVES for o in v),
                                       f"choose among {', '.join(OBJECTIVES)}"),
-                 probe_dataset=(lambda v: v == "" or v in DATASET_REGISTRY, f"choose among {', '.join(DATASET_REGISTRY)}"),
-                 stages=(lambda v: bool(v) and all(s in STAGES for s in v), f"choose among {', '.join(STAGES)} (or all)"))
+                 probe_dataset=(lambda v: v == "" or v in DATASET_REGISTRY,
+                                f"choose among {', '.join(DATASET_REGISTRY)}"),
+                 stages=(lambda v: bool(v) and all(s in STAGES for s in v),
+                         f"choose among {', '.join(STAGES)} (or all)"))
 
 
 def preset_config(preset: str, **overrides) -> TicketsConfig:

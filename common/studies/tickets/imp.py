@@ -109,7 +109,9 @@ class Trunk:
                 if not todo:
                     continue
                 if level == 0:
-                    phase = self.phase(snapshot_steps=(self.rewind_step,), hooks=(NaturalSparsity(self.pool),))
+                    # over every conv layer: level 0 is shared by the layerwise runs of every depth
+                    natural = NaturalSparsity(self.full_pool(self.cfg))
+                    phase = self.phase(snapshot_steps=(self.rewind_step,), hooks=(natural,))
                     start = None
                 else:
                     phase, start = self.phase(), partial(self.rewound, level)

@@ -53,9 +53,10 @@ def finetune_summary(paths: Paths, dataset: str, arch: str, rewind: str) -> pd.D
     return pd.DataFrame(rows)
 
 
-def probe_table(paths: Paths, dataset: str, rewind: str) -> pd.DataFrame:
-    """Every objective's linear probes (transfer stage) of this rewind point, networks pruned at every layer."""
-    frames = [pd.read_csv(path) for path in sorted(paths.study_dir(dataset, STUDY).glob("probes_*.csv"))]
+def probe_table(paths: Paths, dataset: str, arch: str, rewind: str) -> pd.DataFrame:
+    """Every objective's linear probes (transfer stage) of this arch and rewind point, networks pruned at every
+    layer."""
+    frames = [pd.read_csv(path) for path in sorted(paths.study_dir(dataset, STUDY).glob(f"probes_{arch}_*.csv"))]
     probes = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return probes if probes.empty else probes[(probes["rewind"] == rewind) & (probes["layers"] == 0)]
 
@@ -97,7 +98,7 @@ def write_report(paths: Paths, dataset: str, arch: str, rewind: str, pool_size: 
     full = summary[summary["layers"] == 0]
     table = accuracy_table(full)
     write_csv(table, out("accuracy.csv"))
-    probes, finetunes = probe_table(paths, dataset, rewind), finetune_summary(paths, dataset, arch, rewind)
+    probes, finetunes = probe_table(paths, dataset, arch, rewind), finetune_summary(paths, dataset, arch, rewind)
     gaps = layerwise_gaps(summary)
     claims = claims_table(ticket_claims(summary) + layerwise_claims(summary, pool_size) + supervision_claims(summary)
                           + transfer_claims(probes if not probes.empty else _NO_PROBES)

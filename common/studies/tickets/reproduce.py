@@ -79,19 +79,16 @@ def _layerwise_flags(argv) -> tuple[list[tuple[str, int]], list[str]]:
         raise UsageError(f"--layerwise_objectives {known.layerwise_objectives}: choose among {', '.join(OBJECTIVES)}")
     if known.layerwise_depths == "none":
         return [], rest
+    cfg, _ = run.parse(_base(rest))
+    size = len(Trunk.full_pool(cfg))
     if known.layerwise_depths == "auto":
-        cfg, _ = run.parse(["--preset", "demo", *rest] if "--preset" not in rest else rest)
-        size = len(Trunk.full_pool(cfg))
         depths = sorted({1, size // 3, 2 * size // 3} - {0})
     else:
-        try:
-            depths = [int(d) for d in known.layerwise_depths.split(",") if d]
-        except ValueError:
-            depths = [0]
-        if not depths or any(d < 1 for d in depths):
-            raise UsageError(f"--layerwise_depths {known.layerwise_depths}: auto, none or positive layer counts, "
-                             "e.g. 1,3,6")
-    return [(o, d) for d in depths for o in objectives], rest
+        depths = [d for d in known.layerwise_depths.split(",") if d]
+        if not depths or not all(d.isdigit() and 1 <= int(d) <= size for d in depths):
+            raise UsageError(f"--layerwise_depths {known.layerwise_depths}: auto, none or layer counts from 1 to "
+                             f"{size} ({cfg.arch}'s conv layers), e.g. 1,3,6")
+    return [(o, int(d)) for d in depths for o in objectives], rest
 
 
 def _stages(rest: list[str]) -> tuple[str, list[str]]:

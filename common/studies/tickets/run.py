@@ -2,7 +2,8 @@
 
 Stages: imp (the objective's IMP levels with late rewinding), retrain (every level's ticket and its controls
 re-trained on labels), transfer (linear probes of every level's frozen features on this dataset and another, and
-finetunings on that other dataset with the mask from pre-training or pruning during the finetuning), report (summary.csv, the Figure 3 analogue, natural sparsity, report.md, over every
+finetunings on that other dataset with the mask from pre-training or pruning during the finetuning),
+report (summary.csv, the Figure 3 analogue, natural sparsity, report.md, over every
 objective on disk). Every stage skips what is finished and resumes what was interrupted.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 
 from common import preflight
 from common.cli import UsageError, select_device
-from common.data import load_dataset
+from common.data import DataError, load_dataset
 from common.log import setup_logging
 from common.models import build_network
 from common.paths import Paths
@@ -32,6 +33,9 @@ log = logging.getLogger("prune")
 def parse(argv=None) -> tuple[TicketsConfig, TicketsRun]:
     cfg, run = parse_study("tickets.py", __doc__, argv, TicketsConfig, TicketsRun, PRESETS, RUN_PRESETS,
                            preset_config, RULES, RUN_RULES, STAGES)
+    if cfg.optimizer == "sam" and cfg.objective == "npid":
+        raise UsageError("--optimizer sam --objective npid: SAM's second pass would draw NPID's noise and update its "
+                         "memory bank twice per step; use --optimizer sgd or adam")
     if run.index_start > run.index_end:
         raise UsageError(f"--index_start {run.index_start} --index_end {run.index_end}: need start <= end")
     return cfg, run
@@ -44,14 +48,25 @@ def check_rewind(cfg: TicketsConfig, trunk: Trunk) -> None:
                          f"({cfg.epochs} epochs x {trunk.steps_per_epoch} steps); rewind earlier")
 
 
+def check_transfer(cfg: TicketsConfig, run: TicketsRun) -> None:
+    if cfg.prune_first_n_layers:
+        raise UsageError(f"--prune_first_n_layers {cfg.prune_first_n_layers} --stages transfer: layerwise tickets are "
+                         "re-trained, not transferred; drop transfer from --stages")
+    other = load_dataset(probe_dataset_name(cfg, run.probe_dataset), run.data_dir)
+    try:
+        other.train_subset(cfg.transfer_subset)
+    except DataError as err:  # the subset's own message names --train_subset
+        raise UsageError(str(err).replace("--train_subset", "--transfer_subset", 1)) from None
+
+
 def main(argv=None):
     cfg, run = parse(argv)
     paths = Paths.at(run.output_root)
     data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset)
     trunk = Trunk(cfg, paths, len(data.train_labels), data.num_classes, data.image_size)
     check_rewind(cfg, trunk)
-    if "transfer" in run.stages:
-        probe_dataset_name(cfg, run.probe_dataset)  # a bad --probe_dataset fails before any training
+    if "transfer" in run.stages:  # bad transfer flags fail before any training
+        check_transfer(cfg, run)
     method = PRUNING_OBJECTIVES[cfg.objective].method
     seeds = list(range(run.index_start, run.index_end + 1))
     folders = [paths.model_dir(cfg.dataset, m, STUDY) for m in (method, "supervised")] + [paths.study_dir(cfg.dataset,
@@ -83,11 +98,13 @@ def main(argv=None):
         else:
             from common.studies.tickets.report import write_report
             results[stage] = write_report(paths, cfg.dataset, cfg.arch, cfg.rewind, len(Trunk.full_pool(cfg)))
-        log.info("stage %s: %s in %.1fs", stage, _outcome(results[stage]), time.time() - started)
+        log.info("stage %s: %s in %.1fs", stage, _outcome(results[stage], stage), time.time() - started)
     return [r for stage in ("imp", "retrain", "transfer") for r in results.get(stage, [])]
 
 
-def _outcome(result) -> str:
+def _outcome(result, stage: str) -> str:
+    if stage == "transfer":  # the probes ran (or were on disk); finetunings only for --finetune_objectives
+        return f"probes written, {len(result)} finetunings trained"
     if isinstance(result, list):
         return f"{len(result)} models trained" if result else "skipped: everything already on disk"
     return f"written to {result}"

@@ -8,7 +8,9 @@ probe accuracy against the pruning rate says whether pruning keeps what the feat
 Figure 2, pruning during pre-training or during transfer, at equal density: each level L of the pre-trained
 network (its IMP mask held, its trained weights) finetuned on the other dataset's labels with a fresh label head,
 against the dense pre-trained network (level 0) pruned while it is finetuned there, by global gradual magnitude
-pruning (Zhu & Gupta's cubic schedule over the first three quarters of the finetuning) down to level L's density.
+pruning (Zhu & Gupta's cubic schedule over the first three quarters of the finetuning, about 30 events) down to
+level L's density. The finetunings are scored on the probes' test images (--probe_test_subset), which their
+recipe records.
 Both finetunings run the study's recipe on the other dataset. Caron et al. prune during transfer with their
 pruning method (IMP, on Pascal VOC); GMP is our cheaper stand-in: one finetuning instead of L (README, fidelity
 notes).
@@ -42,8 +44,9 @@ log = logging.getLogger("prune")
 
 # the other dataset a network's features are probed on when --probe_dataset is not given
 PROBE_PARTNER = {"digits": "fashion_mnist", "fashion_mnist": "digits", "cifar10": "fashion_mnist"}
-KEYS = ["objective", "layers", "rewind", "level", "seed", "probe_dataset", "train_examples", "test_examples",
-        "probe_steps"]
+# what identifies a probe row: the network probed and the probe protocol
+PROBE_KEYS = ["arch", "objective", "pruning_rate", "layers", "rewind", "level", "seed", "probe_dataset",
+              "train_examples", "test_examples", "probe_steps"]
 
 
 def probe_dataset_name(cfg: TicketsConfig, asked: str) -> str:
@@ -87,8 +90,9 @@ def probe_level(trunk: Trunk, level: int, seeds: list[int], sets: dict[str, Data
         for stage, (train_x, test_x) in enumerate(zip(train, test), start=1):
             accuracy = linear_probe_accuracy(train_x, data.train_labels, test_x, data.test_labels, data.num_classes,
                                              steps=steps)
-            rows += [dict(objective=objective_tag(trunk.cfg), layers=trunk.cfg.prune_first_n_layers, rewind=trunk.cfg.rewind,
-                          level=level, seed=seed, probe_dataset=name, train_examples=len(data.train_labels),
+            rows += [dict(arch=trunk.cfg.arch, objective=objective_tag(trunk.cfg), pruning_rate=trunk.cfg.pruning_rate,
+                          layers=trunk.cfg.prune_first_n_layers, rewind=trunk.cfg.rewind, level=level, seed=seed,
+                          probe_dataset=name, train_examples=len(data.train_labels),
                           test_examples=len(data.test_labels), probe_steps=steps, stage=stage,
                           density=level_density(trunk.cfg.pruning_rate, level), accuracy=float(acc))
                      for seed, acc in zip(seeds, accuracy)]
@@ -98,16 +102,17 @@ def probe_level(trunk: Trunk, level: int, seeds: list[int], sets: dict[str, Data
 def run_probes(trunk: Trunk, seeds: list[int], levels: int, sets: dict[str, Dataset], steps: int, device) -> str:
     """Probes of every level and seed not yet in the objective's probes file (its rows are reused when the probe
     protocol matches), written atomically after each level."""
-    path = trunk.paths.study_file(trunk.cfg.dataset, STUDY, f"probes_{objective_tag(trunk.cfg)}.csv")
-    table = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=KEYS)
-    done = set(map(tuple, table[KEYS].astype(str).values.tolist()))
+    path = probes_path(trunk.paths, trunk.cfg)
+    table = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=PROBE_KEYS)
+    done = set(map(tuple, table[PROBE_KEYS].astype(str).values.tolist()))
     for level in range(levels + 1):
         todo = [seed for seed in seeds if not all(_key(trunk.cfg, level, seed, name, data, steps) in done
                                                  for name, data in sets.items())]
         if not todo:
             continue
         rows = pd.DataFrame(probe_level(trunk, level, todo, sets, steps, device))
-        stale = table[KEYS[:5]].astype(str).apply(tuple, axis=1).isin(rows[KEYS[:5]].astype(str).apply(tuple, axis=1))
+        network = PROBE_KEYS[:7]  # a network probed again under another protocol replaces its rows
+        stale = table[network].astype(str).apply(tuple, axis=1).isin(rows[network].astype(str).apply(tuple, axis=1))
         table = pd.concat([table[~stale], rows], ignore_index=True) if not table.empty else rows
         write_csv(table, path)
         log.info("probed level %d (%s): %s", level, trunk.cfg.objective,
@@ -115,9 +120,13 @@ def run_probes(trunk: Trunk, seeds: list[int], levels: int, sets: dict[str, Data
     return str(path)
 
 
+def probes_path(paths, cfg: TicketsConfig):
+    return paths.study_file(cfg.dataset, STUDY, f"probes_{cfg.arch}_{objective_tag(cfg)}.csv")
+
+
 def _key(cfg: TicketsConfig, level: int, seed: int, name: str, data: Dataset, steps: int) -> tuple:
-    return tuple(map(str, (objective_tag(cfg), cfg.prune_first_n_layers, cfg.rewind, level, seed, name,
-                           len(data.train_labels), len(data.test_labels), steps)))
+    return tuple(map(str, (cfg.arch, objective_tag(cfg), cfg.pruning_rate, cfg.prune_first_n_layers, cfg.rewind,
+                           level, seed, name, len(data.train_labels), len(data.test_labels), steps)))
 
 
 class Finetunes:
@@ -140,7 +149,10 @@ class Finetunes:
                                 ("level", level), ("rewind", self.cfg.rewind)))
 
     def recipe(self) -> dict:
-        return dict(self.cfg.recipe(pruned=True, transfer=True), target=self.target_cfg.recipe(pruned=False))
+        """The pre-training recipe, the finetuning's on the other dataset, and the test images it is scored on
+        (--probe_test_subset): another test set is another model, never a silent mix."""
+        return dict(self.cfg.recipe(pruned=True, transfer=True), target=self.target_cfg.recipe(pruned=False),
+                    test_examples=len(self.target.test_labels))
 
     def jobs(self, seeds: list[int], levels: tuple[int, ...]) -> list[Job]:
         jobs = []
@@ -157,7 +169,7 @@ class Finetunes:
         source_level = level if pruned == "imp" else 0
         if pruned == "transfer_gmp":
             total = phase.steps_per_epoch(len(self.target.train_labels)) * phase.epochs
-            window = GMPWindow(0, max(1, 3 * total // 4), max(1, total // 40))
+            window = GMPWindow(0, max(1, 3 * total // 4), max(1, total // 40))  # ~30 events over 3/4 of it
             hook = GMPEvents(window, self.trunk.pool, [s.sparsity for s in specs], scope="global")
             phase = replace(phase, hooks=(hook,))
         job = Job(specs=specs, phases=[phase], config=self.target_cfg.to_dict(), recipes=[self.recipe()] * len(specs),
@@ -184,7 +196,7 @@ class Finetunes:
 def run_transfer(trunk: Trunk, run, seeds: list[int], device, population_size: int) -> list[dict]:
     """The transfer stage of one pruning objective: the probes of every level (Fig. 1), then, for the objectives
     of --finetune_objectives, the finetunings on the probe dataset (Fig. 2). -> the finetuned models' metadata."""
-    from common.stage import train_populations
+    from common.stage import train_populations  # common.stage imports the studies' shared parts: import late
 
     cfg = trunk.cfg
     sets = probe_sets(cfg, run, device)
