@@ -37,8 +37,10 @@ def test_the_paper_preset_plans_one_array_per_stage_with_populations_as_tasks():
 
 
 def test_the_other_studies_plan_a_task_per_seed_group_or_temperature_point_and_one_report():
-    stages, _ = tickets_plan(["--preset", "paper", "--index_end", "9", "--population_size", "4"])
-    assert [(s.name, len(s.tasks)) for s in stages] == [("imp", 6), ("retrain", 6), ("report", 1)]  # 3 groups x 2
+    stages, _ = tickets_plan(["--preset", "paper", "--index_end", "9", "--population_size", "4",
+                              "--objectives", "supervised,supcon", "--layerwise_depths", "none"])
+    # 3 groups x 2 objectives
+    assert [(s.name, len(s.tasks)) for s in stages] == [("imp", 6), ("retrain", 6), ("transfer", 6), ("report", 1)]
     assert stages[0].tasks[2].command.endswith("--objective supervised --stages imp --index_start 8 --index_end 9")
     stages, paths = three_regime_plan(["--objectives", "supcon", "--output_root", "/tmp/x"])
     # the demo's 3 temperature points; the epochs knob's dense run is one task
@@ -49,9 +51,10 @@ def test_the_other_studies_plan_a_task_per_seed_group_or_temperature_point_and_o
 
 
 def test_a_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
-    run_main(reproduce.main, ["--study", "tickets", "--launcher", "slurm", "--dry_run", "--output_root", str(tmp_path)])
+    run_main(reproduce.main, ["--study", "tickets", "--launcher", "slurm", "--dry_run", "--output_root", str(tmp_path),
+                              "--objectives", "supervised,supcon", "--layerwise_depths", "none"])
     out = capsys.readouterr().out
-    assert out.startswith("3 job arrays, 5 tasks") and "array 2 'retrain': 2 tasks, after all of 'imp'" in out
+    assert out.startswith("4 job arrays, 7 tasks") and "array 2 'retrain': 2 tasks, after all of 'imp'" in out
     assert not any(tmp_path.iterdir())
 
 
@@ -79,7 +82,8 @@ def slurm():
     subprocess.run(["bash", str(CLUSTER), "stop"], capture_output=True)
 
 
-STUDY = ["--study", "tickets", "--objectives", "supervised", "--stages", "imp,retrain", "--levels", "1", "--epochs", "3",
+STUDY = ["--study", "tickets", "--objectives", "supervised", "--layerwise_depths", "none", "--stages", "imp,retrain",
+         "--levels", "1", "--epochs", "3",
          "--train_subset", "768", "--lr_milestones", "--checkpoint_every", "1", "--no-curves", "--no-progress"]
 
 
