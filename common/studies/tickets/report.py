@@ -109,22 +109,6 @@ def write_report(paths: Paths, dataset: str, arch: str, rewind: str, pool_size: 
              "bootstrap intervals over seeds (common/metrics/bootstrap.py). With few seeds an interval is wide and "
              "a verdict UNDECIDED: that is the measurement, not a failure.", "",
              "## Claims", "", claims_markdown(claims), ""]
-    lines += tickets_section(table, out)
-    plot_tickets(full, out("tickets.png"))
-    if not gaps.empty and gaps["layers"].nunique() > 1:
-        write_csv(gaps, out("layerwise.csv"))
-        plot_layerwise(gaps, pool_size, out("layerwise.png"))
-        lines += ["## Figure 4: layerwise tickets", "",
-                  "Winning-ticket accuracy of label masks minus self-supervised masks (percentage points), pruning "
-                  "only the first N conv layers, at the deepest level run (layerwise.csv).", "",
-                  _markdown(gaps), "", "![Figure 4 analogue](layerwise.png)", ""]
-    few = [t for t in dict.fromkeys(full["objective"]) if objective_of(t) in ("supervised", "rotnet", "s4l",
-                                                                                "few_labels")]
-    if any(objective_of(t) in ("s4l", "few_labels") for t in few):
-        plot_few_labels(full, few, out("few_labels.png"))
-        lines += ["## Figure 5: pruning with few labels", "", "Winning tickets (IMP mask, rewind) of the objectives "
-                  "that see all, none or a fraction of the labels (the tag names the sampling and the fraction).",
-                  "", "![Figure 5 analogue](few_labels.png)", ""]
     if not probes.empty:
         plot_transfer(probes, out("transfer.png"))
         lines += transfer_section(probes)
@@ -134,6 +118,22 @@ def write_report(paths: Paths, dataset: str, arch: str, rewind: str, pool_size: 
         lines += ["## Figure 2: pruning during pre-training or during transfer", "",
                   "Test accuracy on the other dataset after finetuning, mean ± std over seeds (finetunes.csv).", "",
                   _markdown(finetune_means(finetunes)), "", "![Figure 2 analogue](pruning_time.png)", ""]
+    lines += tickets_section(table, out)
+    plot_tickets(full, out("tickets.png"))
+    if not gaps.empty and gaps["layers"].nunique() > 1:
+        write_csv(gaps, out("layerwise.csv"))
+        plot_layerwise(gaps, pool_size, out("layerwise.png"))
+        lines += ["## Figure 4: layerwise tickets", "",
+                  "Winning-ticket accuracy of label masks minus self-supervised masks (percentage points), pruning "
+                  "only the first N conv layers, at the deepest level run (layerwise.csv).", "",
+                  _markdown(gaps_in_points(gaps)), "", "![Figure 4 analogue](layerwise.png)", ""]
+    few = [t for t in dict.fromkeys(full["objective"]) if objective_of(t) in ("supervised", "rotnet", "s4l",
+                                                                                "few_labels")]
+    if any(objective_of(t) in ("s4l", "few_labels") for t in few):
+        plot_few_labels(full, few, out("few_labels.png"))
+        lines += ["## Figure 5: pruning with few labels", "", "Winning tickets (IMP mask, rewind) of the objectives "
+                  "that see all, none or a fraction of the labels (the tag names the sampling and the fraction).",
+                  "", "![Figure 5 analogue](few_labels.png)", ""]
     natural = natural_sparsity_table(paths, dataset, arch, rewind)
     if not natural.empty:
         write_csv(natural, out("natural_sparsity.csv"))
@@ -146,6 +146,14 @@ def write_report(paths: Paths, dataset: str, arch: str, rewind: str, pool_size: 
 
 _NO_PROBES = pd.DataFrame(columns=["objective", "probe_dataset", "stage", "level", "density", "accuracy"])
 _NO_FINETUNES = pd.DataFrame(columns=["objective", "dataset", "pruned", "level", "density", "test_accuracy"])
+
+
+def gaps_in_points(gaps: pd.DataFrame) -> pd.DataFrame:
+    """The layerwise gaps in percentage points with their interval; layers 0 means every conv layer."""
+    return pd.DataFrame({"objective": gaps["objective"], "first N layers pruned": gaps["layers"].replace(0, "all"),
+                         "level": gaps["level"], "gap (pp)": gaps["gap"].map(percent),
+                         "95 % interval (pp)": [f"[{percent(lo)}, {percent(hi)}]"
+                                                for lo, hi in zip(gaps["low"], gaps["high"])]})
 
 
 def claims_markdown(claims: pd.DataFrame) -> str:
