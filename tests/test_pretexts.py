@@ -21,14 +21,6 @@ from common.models import build_network
 N, SIZE, BATCH, STEPS = 16, 8, 8, 3
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     """N random 8x8 uint8 images; classes 0-5 twice, 6-9 once."""

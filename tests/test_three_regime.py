@@ -94,14 +94,6 @@ def test_interpolation_keeps_the_shared_mask_zeros():
 
 # ---- SAM ----------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def hand_sam(network, images, labels, rho, lr, wd, adaptive=False):
     """w1 = w0 - lr (g(w0 + e) + wd w0), e = rho g0 / |g0| (ASAM: rho w0^2 g0 / |w0 g0|) (SGD's first step: its
     momentum buffer is that gradient), the BatchNorm statistics of the first pass only. -> (weights, buffers)."""

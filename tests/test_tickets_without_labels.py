@@ -10,12 +10,10 @@ import torch
 
 from common.data import load_dataset
 from common.data.fashion_mnist import DEBIAN_FOLDER
-from common.engine.state import TrainState
 from common.launch import Stage
 from common.metrics.bootstrap import bootstrap_member_means, interval
 from common.metrics.probe import linear_probe_accuracy
 from common.models import HEADS, build_network
-from common.pruning.masks import Masks
 from common.pruning.pools import POOLS
 from common.spec import ModelSpec, spec_from_filename
 from common.studies.tickets import reproduce
