@@ -8,6 +8,14 @@ from common.engine.losses import SupConLoss
 from common.engine.objectives.base import Objective, at_least_fp32
 
 
+def two_view_projections(pop, batches, idx: torch.Tensor) -> torch.Tensor:
+    """The projection head's L2-normalised output for two views of every image, [P, B, 2, D] (view 1, view 2)."""
+    pop.train()
+    z = at_least_fp32(pop(batches.two_views(idx), "projection"))
+    batch = idx.shape[1]
+    return torch.stack([z[:, :batch], z[:, batch:]], dim=2)
+
+
 class SupCon(Objective):
     """Khosla et al.'s supervised contrastive loss on two views of every image (the projection head's output)."""
 
@@ -18,12 +26,7 @@ class SupCon(Objective):
 
     def losses(self, pop, batches, idx):
         labels = batches.labels(idx)
-        x = batches.two_views(idx)
-        pop.train()
-        z = at_least_fp32(pop(x, "projection"))
-        batch = idx.shape[1]
-        features = torch.stack([z[:, :batch], z[:, batch:]], dim=2)  # [P, B, 2, D]
-        return vmap(self.loss)(features, labels), None
+        return vmap(self.loss)(two_view_projections(pop, batches, idx), labels), None
 
 
 class SimCLR(Objective):
@@ -38,8 +41,4 @@ class SimCLR(Objective):
         self.loss = SupConLoss(temperature, base_temperature=temperature)
 
     def losses(self, pop, batches, idx):
-        x = batches.two_views(idx)
-        pop.train()
-        z = at_least_fp32(pop(x, "projection"))
-        batch = idx.shape[1]
-        return vmap(self.loss)(torch.stack([z[:, :batch], z[:, batch:]], dim=2)), None
+        return vmap(self.loss)(two_view_projections(pop, batches, idx)), None

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import vmap
 
-from common.engine.objectives.base import Objective, at_least_fp32
+from common.engine.objectives.base import Objective
+from common.engine.objectives.contrastive import two_view_projections
 
 
 def triplet_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float, eps: float = 1e-6) -> Tensor:
@@ -32,10 +33,7 @@ class Exemplar(Objective):
         self.margin = margin
 
     def losses(self, pop, batches, idx):
-        x = batches.two_views(idx)
-        pop.train()
-        z = at_least_fp32(pop(x, "projection"))
-        batch = idx.shape[1]
-        anchor, positive = z[:, :batch], z[:, batch:]
+        views = two_view_projections(pop, batches, idx)
+        anchor, positive = views[:, :, 0], views[:, :, 1]
         negative = positive.roll(-1, dims=1)  # row i holds view 2 of image i + 1
         return vmap(triplet_loss, in_dims=(0, 0, 0, None))(anchor, positive, negative, self.margin), None

@@ -27,7 +27,7 @@ def main(argv=None):
         if stages:
             models += run.main(_layerwise_argv(rest, objective, depth, stages))
     if "report" in asked_stages[1]:
-        run.main(_base(rest) + ["--objective", OBJECTIVES[0], "--stages", "report"])
+        run.main(_report_argv(rest))
     return models
 
 
@@ -48,7 +48,7 @@ def plan(argv=None):
         if tasks:
             stages.append(Stage(f"layerwise {stage}", tasks))
     if "report" in asked_stages[1]:
-        task_argv = _base(rest) + ["--objective", OBJECTIVES[0], "--stages", "report"]
+        task_argv = _report_argv(rest)
         stages.append(Stage("report", [Task("report", run.main, (task_argv,),
                                             command_line("studies/tickets.py", task_argv))]))
     return stages, paths
@@ -126,6 +126,11 @@ def _paths(rest: list[str]):
     parser = OneLineParser(add_help=False)
     parser.add_argument("--output_root", default="")
     return Paths.at(parser.parse_known_args(rest)[0].output_root)
+
+
+def _report_argv(rest: list[str]) -> list[str]:
+    """The report covers every objective on disk; it runs under the first one's name."""
+    return _base(rest) + ["--objective", OBJECTIVES[0], "--stages", "report"]
 
 
 def _layerwise_argv(rest: list[str], objective: str, depth: int, stages: list[str]) -> list[str]:

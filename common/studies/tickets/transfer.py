@@ -77,6 +77,13 @@ def stage_features(pop, data: Dataset, taps: tuple, images: torch.Tensor) -> lis
     return [hidden[t] for t in taps]
 
 
+def probe_identity(cfg: TicketsConfig, level: int, seed: int, name: str, data: Dataset, steps: int) -> dict:
+    """What identifies a probe row (PROBE_KEYS): the network probed and the probe protocol."""
+    return dict(arch=cfg.arch, objective=objective_tag(cfg), pruning_rate=cfg.pruning_rate,
+                layers=cfg.prune_first_n_layers, rewind=cfg.rewind, level=level, seed=seed, probe_dataset=name,
+                train_examples=len(data.train_labels), test_examples=len(data.test_labels), probe_steps=steps)
+
+
 def probe_level(trunk: Trunk, level: int, seeds: list[int], sets: dict[str, Dataset], steps: int,
                 device) -> list[dict]:
     """Probe accuracy of every stage of one level's trained networks (one per seed) on every probe dataset."""
@@ -90,10 +97,7 @@ def probe_level(trunk: Trunk, level: int, seeds: list[int], sets: dict[str, Data
         for stage, (train_x, test_x) in enumerate(zip(train, test), start=1):
             accuracy = linear_probe_accuracy(train_x, data.train_labels, test_x, data.test_labels, data.num_classes,
                                              steps=steps)
-            rows += [dict(arch=trunk.cfg.arch, objective=objective_tag(trunk.cfg), pruning_rate=trunk.cfg.pruning_rate,
-                          layers=trunk.cfg.prune_first_n_layers, rewind=trunk.cfg.rewind, level=level, seed=seed,
-                          probe_dataset=name, train_examples=len(data.train_labels),
-                          test_examples=len(data.test_labels), probe_steps=steps, stage=stage,
+            rows += [dict(probe_identity(trunk.cfg, level, seed, name, data, steps), stage=stage,
                           density=level_density(trunk.cfg.pruning_rate, level), accuracy=float(acc))
                      for seed, acc in zip(seeds, accuracy)]
     return rows
@@ -125,8 +129,7 @@ def probes_path(paths, cfg: TicketsConfig):
 
 
 def _key(cfg: TicketsConfig, level: int, seed: int, name: str, data: Dataset, steps: int) -> tuple:
-    return tuple(map(str, (cfg.arch, objective_tag(cfg), cfg.pruning_rate, cfg.prune_first_n_layers, cfg.rewind,
-                           level, seed, name, len(data.train_labels), len(data.test_labels), steps)))
+    return tuple(map(str, probe_identity(cfg, level, seed, name, data, steps).values()))
 
 
 class Finetunes:
@@ -172,24 +175,29 @@ class Finetunes:
             window = GMPWindow(0, max(1, 3 * total // 4), max(1, total // 40))  # ~30 events over 3/4 of it
             hook = GMPEvents(window, self.trunk.pool, [s.sparsity for s in specs], scope="global")
             phase = replace(phase, hooks=(hook,))
+        sources = {}  # each pre-trained member read once, for its weights and its masks
+
+        def source(seed: int):
+            if seed not in sources:
+                sources[seed] = load_member(self.paths, trunk_spec(self.cfg, source_level, seed))[:2]
+            return sources[seed]
+
         job = Job(specs=specs, phases=[phase], config=self.target_cfg.to_dict(), recipes=[self.recipe()] * len(specs),
-                  make_networks=lambda: [self.network(s, source_level) for s in specs])
+                  make_networks=lambda: [self.network(s, source(s.seed)[0]) for s in specs])
         if pruned == "imp" and level:
-            job.prepare = lambda job: self.hold_masks(job, level)
+            job.prepare = lambda job: self.hold_masks(job, [source(s.seed)[1] for s in job.specs])
         return job
 
-    def network(self, spec: ModelSpec, source_level: int):
-        """The pre-trained encoder of that level with a fresh label head for the other dataset."""
+    def network(self, spec: ModelSpec, trained: dict):
+        """The pre-trained encoder (`trained`: its state dict) with a fresh label head for the other dataset."""
         torch.manual_seed(spec.seed + REINIT_OFFSET)
         network = build_network(self.cfg.arch, "supervised", self.target.num_classes)
-        trained = load_member(self.paths, trunk_spec(self.cfg, source_level, spec.seed))[0]
         state = network.state_dict()
         state.update({k: v for k, v in trained.items() if k.startswith("encoder.")})
         network.load_state_dict(state, strict=True)
         return network
 
-    def hold_masks(self, job: Job, level: int) -> None:
-        masks = [load_member(self.paths, trunk_spec(self.cfg, level, s.seed))[1] for s in job.specs]
+    def hold_masks(self, job: Job, masks: list[dict]) -> None:
         job.initial_masks = {n: torch.stack([m[n] for m in masks]) for n in self.trunk.pool}
 
 
