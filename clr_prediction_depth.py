@@ -1,6 +1,13 @@
 """Prediction depth (k-NN probes per layer) of SupCon models, dense vs pruned, with PIEs. See common/studies/corti2022/depth.py."""
-from common.cli import run_main
-from common.studies.corti2022.depth import main
+import signal
+import sys
+
+if __name__ == "__main__":  # Ctrl-C while the libraries below load: one line, exit 130 (then run_main's handling)
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(print(f"{sys.argv[0]}: interrupted (Ctrl-C) while starting; "
+                                                           f"nothing was done", file=sys.stderr) or 130))
+
+from common.cli import run_main  # noqa: E402
+from common.studies.corti2022.depth import main  # noqa: E402
 
 if __name__ == "__main__":
     run_main(lambda argv: main("supcon", argv))

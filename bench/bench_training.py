@@ -96,12 +96,12 @@ class PilDataset(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, i):
-        from PIL import Image
+        from PIL import Image  # only for the DataLoader baseline
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
 def baseline_loader(method, images, labels, batch, workers):
-    from torchvision import transforms as T
+    from torchvision import transforms as T  # only for the DataLoader baseline
 
     size = images.shape[1]
     normalize = T.Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
@@ -150,7 +150,7 @@ def time_population(arch, method, data: Dataset, recipe, size, batch, steps, dev
     pop = Population([build_network(arch, method) for _ in range(size)], device)
     aug = supervised_augment(recipe, data.image_size) if method == "supervised" else \
         DATASETS[recipe.dataset].contrastive
-    objective = make_objective("ce" if method == "supervised" else "supcon")
+    objective = make_objective(method)
     opt = torch.optim.SGD(list(pop.params.values()), lr=0.01, momentum=0.9, weight_decay=5e-4)
     generators = [torch.Generator().manual_seed(i) for i in range(size)]
     batches = Batches(data, aug, generators, device)

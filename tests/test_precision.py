@@ -27,7 +27,7 @@ def population(method: str, execution: str = "auto") -> Population:
 
 
 def gradients(pop: Population, objective: str, data, amp: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    augment = SupervisedAugment() if objective == "ce" else ContrastiveAugment()
+    augment = SupervisedAugment() if objective == "supervised" else ContrastiveAugment()
     batches = Batches(data, augment, [torch.Generator().manual_seed(s) for s in (0, 1)], CPU)
     idx = torch.stack([torch.arange(32), torch.arange(32, 64)])
     for p in pop.params.values():
@@ -45,7 +45,7 @@ def test_amp_defaults_on_for_cuda_only_and_the_flag_wins():
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
 
 
-@pytest.mark.parametrize("objective, method", [("ce", "supervised"), ("supcon", "supcon")])
+@pytest.mark.parametrize("objective, method", [("supervised", "supervised"), ("supcon", "supcon")])
 def test_a_bf16_training_step_gives_the_fp32_losses_and_gradients(digits, objective, method):
     fp32_losses, fp32_grads = gradients(population(method), objective, digits, amp=False)
     bf16_losses, bf16_grads = gradients(population(method), objective, digits, amp=True)

@@ -119,7 +119,7 @@ def test_one_sam_step_equals_the_two_step_update_by_hand_for_each_member(tmp_pat
     rho, lr, wd = 0.05, 0.1, 1e-4
     augment = SupervisedAugment(padding=0, vertical_flip=0.0, horizontal_flip=0.0)  # the batch is the images
     names = tuple(n for n, _ in build_network("wrn10_1", "supervised").named_parameters())
-    phase = Phase("train", make_objective("ce"), 1, 32, lr, momentum=0.9, weight_decay=wd, trainable=names,
+    phase = Phase("train", make_objective("supervised"), 1, 32, lr, momentum=0.9, weight_decay=wd, trainable=names,
                   augment=augment, optimizer="sam", sam_rho=rho, sam_adaptive=adaptive, evaluate=False)
 
     def network(seed):

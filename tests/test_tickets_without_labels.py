@@ -13,7 +13,8 @@ from common.data.fashion_mnist import DEBIAN_FOLDER
 from common.launch import Stage
 from common.metrics.bootstrap import bootstrap_member_means, interval
 from common.metrics.probe import linear_probe_accuracy
-from common.models import HEADS, build_network
+from common.engine.objectives import METHODS
+from common.models import build_network
 from common.pruning.pools import POOLS
 from common.spec import ModelSpec, spec_from_filename
 from common.studies.tickets import reproduce
@@ -24,7 +25,7 @@ from common.zoo import load_member, load_rewind_point
 from test_tickets import SEEDS, small_trunk, train, trained  # noqa: F401 - the module fixture is shared
 
 
-@pytest.mark.parametrize("method", list(HEADS))
+@pytest.mark.parametrize("method", list(METHODS))
 def test_pretext_heads_are_never_in_the_pool_and_names_parse_back(method):
     network = build_network("wrn10_1", method, 10, 8)
     pool = POOLS["encoder_convs"](network)
@@ -83,10 +84,10 @@ def test_transfer_holds_the_pretraining_mask_and_prunes_during_transfer_to_the_e
     fashion = replace(fashion, test_images=fashion.test_images[:100], test_labels=fashion.test_labels[:100])
     trunk, _ = small_trunk(trunk.paths.root, transfer_subset=128)  # the same IMP levels (no recipe change)
     finetunes = Finetunes(trunk, fashion, "fashion_mnist")
-    jobs = finetunes.jobs(SEEDS, (2,))
-    assert [job.specs[0].pruning for job in jobs] == ["imp", "transfer_gmp"]
-    train_populations([(job, None) for job in jobs], fashion, torch.device("cpu"), RUN, trunk.paths,
-                      trunk.paths.state_dir("fashion_mnist", "supervised", "tickets"), "transfer")
+    state_dir = trunk.paths.state_dir("fashion_mnist", "supervised", "tickets")
+    jobs = finetunes.jobs(SEEDS, (2,), 8, state_dir)
+    assert [job.specs[0].pruning for job, _ in jobs] == ["imp", "transfer_gmp"]
+    train_populations(jobs, fashion, torch.device("cpu"), RUN, trunk.paths, state_dir, "transfer")
     pool = trunk.pool
     for seed in SEEDS:
         source_masks = load_member(trunk.paths, trunk_spec(trunk.cfg, 2, seed))[1]
@@ -121,7 +122,7 @@ def test_a_claim_is_the_difference_of_seed_means_with_its_bootstrap_interval():
 
 
 def test_the_tickets_plan_runs_layerwise_tickets_after_every_objective_then_the_report(tmp_path):
-    stages, _ = reproduce.plan(["--output_root", str(tmp_path), "--layerwise_depths", "1,3"])
+    stages = reproduce.tasks(reproduce.STUDY.parse_argv(["--output_root", str(tmp_path), "--layerwise_depths", "1,3"]))
     names = [stage.name for stage in stages]
     assert names == ["imp", "retrain", "transfer", "layerwise imp", "layerwise retrain", "report"]
     layerwise = next(s for s in stages if s.name == "layerwise imp")

@@ -9,20 +9,12 @@ import signal
 import torch
 
 from common.engine.inference import evaluate
+from common.errors import Preempted
 from common.metrics.natural_sparsity import natural_sparsity
 from common.pruning.criteria import magnitude_masks
 from common.pruning.gmp import GMPWindow, gmp_sparsity
 
 log = logging.getLogger("prune")
-
-
-class Preempted(Exception):
-    """SIGTERM/SIGINT arrived: state was saved, the same command resumes."""
-
-    def __init__(self, state_path, signum):
-        self.state_path, self.signum = state_path, signum
-        super().__init__(f"interrupted by signal {signum}: state saved to {state_path}; rerun the same command "
-                         f"to resume")
 
 
 class Signals:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from common.metrics.bootstrap import interval, verdict
-from common.paths import Paths
+from common.studies.corti2022.paths import CortiPaths
 
 NAMES = {"supervised": "supervised", "supcon": "SupCon"}
 
@@ -29,7 +29,7 @@ def _ci(low: float, high: float, digits: int = 0) -> str:
     return f"95 % CI [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def replicate_masks(paths: Paths, dataset: str, method: str, pruning: str, sparsity: float) -> np.ndarray | None:
+def replicate_masks(paths: CortiPaths, dataset: str, method: str, pruning: str, sparsity: float) -> np.ndarray | None:
     """[B, N] PIE masks of the bootstrap replicates written by the PIE stage, or None."""
     path = paths.pie_bootstrap(dataset, method, pruning, sparsity)
     if not Path(path).is_file():
@@ -38,7 +38,7 @@ def replicate_masks(paths: Paths, dataset: str, method: str, pruning: str, spars
         return np.unpackbits(npz["packed"], axis=1, count=int(npz["examples"])).astype(bool)
 
 
-def count_difference(paths: Paths, dataset: str, first: tuple, second: tuple) -> tuple | None:
+def count_difference(paths: CortiPaths, dataset: str, first: tuple, second: tuple) -> tuple | None:
     """(estimate, low, high) of PIEs(first) - PIEs(second), each (method, pruning, sparsity, point count)."""
     masks = [replicate_masks(paths, dataset, *key[:3]) for key in (first, second)]
     if any(m is None for m in masks) or len(masks[0]) != len(masks[1]):
@@ -47,7 +47,7 @@ def count_difference(paths: Paths, dataset: str, first: tuple, second: tuple) ->
     return (estimate, *interval(masks[0].sum(1) - masks[1].sum(1), estimate))
 
 
-def pie_count_claims(paths: Paths, dataset: str, pies: dict[str, pd.DataFrame]) -> list[str]:
+def pie_count_claims(paths: CortiPaths, dataset: str, pies: dict[str, pd.DataFrame]) -> list[str]:
     lines = []
     sup, con = pies.get("supervised", pd.DataFrame()), pies.get("supcon", pd.DataFrame())
     if not sup.empty and not con.empty:
@@ -78,7 +78,7 @@ def _with_interval(text: str, diff: tuple | None, threshold: float) -> str:
     return _claim(f"{text}; difference {estimate:+.0f}, {_ci(low, high)}", verdict(low, high, threshold))
 
 
-def jaccard_claim(paths: Paths, dataset: str, comparison: pd.DataFrame, overlaps: dict) -> list[str]:
+def jaccard_claim(paths: CortiPaths, dataset: str, comparison: pd.DataFrame, overlaps: dict) -> list[str]:
     """Mean Jaccard overlap over every compared pair of PIE sets, replicate by replicate; claimed < 0.5."""
     pairs = [(("supervised", r.pruning, r.sparsity), ("supcon", r.pruning, r.sparsity))
              for r in comparison.itertuples()] if not comparison.empty else []
@@ -118,7 +118,7 @@ def majority_claim(text: str, frame: pd.DataFrame, column: str, threshold: float
                    f"(each by its 95 % interval over members)", outcome)]
 
 
-def check_claims(paths: Paths, dataset: str, pies: dict[str, pd.DataFrame], comparison: pd.DataFrame,
+def check_claims(paths: CortiPaths, dataset: str, pies: dict[str, pd.DataFrame], comparison: pd.DataFrame,
                  overlaps: dict[str, pd.DataFrame], depth: pd.DataFrame) -> list[str]:
     summaries = pd.concat([s for s in pies.values() if not s.empty], ignore_index=True) \
         if any(not s.empty for s in pies.values()) else pd.DataFrame()

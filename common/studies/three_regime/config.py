@@ -12,16 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, replace
 
-from common.cli import UsageError
+from common.errors import UsageError
 from common.config import (AT_LEAST_ONE, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig,
                            help_field, with_dataset_defaults)
 from common.data import DATASETS as DATASET_REGISTRY
 from common.models import ENCODERS
 from common.recipe import shaping
+from common.studies.three_regime.knobs import KNOBS
 
 STUDY = "three_regime"
 OBJECTIVES = ("supervised", "supcon")
-KNOBS = ("epochs", "batch_size", "sam_rho")
 SCOPES = ("layer_uniform", "global")
 STAGES = ("train", "prune", "retrain", "connectivity", "cka", "plot")
 SUPCON = ("supcon",)
@@ -38,7 +38,7 @@ class RegimeConfig:
     dataset: str = help_field("cifar10", f"dataset: one of {tuple(DATASET_REGISTRY)}", choices=tuple(DATASET_REGISTRY))
     arch: str = help_field("preresnet20", f"encoder: one of {tuple(ENCODERS)}", choices=tuple(ENCODERS))
     knob: str = help_field("epochs", "the temperature: epochs (checkpoints of one dense run), batch_size (a fixed "
-                                     "iteration budget) or sam_rho", choices=KNOBS, shapes=False)
+                                     "iteration budget) or sam_rho", choices=tuple(KNOBS), shapes=False)
     epochs: int = help_field(160, "dense training epochs (knob epochs: the run whose checkpoints are pruned)")
     save_every: int = help_field(10, "knob epochs: prune the checkpoint of every N-th epoch", shapes=False)
     batch_size: int = help_field(64, "dense training batch size (knob batch_size: see --batch_sizes)")
@@ -85,9 +85,7 @@ class RegimeConfig:
 
     def temperatures(self) -> tuple:
         """The knob's values, in order: checkpoint epochs, batch sizes or rhos."""
-        if self.knob == "epochs":
-            return tuple(range(self.save_every, self.epochs + 1, self.save_every))
-        return self.batch_sizes if self.knob == "batch_size" else self.sam_rhos
+        return KNOBS[self.knob].values(self)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from common.metrics.bootstrap import bootstrap_member_means, interval, verdict
 from common.studies.tickets.config import objective_of
-from common.studies.tickets.objectives import PRUNING_OBJECTIVES
+from common.engine.objectives import METHODS
 
 MARGIN = 0.01
 MODERATE_DENSITY = 0.1  # "a wide range of pruning rates": transfer is claimed kept down to 10 % of the weights
@@ -20,7 +20,7 @@ MODERATE_DENSITY = 0.1  # "a wide range of pruning rates": transfer is claimed k
 
 def self_supervised(tags) -> list[str]:
     """The objective tags (as tables carry them) of the objectives that see no label."""
-    return [t for t in dict.fromkeys(tags) if PRUNING_OBJECTIVES[objective_of(t)].labels == "none"]
+    return [t for t in dict.fromkeys(tags) if METHODS[objective_of(t)].labels == "none"]
 
 
 def difference(claim: str, a: pd.DataFrame, b: pd.DataFrame, threshold: float, above: bool, what: str,

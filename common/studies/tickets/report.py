@@ -7,7 +7,7 @@ import logging
 
 import pandas as pd
 
-from common.cli import UsageError
+from common.errors import UsageError
 from common.io import write_csv, write_text
 from common.paths import Paths
 from common.data import DATASETS as DATASET_REGISTRY
@@ -17,7 +17,7 @@ from common.provenance import read_metas
 from common.studies.tickets.claims import (claims_table, layerwise_claims, layerwise_gaps, percent,
                                            pruning_time_claims, supervision_claims, ticket_claims, transfer_claims)
 from common.studies.tickets.config import STUDY, objective_of
-from common.studies.tickets.objectives import PRUNING_OBJECTIVES
+from common.studies.tickets.config import OBJECTIVES
 from common.studies.tickets.retrain import VARIANTS
 from common.zoo import finished_specs
 
@@ -64,7 +64,7 @@ def probe_table(paths: Paths, dataset: str, arch: str, rewind: str) -> pd.DataFr
 def natural_sparsity_table(paths: Paths, dataset: str, arch: str, rewind: str) -> pd.DataFrame:
     """The natural sparsity every dense (level 0) IMP network of this rewind point recorded after each epoch."""
     frames = []
-    for method in dict.fromkeys(o.method for o in PRUNING_OBJECTIVES.values()):
+    for method in OBJECTIVES:
         for spec in finished_specs(paths, dataset, method, arch, STUDY):
             knobs = dict(spec.knobs)
             path = paths.record_csv(spec, "natural_sparsity")
