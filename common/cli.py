@@ -135,12 +135,14 @@ def parse_flags(prog: str, doc: str, argv, *configs, method: str | None = None,
                 presets: dict[str, dict] | None = None) -> list[dict]:
     """Parse `argv` into the flags of each config class (a class, or (class, only these fields)) that apply to
     `method`; -> the given values of each, in order (what was not given is left to the preset and the defaults).
-    --help shows each flag's default under every preset where they differ."""
+    --help shows each flag's default under every preset where they differ, and the launcher's flags (run_main
+    takes those before the script sees its argv)."""
     start_stage()
     parser = OneLineParser(description=doc.splitlines()[0], prog=prog)
     configs = [c if isinstance(c, tuple) else (c, None) for c in configs]
     for cls, only in configs:
         add_config_args(parser, cls, only, method, presets)
+    add_config_args(parser, LaunchConfig)
     args = parser.parse_args(argv)
     return [given_values(args, cls) for cls, _ in configs]
 

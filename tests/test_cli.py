@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 import reproduce
+from common.studies.corti2022 import pies, training
+from common.studies.three_regime import run as regime
+from common.studies.tickets import run as tickets
 from conftest import one_line_usage_error
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,3 +59,12 @@ def test_a_temperature_outside_the_grid_is_one_line_naming_the_grid(tmp_path, ca
 def test_errors_name_values_in_the_form_the_flags_take(tmp_path, capsys, argv, says):
     line = one_line_usage_error(capsys, reproduce.main, [*argv, "--output_root", str(tmp_path)])
     assert says in line and "['" not in line, line
+
+
+@pytest.mark.parametrize("parse", [lambda argv: training.parse("supcon", argv), lambda argv: pies.parse("supervised", argv),
+                                   tickets.parse, regime.parse], ids=["clr_training", "sup_pies", "tickets", "regime"])
+def test_every_entry_points_help_shows_the_launchers_flags(parse, capsys):
+    with pytest.raises(SystemExit):
+        parse(["--help"])
+    out = capsys.readouterr().out
+    assert all(flag in out for flag in ("--launcher", "--dry_run", "--slurm_time", "--preset"))
