@@ -70,12 +70,10 @@ main.launches_itself = True  # it splits the study into tasks itself (common.cli
 
 def list_populations(studies: list[Study], paths: Paths) -> None:
     """`reproduce.py --list`: the populations on disk, printed; the models, to logs/models.csv."""
-    names = {study.prefix: study.name for study in studies}
-    models = models_table(paths)
-    if not models.empty:
-        models = models[models["study"].isin(names)].assign(study=lambda m: m["study"].map(names))
+    table = models_table(paths)
+    models = pd.concat([study.models(table) for study in studies], ignore_index=True)
     if models.empty:
-        print(f"no models of {', '.join(names.values())} under {paths.models}")
+        print(f"no models of {', '.join(study.name for study in studies)} under {paths.models}")
         return None
     with pd.option_context("display.width", 200, "display.max_rows", None, "display.max_columns", None):
         print(populations_table(models).to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -19,7 +19,6 @@ from typing import Any, Callable
 import pandas as pd
 
 from common.cli import OneLineParser, add_config_args, given_values
-from common.inventory import models_table, populations_table
 from common.launch import Stage
 from common.paths import Paths
 
@@ -61,16 +60,9 @@ class Study:
         self.add_flags(parser)
         return self.plan(parser.parse_args(argv))
 
-    def models(self, paths: Paths) -> pd.DataFrame:
-        """One row per finished model of this study under `paths` (common.inventory)."""
-        table = models_table(paths)
-        return table[table["study"] == self.prefix].reset_index(drop=True) if not table.empty else table
-
-    def populations(self, paths: Paths) -> pd.DataFrame:
-        """What `reproduce.py --list` shows of it: one row per population on disk."""
-        return populations_table(self.models(paths))
-
-
-def run_stages(stages: dict[str, Callable[[Any], Any]], wanted, context) -> dict[str, Any]:
-    """Run the stages of `wanted` in the registry's order on `context`; -> {stage: its result}."""
-    return {name: stage(context) for name, stage in stages.items() if name in wanted}
+    def models(self, table: pd.DataFrame) -> pd.DataFrame:
+        """What `reproduce.py --list` shows of it: its rows of common.inventory.models_table (the models under one
+        output root), the study column naming it."""
+        if table.empty:
+            return table
+        return table[table["study"] == self.prefix].assign(study=self.name).reset_index(drop=True)
