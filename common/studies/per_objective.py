@@ -62,11 +62,11 @@ class Entry:
 
     def argv(self, config, run) -> list[str]:
         """The flags that ask for `config` and `run` (parse reads them back): the preset, the fields that differ
-        from it, then those of `last`."""
+        from it, then those of `last` (an empty list left out: it is their default)."""
         recipe = config_flags(config, self.preset_config(run.preset), skip=self.last)
         job = config_flags(run, self.preset_run(run.preset), skip=("preset", *self.last))
-        tail = [part for name in self.last for part in flag(name, getattr(config if hasattr(config, name) else run,
-                                                                           name))]
+        values = [(name, getattr(config if hasattr(config, name) else run, name)) for name in self.last]
+        tail = [part for name, value in values if value != () for part in flag(name, value)]
         return ["--preset", run.preset, *recipe, *job, *tail]
 
     def command(self, config, run) -> str:
