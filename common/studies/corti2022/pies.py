@@ -45,7 +45,7 @@ from common.plots.pies import (plot_overlap_per_class, plot_pie_images, plot_pie
                                plot_score_scatter, plot_umap_panels)
 from common.engine.objectives import display_name
 from common.spec import ModelSpec, sparsity_tag
-from common.studies.corti2022.commands import PRUNED, retrain_command, script
+from common.studies.corti2022.commands import METHODS, PRUNED, retrain_command, script
 from common.studies.corti2022.analysis import AnalysisContext, first_members, validate_selection
 from common.studies.corti2022.config import ARCHS, DATASETS, RunConfig, preset_config
 from common.zoo import checkpoint_stamp, load_readable_population
@@ -449,7 +449,7 @@ class Stage:
     def compare_methods(self, pie_sets: dict) -> pd.DataFrame | None:
         """Supervised vs SupCon PIEs at the same pruning method and sparsity, when the other method's dense and
         pruned populations are on disk (their predictions come from that method's cache when it is current)."""
-        other = "supcon" if self.method == "supervised" else "supervised"
+        other = next(method for method in METHODS if method != self.method)  # the study's other learning method
         populations = self.context.populations(other)
         by_tag = {(p, sparsity_tag(s)): members for (p, s), members in populations.items()}
         shared = [key for key in pie_sets if (key[0], sparsity_tag(key[1])) in by_tag]

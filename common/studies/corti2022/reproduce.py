@@ -17,7 +17,7 @@ from pathlib import Path
 from common import preflight
 from common.cli import check_device, config_flags
 from common.config import AT_LEAST_ONE, DISTINCT, NON_NEGATIVE, check_fields, help_field
-from common.engine.objectives import display_name
+from common.engine.objectives import OBJECTIVES, display_name
 from common.errors import UsageError
 from common.launch import Stage, Task, command_line
 from common.log import setup_logging
@@ -104,7 +104,7 @@ def smoke_training(study: StudyConfig, method: str) -> dict:
     epochs, batch = smoke_schedule(recipe.batch_size, study)
     cut = dict(train_subset=study.smoke_images, epochs=epochs, batch_size=batch,
                lr_milestones=scaled_milestones(recipe.lr_milestones, recipe.epochs, epochs))
-    if method == "supcon":  # the classifier phase only SupCon models have
+    if not OBJECTIVES[method].classifier:  # its classifier has a phase of its own
         head_epochs, head_batch = smoke_schedule(recipe.batch_size_head, study)
         cut.update(head_epochs=head_epochs, batch_size_head=head_batch,
                    head_milestones=scaled_milestones(recipe.head_milestones, recipe.head_epochs, head_epochs))

@@ -18,7 +18,7 @@ from common.errors import UsageError
 from common.config import check_fields
 from common.data import load_dataset
 from common.data.augment import supervised_augment
-from common.engine.objectives import display_name, make_objective
+from common.engine.objectives import OBJECTIVES, display_name, make_objective
 from common.engine.phase import Job, Phase
 from common.inventory import models_table
 from common.io import write_csv
@@ -48,7 +48,7 @@ def build_phases(cfg: TrainConfig, n_train: int, network, image_size: int = 32) 
     steps = math.ceil(n_train / cfg.batch_size) * cfg.epochs
     window = resolve_gmp(cfg.method, cfg.gmp_schedule, steps, (cfg.begin_step, cfg.end_step, cfg.frequency))
     sgd = dict(momentum=cfg.momentum, nesterov=cfg.nesterov, milestones=cfg.lr_milestones, gamma=cfg.lr_gamma)
-    if cfg.method == "supervised":
+    if OBJECTIVES[cfg.method].classifier:  # labels train the whole network
         return [Phase("train", make_objective("supervised"), cfg.epochs, cfg.batch_size, cfg.learning_rate,
                       weight_decay=cfg.weight_decay, trainable=tuple(names),
                       augment=supervised_augment(cfg, image_size),
