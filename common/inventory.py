@@ -30,6 +30,8 @@ def model_files(paths: Paths) -> list:
     folders = {o.folder: o for o in METHODS.values()}
     files = []
     for path in sorted([*paths.models.glob("*/*/*.safetensors"), *paths.models.glob("*/*/*/*.safetensors")]):
+        if path.parent.name.startswith("."):  # .failed/, .rewind/: never a finished model
+            continue
         objective = folders.get(path.parent.name)
         last = objective.parts[-1] if objective else "model"
         if last == "model" or path.name.endswith(f"_{last}.safetensors"):
