@@ -296,6 +296,8 @@ def test_list_shows_every_study_and_counts_unreadable_files_as_not_ok(tmp_path, 
     broken = ModelSpec("supervised", "wrn10_1", "digits", "dense", 0.0, 1)
     save(paths, broken)
     paths.checkpoint(broken).write_bytes(b"not a checkpoint")
+    failed = ModelSpec("supervised", "wrn10_1", "digits", "dense", 0.0, 2)  # a diverged member's last state
+    ckpt.save_model(paths.failed_checkpoint(failed), {"w": torch.zeros(1)}, dict(spec=failed.to_meta(), failed=True))
     reproduce.main(["--list", "--output_root", str(tmp_path)])
     out = capsys.readouterr().out
     assert all(name in out for name in ("corti2022", "tickets", "three_regime", "RotNet"[:0] + "rotnet"))
