@@ -161,19 +161,31 @@ def depth_configs(study: StudyConfig, method: str) -> depth.DepthConfig:
                               **{k: where[k] for k in ("cuda_device", "data_dir", "output_root", "progress")})
 
 
-# each stage: (how one method's part runs, its typed arguments, the command that runs it) from the plan
-STAGE_WORK = {
-    "train_gmp_early": lambda s, m: (training.train, training_configs(s, m, "early"),
-                                     training_command(m, *training_configs(s, m, "early"), ("gmp_schedule",))),
-    "train_gmp_late": lambda s, m: (training.train, training_configs(s, m, "late"),
-                                    training_command(m, *training_configs(s, m, "late"), ("gmp_schedule",))),
-    "finetune": lambda s, m: (pruning_finetune.finetune, finetune_configs(s, m),
-                              finetune_command(m, *finetune_configs(s, m))),
-    "pies": lambda s, m: (pies.analyse, pie_configs(s, m),
-                          command_line(script(m, "pie_kmodels_detection"), pies.pie_argv(m, *pie_configs(s, m)))),
-    "depth": lambda s, m: (depth.analyse, (depth_configs(s, m),),
-                           command_line(script(m, "prediction_depth"), depth.depth_argv(m, depth_configs(s, m)))),
-}
+def training_work(schedule: str):
+    def work(study: StudyConfig, method: str):
+        cfg, run = training_configs(study, method, schedule)
+        return training.train, (cfg, run), training_command(method, cfg, run, ("gmp_schedule",))
+    return work
+
+
+def finetune_work(study: StudyConfig, method: str):
+    cfg, run = finetune_configs(study, method)
+    return pruning_finetune.finetune, (cfg, run), finetune_command(method, cfg, run)
+
+
+def pies_work(study: StudyConfig, method: str):
+    cfg, run = pie_configs(study, method)
+    return pies.analyse, (cfg, run), command_line(script(method, "pie_kmodels_detection"), pies.pie_argv(method, cfg, run))
+
+
+def depth_work(study: StudyConfig, method: str):
+    cfg = depth_configs(study, method)
+    return depth.analyse, (cfg,), command_line(script(method, "prediction_depth"), depth.depth_argv(method, cfg))
+
+
+# each stage of one learning method: (study, method) -> (the function, its typed arguments, the command that runs it)
+STAGE_WORK = {"train_gmp_early": training_work("early"), "train_gmp_late": training_work("late"),
+              "finetune": finetune_work, "pies": pies_work, "depth": depth_work}
 
 
 # ---- running it here ---------------------------------------------------------------------------------------
