@@ -1,9 +1,10 @@
 """Prune trained SupCon models (encoder + linear classifier) once and finetune them with the masks held."""
+import os
 import signal
 import sys
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load: one line, exit 130 (then run_main's handling)
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(print(f"{sys.argv[0]}: interrupted (Ctrl-C) while starting; "
+    signal.signal(signal.SIGINT, lambda *_: os._exit(print(f"{sys.argv[0]}: interrupted (Ctrl-C) while starting; "
                                                            f"nothing was done", file=sys.stderr) or 130))
 
 from common.cli import run_main  # noqa: E402

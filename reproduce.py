@@ -3,11 +3,12 @@
 diagram). `--launcher slurm` spreads any of them over a Slurm cluster (`--dry_run` prints the plan); `--list`
 shows every population on disk. `--study NAME --help` lists that study's flags with each preset's defaults.
 See README.md."""
+import os
 import signal
 import sys
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load: one line, exit 130 (then run_main's handling)
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(print(f"{sys.argv[0]}: interrupted (Ctrl-C) while starting; "
+    signal.signal(signal.SIGINT, lambda *_: os._exit(print(f"{sys.argv[0]}: interrupted (Ctrl-C) while starting; "
                                                            f"nothing was done", file=sys.stderr) or 130))
 
 import time  # noqa: E402

@@ -92,7 +92,7 @@ def _defaults_text(name: str, default, presets: dict[str, dict]) -> str:
 def _shown(value) -> str:
     if isinstance(value, (tuple, list)):
         return value_text(value) if value else "none"
-    return "none" if value is None else str(value)
+    return "none" if value is None or value == "" else str(value)
 
 
 def given_values(args: argparse.Namespace, cls) -> dict:

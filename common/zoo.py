@@ -36,8 +36,8 @@ def finished_specs(paths: Paths, dataset: str, method: str, arch: str | None = N
     """Every finished model of a method (and study) on disk (a two-part model: those whose classifier file
     exists), sorted by (pruning, sparsity, knobs, seed). A file that cannot be read (any part; only headers are
     read), or whose metadata names another model than its file name, is skipped with a warning naming it and what
-    to do (with `retrain`, the command that makes it again); `unreadable` receives (file, the model its name
-    says) of each file that cannot be read."""
+    to do (with `retrain`, the command that makes it again); given `unreadable`, the caller reports them instead:
+    it receives (file, the model its name says or None, its population's recipe, that warning) of each."""
     last_part = METHODS[method].parts[-1]
     pattern = "*.safetensors" if last_part == "model" else f"*_{last_part}.safetensors"
     specs, broken, recipes = [], [], {}
@@ -57,11 +57,11 @@ def finished_specs(paths: Paths, dataset: str, method: str, arch: str | None = N
                 specs.append(spec)
                 recipes.setdefault(_population(spec), recipe_of(meta))
     for path, err in broken:
-        log.warning(_unreadable(paths, path, err, recipes, retrain))
-        named = spec_from_filename(path.name)
-        if unreadable is not None and named is not None and (named.method, named.dataset, named.study) == (
-                method, dataset, study) and arch in (None, named.arch):
-            unreadable.append((path, named, recipes.get(_population(named))))
+        named, message = spec_from_filename(path.name), _unreadable(paths, path, err, recipes, retrain)
+        if unreadable is None:
+            log.warning(message)
+        else:
+            unreadable.append((path, named, recipes.get(_population(named)) if named else None, message))
     return sorted(specs, key=lambda s: (s.pruning, s.sparsity, s.knobs, s.seed))
 
 

@@ -1,11 +1,12 @@
 """Zhou et al. 2023's three-regime phase diagram for one objective: `python studies/three_regime.py --preset demo
 --objective supcon` (see README.md, "The three-regime phase diagram"). `python reproduce.py --study three_regime`
 runs both objectives and the phase plots."""
+import os
 import signal
 import sys
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load: one line, exit 130 (then run_main's handling)
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(print(f"{sys.argv[0]}: interrupted (Ctrl-C) while starting; "
+    signal.signal(signal.SIGINT, lambda *_: os._exit(print(f"{sys.argv[0]}: interrupted (Ctrl-C) while starting; "
                                                            f"nothing was done", file=sys.stderr) or 130))
 
 from pathlib import Path  # noqa: E402

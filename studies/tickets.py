@@ -1,11 +1,12 @@
 """Caron et al. 2020's winning tickets for one pruning objective: `python studies/tickets.py --preset demo
 --objective supcon` (see README.md, "Winning tickets"). `python reproduce.py --study tickets` runs every objective
 and the report."""
+import os
 import signal
 import sys
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load: one line, exit 130 (then run_main's handling)
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(print(f"{sys.argv[0]}: interrupted (Ctrl-C) while starting; "
+    signal.signal(signal.SIGINT, lambda *_: os._exit(print(f"{sys.argv[0]}: interrupted (Ctrl-C) while starting; "
                                                            f"nothing was done", file=sys.stderr) or 130))
 
 from pathlib import Path  # noqa: E402

@@ -82,8 +82,8 @@ def test_the_compiled_population_step_matches_eager(digits):
     try:
         eager, compiled = population("supervised", "vmap"), population("supervised", "vmap")
         compiled.compile()
-        eager_losses, eager_grads = gradients(eager, "ce", digits, amp=False)
-        compiled_losses, compiled_grads = gradients(compiled, "ce", digits, amp=False)
+        eager_losses, eager_grads = gradients(eager, "supervised", digits, amp=False)
+        compiled_losses, compiled_grads = gradients(compiled, "supervised", digits, amp=False)
     finally:
         torch.set_default_dtype(torch.float32)
     assert torch.allclose(compiled_losses, eager_losses, rtol=1e-10)

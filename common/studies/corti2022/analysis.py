@@ -56,7 +56,7 @@ class AnalysisContext:
     paths: CortiPaths
     gmp_schedule: str = "early"  # the recipe's default GMP window, suggested when no pruned population exists
     allow_missing: bool = False  # compare what remains of a population with unreadable members (else refuse)
-    unreadable: list = field(default_factory=list)  # (file, model, its population's recipe) found unreadable
+    unreadable: list = field(default_factory=list)  # (file, model, its population's recipe, warning): unreadable
 
     def command(self, pruning: str, sparsity: float, seeds: list[int], recipe: dict | None = None) -> str:
         """The complete command that makes a missing population of `seeds` under this run's preset, dataset, arch
@@ -73,9 +73,11 @@ class AnalysisContext:
         """{(pruning, sparsity): members} of the finished models on disk of `method` (default: this run's) made
         with the authors' recipe variants; controls with a name tag (finetune-representation, …) are listed by
         `reproduce.py --list`, not compared here."""
-        found = [] if method not in (None, self.method) else self.unreadable
+        found = [] if method in (None, self.method) else None  # this run's unreadable files: check_members says
         specs = finished_specs(self.paths, self.dataset, method or self.method, self.arch, retrain=retrain_command,
                                unreadable=found)
+        if found is not None:
+            self.unreadable = found
         return group_populations([spec for spec in specs if not spec.knobs])
 
     def select(self, pruning_methods: tuple = (), sparsities: tuple = (), models_number: int = 30) -> Selection:
@@ -119,15 +121,17 @@ class AnalysisContext:
         refused in one line naming the files and the command that retrains them, unless allow_missing says to
         compare the members that remain (then a warning says so)."""
         keys = {(pruning, sparsity_tag(sparsity)) for pruning, sparsity in compared}
-        broken = [(path, spec, recipe) for path, spec, recipe in self.unreadable if not spec.knobs
-                  and (spec.pruning, sparsity_tag(spec.sparsity)) in keys and spec.seed < models_number]
-        if not broken:
+        broken = [(path, spec, recipe) for path, spec, recipe, _ in self.unreadable if spec is not None
+                  and not spec.knobs and (spec.pruning, sparsity_tag(spec.sparsity)) in keys
+                  and spec.arch == self.arch and spec.seed < models_number]
+        if not broken or self.allow_missing:
+            for *_, message in self.unreadable:
+                log.warning(message)
+            if broken:
+                log.warning("%d unreadable members left out of the populations compared (--allow_missing_members): "
+                            "the summary's *_models columns say how many each has", len(broken))
             return
         files = ", ".join(str(path) for path, _, _ in broken[:3]) + (", …" if len(broken) > 3 else "")
-        if self.allow_missing:
-            log.warning("%d unreadable models left out (--allow_missing_members): %s; the summary's *_models columns "
-                        "say how many members each population has", len(broken), files)
-            return
         _, spec, recipe = broken[0]
         raise UsageError(f"{len(broken)} unreadable or corrupt model files in the populations compared ({files}): "
                          f"delete them and retrain them with `{retrain_command(spec, recipe, self.paths)}`"
