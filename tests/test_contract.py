@@ -180,7 +180,7 @@ PLANS = {
                      "supcon", "--layerwise_depths", "1,3", "--epochs", "3", "--lr_milestones", "--no-curves"],
                 ["--objectives", "s4l", "--label_fraction", "0.25", "--stages", "imp", "report", "--rewind", "0it"]],
     "three_regime": [[], ["--knob", "batch_size", "--objectives", "supcon", "--densities", "0.1,0.3",
-                          "--retrain_seeds", "4", "5"],
+                          "--retrain_seeds", "4", "5", "--index_start", "2", "--index_end", "3"],
                      ["--knob", "sam_rho", "--stages", "train", "plot", "--only_temperatures", "0.1"]],
 }
 
@@ -229,6 +229,8 @@ REGIME_SPECS = [  # dense (the epochs knob: one run), pruned, re-trained
                                                                                      ("temperature", 0.1))),
     ModelSpec("supervised", "preresnet20", "digits", "layerwise", 0.95, 3, "three_regime",
               (("knob", "batch"), ("temperature", 64), ("dense", 1))),
+    ModelSpec("supcon", "preresnet20", "digits", "layerwise", 0.2, 1, "three_regime",
+              (("knob", "epochs"), ("temperature", 4), ("dense", 2))),
 ]
 
 
@@ -238,7 +240,7 @@ def test_three_regime_retrain_commands_parse(spec, tmp_path):
     --index_start 1 --index_end 1'."""
     cfg, run = parsed(regime_commands.retrain_command(spec, None, Paths(tmp_path)))
     assert cfg.objective == spec.method and run.output_root == str(tmp_path)
-    assert (run.dense_seeds[0], run.stages) == (int(dict(spec.knobs).get("dense", spec.seed)),
+    assert (run.dense_seeds, run.stages) == ((int(dict(spec.knobs).get("dense", spec.seed)),),
                                                ("retrain",) if "dense" in dict(spec.knobs) else run.stages)
 
 

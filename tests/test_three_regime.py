@@ -215,6 +215,7 @@ def test_a_population_of_retrain_seeds_equals_them_trained_alone(small_grid, tmp
     (["--study", "three_regime", "--retrain_seeds", "1"], "--retrain_seeds 1"),
     (["--study", "three_regime", "--knob", "temperature"], "--knob"),
     (["--study", "three_regime", "--stages", "plots"], "--stages plots"),
+    (["--study", "three_regime", "--index_start", "3", "--index_end", "2"], "--index_start 3 --index_end 2: need"),
 ])
 def test_bad_grid_flags_get_one_line_and_exit_2(tmp_path, capsys, flags, says):
     assert says in one_line_usage_error(capsys, reproduce.main, [*flags, "--output_root", str(tmp_path)])

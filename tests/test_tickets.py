@@ -239,6 +239,9 @@ def test_the_study_trains_every_variant_and_reports_them(tmp_path):
     assert set(natural["objective"]) == {"supervised", "supcon"} and set(natural["epoch"]) == {0, 1, 2}
     rerun = tickets.main(flags + ["--objective", "supcon", "--stages", "imp", "retrain"])
     assert rerun == []  # everything finished is skipped
+    # logs name an objective as its folders do (the registry's display name), never by its key (issue 31)
+    logs = " ".join(p.read_text() for p in Paths(tmp_path).log_dir("digits", "supcon", "tickets").glob("tickets_*.log"))
+    assert "tickets (SupCon pruning" in logs and "(supcon pruning" not in logs
 
 
 @pytest.mark.parametrize("flags, says", [

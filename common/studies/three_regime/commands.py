@@ -1,8 +1,8 @@
 """The three-regime study's entry point as typed configs (`ENTRY`: studies/three_regime.py's recipe, run, presets
 and rules) and the command that makes one of its models again (`retrain_command`, what the core's messages print).
 
-Seeds are lists here (--dense_seeds, --retrain_seeds), not the other scripts' --index_start/--index_end range:
-the grid compares pairs of retrain seeds, and the authors name their seeds (1; 1, 2, 3) rather than count them."""
+The dense runs' seeds are --index_start..--index_end, as in every script; the re-trainings of each pruned network
+take a list (--retrain_seeds): the grid compares pairs of them, and the authors name them (1, 2, 3)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -20,7 +20,10 @@ DOC = ("Zhou et al. 2023's three-regime phase diagram for one objective and one 
 
 
 def check(cfg: RegimeConfig, run: RegimeRun) -> None:
-    """--only_temperatures names temperatures of the grid (before anything is read or written)."""
+    """The seeds make a range; --only_temperatures names temperatures of the grid (before anything is read or
+    written)."""
+    if run.index_start > run.index_end:
+        raise UsageError(f"--index_start {run.index_start} --index_end {run.index_end}: need start <= end")
     off = [t for t in run.only_temperatures if t not in cfg.temperatures()]
     if off:
         raise UsageError(f"--only_temperatures {','.join(f'{t:g}' for t in off)}: not a temperature of this grid "
@@ -47,5 +50,5 @@ def retrain_command(spec: ModelSpec, recipe: dict | None, paths: Paths) -> str:
     else:
         stage, dense_seed = ("train" if spec.pruning == "dense" else "prune"), spec.seed
     only = () if stage == "train" and KNOBS[knob].one_run else (float(knobs["temperature"]),)
-    run = replace(run, stages=(stage,), dense_seeds=(dense_seed,), only_temperatures=only)
+    run = replace(run, stages=(stage,), index_start=dense_seed, index_end=dense_seed, only_temperatures=only)
     return ENTRY.command(cfg, run)

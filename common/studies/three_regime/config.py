@@ -92,8 +92,8 @@ class RegimeConfig:
 class RegimeRun(JobConfig):
     """Which seeds and stages; the analysis settings; how and where it runs."""
 
-    dense_seeds: tuple = help_field((1,), "seeds of the dense runs (their writer: 1; their notebook: 1, 2, 3)",
-                                    nargs="*", item=int)
+    index_start: int = help_field(1, "first seed of the dense runs (their writer: 1; their notebook: 1 to 3)")
+    index_end: int = help_field(1, "last seed of the dense runs, inclusive")
     retrain_seeds: tuple = help_field((1, 2, 3), "seeds of the re-trainings of every pruned network (pairs of them "
                                                  "are compared)", nargs="*", item=int)
     stages: tuple = help_field(STAGES, f"stages to run, in order: {', '.join(STAGES)}", nargs="*", item=str)
@@ -107,6 +107,11 @@ class RegimeRun(JobConfig):
     knn_k: int = help_field(200, "SupCon: neighbours of the weighted cosine k-NN that measures error along the path")
     barrier_threshold: float = help_field(-0.1, "regime I where the mean barrier (theirs: m - e(t*) of the train "
                                                 "error) lies below this [ours]")
+
+    @property
+    def dense_seeds(self) -> tuple[int, ...]:
+        """The dense runs' seeds: --index_start..--index_end, as every script chooses its seeds."""
+        return tuple(range(self.index_start, self.index_end + 1))
 
 
 PRESETS = {
@@ -134,7 +139,7 @@ RUN_RULES = dict(JOB_RULES, lmc_points=(lambda v: v >= 3, "must be >= 3"), cka_i
                  test_error_epochs=AT_LEAST_ONE,
                  knn_k=AT_LEAST_ONE,
                  retrain_seeds=(lambda v: len(set(v)) == len(v) >= 2, "needs at least two distinct seeds to compare"),
-                 dense_seeds=(lambda v: len(set(v)) == len(v) >= 1, "distinct seeds, at least one"),
+                 index_start=NON_NEGATIVE,
                  stages=(lambda v: bool(v) and all(s in STAGES for s in v), f"choose among {', '.join(STAGES)} (or all)"))
 
 

@@ -16,6 +16,7 @@ import torch
 from common import preflight
 from common.cli import select_device
 from common.data import Dataset, load_dataset
+from common.engine.objectives import display_name
 from common.errors import UsageError
 from common.log import setup_logging
 from common.models import build_network
@@ -117,7 +118,7 @@ def run_objective(cfg: RegimeConfig, run: RegimeRun) -> list[dict]:
     data = data.to(device)
     ctx = Context(cfg, run, paths, data, device, Grid(cfg, run, paths, data))
     log.info("three-regime grid (%s, knob %s): temperatures %s x densities %s, dense seeds %s, retrain seeds %s, "
-             "device %s", cfg.objective, cfg.knob, list(cfg.temperatures()), list(cfg.densities),
+             "device %s", display_name(cfg.objective), cfg.knob, list(cfg.temperatures()), list(cfg.densities),
              list(run.dense_seeds), list(run.retrain_seeds), device)
     trained = []
     for name, (stage, outcome) in STAGES_RUN.items():

@@ -17,6 +17,7 @@ import torch
 from common import preflight
 from common.cli import select_device
 from common.data import Dataset, load_dataset
+from common.engine.objectives import display_name
 from common.errors import DataError, UsageError
 from common.log import setup_logging
 from common.models import build_network
@@ -117,8 +118,8 @@ def run_objective(cfg: TicketsConfig, run: TicketsRun) -> list[dict]:
         build_network(cfg.arch, cfg.objective, data.num_classes), models))
     device = select_device(run.cuda_device)
     setup_logging(paths.log_file(cfg.dataset, cfg.objective, "tickets", STUDY))
-    log.info("tickets (%s pruning, %s on %s): seeds %s, %d levels, rewind %s, device %s", cfg.objective, cfg.arch,
-             cfg.dataset, seeds, run.levels, cfg.rewind, device)
+    log.info("tickets (%s pruning, %s on %s): seeds %s, %d levels, rewind %s, device %s", display_name(cfg.objective),
+             cfg.arch, cfg.dataset, seeds, run.levels, cfg.rewind, device)
     ctx = Context(cfg, run, paths, data.to(device), device, trunk)
     results = {}
     for name, stage in STAGES_RUN.items():

@@ -29,6 +29,7 @@ from common.config import with_dataset_defaults
 from common.data import Dataset, load_dataset
 from common.engine.hooks import GMPEvents
 from common.engine.inference import predict
+from common.engine.objectives import display_name
 from common.engine.phase import Job
 from common.io import write_csv
 from common.metrics.probe import linear_probe_accuracy
@@ -122,7 +123,7 @@ def run_probes(trunk: Trunk, seeds: list[int], levels: int, sets: dict[str, Data
         stale = table[network].astype(str).apply(tuple, axis=1).isin(rows[network].astype(str).apply(tuple, axis=1))
         table = pd.concat([table[~stale], rows], ignore_index=True) if not table.empty else rows
         write_csv(table, path)
-        log.info("probed level %d (%s): %s", level, trunk.cfg.objective,
+        log.info("probed level %d (%s): %s", level, display_name(trunk.cfg.objective),
                  rows.groupby(["probe_dataset", "stage"])["accuracy"].mean().round(3).to_dict())
     return str(path)
 
