@@ -3,9 +3,15 @@ import os
 import signal
 import sys
 
-if __name__ == "__main__":  # Ctrl-C while the libraries below load: one line, exit 130 (then run_main's handling)
-    signal.signal(signal.SIGINT, lambda *_: os._exit(print(f"{sys.argv[0]}: interrupted (Ctrl-C) while starting; "
-                                                           f"nothing was done", file=sys.stderr) or 130))
+
+def interrupted_while_starting(*_):
+    """Ctrl-C while the libraries below load (seconds): one line, exit 130; run_main handles it from then on."""
+    print(f"{sys.argv[0]}: interrupted (Ctrl-C) while starting; nothing was done", file=sys.stderr)
+    os._exit(130)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, interrupted_while_starting)
 
 from common.cli import run_main  # noqa: E402
 from common.studies.corti2022.pruning_finetune import main  # noqa: E402
