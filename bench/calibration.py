@@ -38,6 +38,7 @@ from common.metrics.verdicts import (MIN_SEEDS, TRUE, Inference, jackknife, leav
 KS = (2, 3, 5, 10, 30)
 CLASSES = 10
 CHUNK = 100  # experiments simulated at once: bounds memory at K = 30
+REPLACED = "(replaced)"  # the procedure these replaced, for reference: it gives verdicts at any K
 
 
 # ---- means over seeds ---------------------------------------------------------------------------------------
@@ -164,20 +165,27 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, (a & b).sum(-1) / np.maximum(union, 1), 0.0)
 
 
-def pie_experiments(world: PieWorld, rng, sims: int, k: int, effect: float) -> dict[str, Inference]:
-    """One batch of experiments: learning methods A and B, each a dense population and two pruned ones (two
-    schedules) from the same parents, all pruned with `harm` except B's first, pruned with harm x (1 + effect).
-    -> the Inferences of every population claim as the report computes them: B1 - A1 PIEs (two methods), B1 - B2
-    PIEs (two schedules sharing their dense parents), A1's PIE count, and the mean Jaccard overlap of the pairs
-    the report compares (A1-B1, A2-B2 across methods, A1-A2, B1-B2 across schedules); seed s is left out of
-    every population at once."""
+def draw_populations(world: PieWorld, rng, sims: int, k: int, effect: float) -> tuple[dict, dict]:
+    """(test set, {(method, schedule): (dense preds, pruned preds)} [sims, k, n] each) of one batch of experiments:
+    learning methods A and B, each a dense population and two pruned ones (two schedules) from the same parents,
+    all pruned with `harm` except B's first, pruned with harm x (1 + effect)."""
     test = world.sample(np.random.default_rng(0))  # one test set for every experiment: its examples are fixed
     dense_a, pruned_a = world.method(rng, test, sims, k, (world.harm, world.harm))
     dense_b, pruned_b = world.method(rng, test, sims, k, (world.harm * (1 + effect), world.harm))
-    modal_a, modal_b = modal_with_leave_one_out(dense_a), modal_with_leave_one_out(dense_b)
+    return test, {("A", 1): (dense_a, pruned_a[0]), ("A", 2): (dense_a, pruned_a[1]),
+                  ("B", 1): (dense_b, pruned_b[0]), ("B", 2): (dense_b, pruned_b[1])}
+
+
+def population_claims(populations: dict) -> dict[str, Inference]:
+    """The Inferences of every population claim of `draw_populations`'s experiments, as the report computes them
+    (tests/test_verdicts.py checks that common.studies.corti2022.claims gives the same on the same populations):
+    B1 - A1 PIEs (two methods), B1 - B2 PIEs (two schedules sharing their dense parents), A1's PIE count, and the
+    mean Jaccard overlap of the pairs the report compares (A1-B1, A2-B2 across methods, A1-A2, B1-B2 across
+    schedules); seed s is left out of every population at once."""
+    modal = {method: modal_with_leave_one_out(populations[method, 1][0]) for method in "AB"}
     (a1, a1_loo), (a2, a2_loo), (b1, b1_loo), (b2, b2_loo) = (
-        pies_with_leave_one_out(dense, modal_with_leave_one_out(pruned)) for dense, pruned in
-        ((modal_a, pruned_a[0]), (modal_a, pruned_a[1]), (modal_b, pruned_b[0]), (modal_b, pruned_b[1])))
+        pies_with_leave_one_out(modal[method], modal_with_leave_one_out(populations[method, schedule][1]))
+        for method, schedule in (("A", 1), ("A", 2), ("B", 1), ("B", 2)))
     count = lambda masks: masks.sum(-1).astype(float)  # noqa: E731
     overlap = lambda p, q, r, s: np.mean([jaccard(p, r), jaccard(q, s), jaccard(p, q), jaccard(r, s)], 0)  # noqa
     return {
@@ -185,8 +193,16 @@ def pie_experiments(world: PieWorld, rng, sims: int, k: int, effect: float) -> d
         "methods": jackknife(count(b1) - count(a1), count(b1_loo) - count(a1_loo)),
         "schedules": jackknife(count(b1) - count(b2), count(b1_loo) - count(b2_loo)),
         "jaccard": jackknife(overlap(a1, a2, b1, b2), overlap(a1_loo, a2_loo, b1_loo, b2_loo)),
-        "accuracy": (float((dense_a == test["labels"]).mean()), float((pruned_a[0] == test["labels"]).mean())),
     }
+
+
+def pie_experiments(world: PieWorld, rng, sims: int, k: int, effect: float) -> dict:
+    """One batch of experiments (`draw_populations`): their population claims (`population_claims`) and the
+    accuracy of A's dense and first pruned populations."""
+    test, populations = draw_populations(world, rng, sims, k, effect)
+    dense, pruned = populations["A", 1]
+    return {**population_claims(populations),
+            "accuracy": (float((dense == test["labels"]).mean()), float((pruned == test["labels"]).mean()))}
 
 
 # ---- several configurations -------------------------------------------------------------------------------
@@ -226,7 +242,7 @@ def mean_claims(rng, sims: int, k: int) -> list[tuple[str, float, float]]:
     rows.append(("in most of 12 configurations, paired t + Holm", rate(np.isin(majority_claim(rng, sims, k, 0.0),
                                                                                 ("TRUE", "FALSE"))),
                  rate(majority_claim(rng, sims, k, 1.0) == TRUE)))
-    rows.append(("difference of means, percentile bootstrap (replaced)", rate(bootstrap_claim(rng, sims, k, 0.0)),
+    rows.append((f"difference of means, percentile bootstrap {REPLACED}", rate(bootstrap_claim(rng, sims, k, 0.0)),
                  rate(bootstrap_claim(rng, sims, k, 1.0))))
     return rows
 
@@ -278,11 +294,19 @@ def table(sims: int, ks=KS, world: PieWorld = PieWorld(), seed: int = 0, kinds=(
             pie_rows, facts = pie_claims(world, rng, sims, k)
             found += pie_rows
         rows += [(name, k, null, power) for name, null, power in found]
-    rows.sort(key=lambda r: r[0])
+    order = {name: i for i, name in enumerate(dict.fromkeys(r[0] for r in rows))}
+    rows.sort(key=lambda r: (order[r[0]], r[1]))
     lines = ["| claim | K | null false-verdict rate | power |", "|---|---|---|---|"]
-    lines += [f"| {name} | {k} | {null:.1f} % | {'—' if np.isnan(power) else f'{power:.1f} %'} |"
-              for name, k, null, power in rows]
+    lines += [f"| {name} | {k} | {_cell(null, name, k)} | {_cell(power, name, k)} |" for name, k, null, power in rows]
     return "\n".join(lines), facts
+
+
+def _cell(value: float, name: str, k: int) -> str:
+    """A rate in percent; below MIN_SEEDS the procedures here give no verdict, which the cell says."""
+    if np.isnan(value):
+        return "—"
+    few = k < MIN_SEEDS and REPLACED not in name
+    return f"{value:.1f} %" + (" (TOO FEW SEEDS)" if few else "")
 
 
 def main(argv=None) -> None:
@@ -300,13 +324,18 @@ def main(argv=None) -> None:
     print(text)
     if "populations" not in args.kinds:
         return
-    print(f"\n{args.sims} simulated experiments per cell; TOO FEW SEEDS below {MIN_SEEDS} per side (never a "
-          f"verdict). Power: a true difference of one seed standard deviation (means over seeds; every one of the "
-          f"12 configurations); PIE counts: the second method's (schedule's) pruning harm x 1.5, on average "
-          f"{facts['methods']:+.0f} ({facts['schedules']:+.0f}) PIEs at the last K, of {facts['pies']:.0f} "
-          f"expected. PIE model: {args.examples} examples, dense accuracy {100 * facts['accuracy'][0]:.1f} %, "
-          f"pruned {100 * facts['accuracy'][1]:.1f} %; mean Jaccard of two methods' PIE sets "
-          f"{facts['jaccard']:.2f}. {platform.processor() or platform.machine()}, {time.time() - started:.0f} s.")
+    last = args.ks[-1]
+    print(f"\n{args.sims} simulated experiments per cell; below {MIN_SEEDS} seeds per side every procedure reads TOO "
+          f"FEW SEEDS (never a verdict). Null: no true difference; for a PIE count or a Jaccard overlap, the rate at "
+          f"which the interval misses its expected value. Power, means: a true difference of one standard deviation "
+          f"of the per-seed values (of the per-seed differences when paired; of one pair's value for pairs; in every "
+          f"one of the 12 configurations). Power, PIE counts: the second method's (schedule's) pruning harm x 1.5, "
+          f"on average {facts['methods']:+.0f} ({facts['schedules']:+.0f}) PIEs at K = {last} on "
+          f"{facts['pies']:.0f} expected in one configuration. PIE model (bench/calibration.py, PieWorld): "
+          f"{args.examples} test examples, 10 classes, dense accuracy {100 * facts['accuracy'][0]:.1f} %, pruned "
+          f"{100 * facts['accuracy'][1]:.1f} %, mean Jaccard of the four pairs {facts['jaccard']:.2f} at K = {last}. "
+          f"{platform.processor() or platform.machine()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"{time.time() - started:.0f} s.")
 
 
 if __name__ == "__main__":

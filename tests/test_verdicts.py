@@ -189,3 +189,106 @@ def test_corti_claims_leave_each_seed_out_of_every_population_at_once(tmp_path):
         pies("supcon", rows) | pies("supervised", rows)).sum()
     expected = jackknife(overlap(seeds), [overlap(keep(s)) for s in seeds], 0.5, above=False)
     assert expected.interval_text(2, signed=False) in line and line.endswith(f"**{expected.verdict}**")
+
+
+# ---- the Corti claims on synthetic populations --------------------------------------------------------------
+
+CORTI_NAMES = {"A": "supervised", "B": "supcon"}
+CORTI_SCHEDULES = {1: "gmp_early", 2: "gmp_late"}
+
+
+def write_pie_stage(paths, populations: dict, sim: int, seeds: list) -> dict:
+    """What the PIE stage writes for experiment `sim` of bench.calibration.draw_populations (methods A and B read
+    as supervised and SupCon, schedules 1 and 2 as early and late GMP, at 0.9): each configuration's
+    leave-one-seed-out PIE masks, and its summary rows -> {method: summary}."""
+    import pandas as pd
+
+    from bench.calibration import CLASSES
+    from common.studies.corti2022.pies import write_leave_one_out
+
+    rows = {method: [] for method in CORTI_NAMES.values()}
+    for (method, schedule), (dense, pruned) in populations.items():
+        dense, pruned, key = dense[sim], pruned[sim], (CORTI_NAMES[method], CORTI_SCHEDULES[schedule], 0.9)
+        pies = find_pies(dense, pruned)
+        write_leave_one_out(paths.pie_leave_one_out("digits", *key),
+                            *leave_one_out_pies(dense, pruned, CLASSES, seeds, seeds), pies)
+        rows[key[0]].append(dict(pruning=key[1], sparsity=0.9, pies=int(pies.sum())))
+    return {method: pd.DataFrame(table) for method, table in rows.items()}
+
+
+@pytest.mark.parametrize("k", (3, 5))
+def test_the_calibrated_population_claims_are_the_reports_own(tmp_path, k):
+    """bench/calibration.py's population claims, on synthetic populations, equal what the report computes from the
+    files the PIE stage writes for the same populations: the calibration table speaks for the report's verdicts."""
+    import pandas as pd
+
+    from bench.calibration import PieWorld, draw_populations, population_claims
+    from common.paths import Paths
+    from common.studies.corti2022.claims import count_difference, jaccard_claim, leave_one_out
+
+    _, populations = draw_populations(PieWorld(examples=400), np.random.default_rng(20 + k), 4, k, 0.0)
+    simulated, seeds = population_claims(populations), list(range(k))
+    comparison = pd.DataFrame([dict(pruning=p, sparsity=0.9) for p in CORTI_SCHEDULES.values()])
+    for sim in range(4):
+        paths = Paths(tmp_path / str(sim))
+        write_pie_stage(paths, populations, sim, seeds)
+        early, late = ("supcon", "gmp_early", 0.9), ("supcon", "gmp_late", 0.9)
+        found = {"methods": count_difference(paths, "digits", early, ("supervised", "gmp_early", 0.9)),
+                 "schedules": count_difference(paths, "digits", early, late)}
+        masks, full = leave_one_out(paths, "digits", "supervised", "gmp_early", 0.9)
+        found["pies"] = jackknife(full.sum(), [masks[s].sum() for s in seeds])  # the stage's pies_ci columns
+        for key, result in found.items():
+            expected = simulated[key]
+            assert (result.estimate, result.se, result.df) == pytest.approx(
+                (expected.estimate[sim], expected.se[sim], expected.df[sim])), (key, sim)
+            assert result.verdict == expected.verdict[sim]
+        pairs = {m: pd.DataFrame([dict(a="gmp_early", b="gmp_late", sparsity=0.9)]) for m in CORTI_NAMES.values()}
+        [line] = jaccard_claim(paths, "digits", comparison, pairs)
+        overlap = simulated["jaccard"]
+        expected = verdicts.Inference(overlap.estimate[sim], overlap.se[sim], overlap.df[sim], (k,),
+                                      verdicts.JACKKNIFE, 0.5, above=False)
+        assert expected.interval_text(2, signed=False) in line and f"{k} seeds" in line and "over 4 pairs" in line
+        assert line.endswith(f"**{expected.verdict}**")
+
+
+def test_the_corti_claims_find_a_known_difference_and_give_no_verdict_below_three_seeds(tmp_path):
+    """SupCon's early-GMP pruning made three times as harmful: at 5 seeds the report's count claims find it (TRUE)
+    with the seeds, procedure and detectable effect stated; the same populations cut to 2 seeds give no verdict."""
+    from bench.calibration import PieWorld, draw_populations
+    from common.paths import Paths
+    from common.studies.corti2022.claims import pie_count_claims
+
+    _, populations = draw_populations(PieWorld(examples=600), np.random.default_rng(30), 1, 5, 2.0)
+    paths = Paths(tmp_path / "five")
+    lines = pie_count_claims(paths, "digits", write_pie_stage(paths, populations, 0, list(range(5))))
+    [early, late, schedules] = lines
+    assert "(gmp_early)" in early and early.endswith("**TRUE**") and "jackknife over seeds, 5 vs 5 seeds" in early
+    assert "detects ±" in early and "at 80 % power" in early
+    assert "pruning early hurts SupCon most" in schedules and schedules.endswith("**TRUE**")
+    assert "(gmp_late)" in late and not late.endswith("**FALSE**")  # same harm for both methods: no reverse verdict
+    few = {key: (dense[:, :2], pruned[:, :2]) for key, (dense, pruned) in populations.items()}
+    paths = Paths(tmp_path / "two")
+    lines = pie_count_claims(paths, "digits", write_pie_stage(paths, few, 0, [0, 1]))
+    assert len(lines) == 3 and all(line.endswith("**TOO FEW SEEDS**") and "needs 3 per side" in line
+                                   and "CI" not in line for line in lines)
+
+
+def test_a_corti_majority_claim_reads_the_stage_columns_under_holm():
+    """The Q-Score claim over 12 configurations, from the columns the PIE stage writes: Holm's count, the rule
+    stated, TRUE when most configurations hold; TOO FEW SEEDS from two seeds."""
+    import pandas as pd
+
+    from common.studies.corti2022.claims import majority_claim
+
+    rng = np.random.default_rng(31)
+    dense = rng.normal(0.5, 0.05, (12, 5))  # each member's mean Q-Score, 12 configurations x 5 seeds
+    pruned = dense - 0.2 + rng.normal(0, 0.02, (12, 5))  # every pruned member below its own dense parent
+    frame = pd.DataFrame([seed_difference(dict(enumerate(p)), dict(enumerate(d))).as_columns("q_score_shift")
+                          for p, d in zip(pruned, dense)])  # what Stage.intervals writes
+    [line] = majority_claim("pruning lowers the mean Q-Score", frame, "q_score_shift", 0.0, above=False)
+    counted = tally([paired(p, d, above=False) for p, d in zip(pruned, dense)])
+    assert counted.holds == 12 and line.endswith("**TRUE**") and counted.text() in line
+    assert "paired t per configuration, 5 paired seeds" in line and "Holm" in line
+    two = pd.DataFrame([paired(p[:2], d[:2]).as_columns("q_score_shift") for p, d in zip(pruned, dense)])
+    [line] = majority_claim("pruning lowers the mean Q-Score", two, "q_score_shift", 0.0, above=False)
+    assert line.endswith("**TOO FEW SEEDS**") and "too few seeds in 12" in line
