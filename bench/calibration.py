@@ -334,8 +334,8 @@ def main(argv=None) -> None:
           f"{facts['pies']:.0f} expected in one configuration. PIE model (bench/calibration.py, PieWorld): "
           f"{args.examples} test examples, 10 classes, dense accuracy {100 * facts['accuracy'][0]:.1f} %, pruned "
           f"{100 * facts['accuracy'][1]:.1f} %, mean Jaccard of the four pairs {facts['jaccard']:.2f} at K = {last}. "
-          f"{platform.processor() or platform.machine()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-          f"{time.time() - started:.0f} s.")
+          f"{platform.processor() or platform.machine()}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {time.time() - started:.0f} s.")
 
 
 if __name__ == "__main__":

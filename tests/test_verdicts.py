@@ -9,8 +9,8 @@ from bench.calibration import PieWorld, majority_claim, one_sample_claim, paired
 from common.metrics import verdicts
 from common.metrics.pies import find_pies, modal_labels
 from common.metrics.verdicts import (FALSE, TOO_FEW, TRUE, UNDECIDED, from_columns, holm, jackknife,
-                                     leave_one_out_modal_labels, leave_one_out_pies, one_sample, paired, seed_difference,
-                                     tally, welch)
+                                     leave_one_out_modal_labels, leave_one_out_pies, one_sample, paired,
+                                     seed_difference, tally, welch)
 
 SIMS = 400
 CEILING = 8.0  # 5 % + Monte-Carlo error: 400 draws of a 5 % rate exceed 8 % with probability < 0.5 %
