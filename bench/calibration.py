@@ -28,6 +28,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -309,6 +310,16 @@ def _cell(value: float, name: str, k: int) -> str:
     return f"{value:.1f} %" + (" (TOO FEW SEEDS)" if few else "")
 
 
+def processor() -> str:
+    """The processor model (Linux's /proc/cpuinfo), else what the platform module knows."""
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=1000, help="simulated experiments per claim, K and scenario")
@@ -334,7 +345,7 @@ def main(argv=None) -> None:
           f"{facts['pies']:.0f} expected in one configuration. PIE model (bench/calibration.py, PieWorld): "
           f"{args.examples} test examples, 10 classes, dense accuracy {100 * facts['accuracy'][0]:.1f} %, pruned "
           f"{100 * facts['accuracy'][1]:.1f} %, mean Jaccard of the four pairs {facts['jaccard']:.2f} at K = {last}. "
-          f"{platform.processor() or platform.machine()}, "
+          f"{processor()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {time.time() - started:.0f} s.")
 
 

@@ -9,7 +9,7 @@ Procedures, one per kind of statistic:
   seeds (a pruned member is its dense parent pruned; a ticket, its re-initialisation and its random mask share the
   seed), Welch's t interval (`ttest_ind(equal_var=False)`) when they do not, and the one-sample t interval
   (`ttest_1samp`) for a mean over seeds. The percentile bootstrap these replaced ignores that the spread itself is
-  estimated from a handful of seeds: with no true difference it decided 33 %, 22 % and 13 % of the time at 2, 3
+  estimated from a handful of seeds: with no true difference it decided 33 %, 19 % and 12 % of the time at 2, 3
   and 5 seeds per side. The t distribution accounts for it; a studentised bootstrap would need tens of seeds to
   estimate its own pivot.
 - a statistic of whole populations (PIE counts, their differences, Jaccard overlaps of PIE sets, modal-label
