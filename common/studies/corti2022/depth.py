@@ -54,10 +54,10 @@ from common.data.augment import SupervisedAugment
 from common.engine.inference import predict
 from common.io import atomic_path, upsert_csv, write_csv
 from common.log import progress
-from common.metrics.bootstrap import bootstrap_means, interval
 from common.metrics.knn import knn_predict_layers
 from common.metrics.pies import find_pies, modal_labels
 from common.metrics.prediction_depth import prediction_depth
+from common.metrics.verdicts import one_sample
 from common.studies.corti2022.paths import CortiPaths
 from common.plots.depth import plot_depth_histograms, plot_depth_scatter, plot_depth_vs_sparsity
 from common.engine.objectives import display_name
@@ -131,8 +131,8 @@ class PopulationDepth:
 
 # The populations a preset analyses (those `reproduce.py --preset P` trains: its PRESETS' models_number and
 # prediction_depth_models); the dataset and arch are those its models are trained on.
-PRESETS = {"paper": {}, "demo": dict(models_number=3, prediction_depth_models=2),
-           "study": dict(models_number=5, prediction_depth_models=2)}
+PRESETS = {"paper": {}, "demo": dict(models_number=3, prediction_depth_models=3),
+           "study": dict(models_number=5, prediction_depth_models=3)}
 
 
 def preset_depth(method: str, preset: str = "paper", **overrides) -> DepthConfig:
@@ -302,10 +302,9 @@ def summary_row(method: str, cfg: DepthConfig, key: tuple, dense: PopulationDept
             values = mean_depth[mask]
             row[f"depth_{name}_{group}_mean"] = float(values.mean()) if mask.any() else float("nan")
             row[f"depth_{name}_{group}_std"] = float(values.std()) if mask.any() else float("nan")
-        if pies.any() and (~pies).any():  # PIEs minus the rest, per member; the interval resamples the members
+        if pies.any() and (~pies).any():  # PIEs minus the rest, per member: a one-sample t over the members
             gaps = pop.depths[:, pies].mean(1) - pop.depths[:, ~pies].mean(1)
-            row[f"depth_{name}_gap"] = float(gaps.mean())
-            row[f"depth_{name}_gap_ci_low"], row[f"depth_{name}_gap_ci_high"] = interval(bootstrap_means(gaps), gaps.mean())
+            row.update(one_sample(gaps).as_columns(f"depth_{name}_gap"))
     return row
 
 

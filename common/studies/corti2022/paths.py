@@ -1,6 +1,6 @@
 """Where Corti et al.'s analyses write, under pies/<dataset>/ as the authors' layout names it:
 
-    pies/<dataset>/<SupCon|supervised>/summary.csv, examples/, cache/, bootstrap/, class_disparity/, figures   PIEs
+    pies/<dataset>/<SupCon|supervised>/summary.csv, examples/, cache/, leave_one_out/, class_disparity/, figures   PIEs
     pies/<dataset>/<SupCon|supervised>/prediction_depth/...                                                   depth
     pies/<dataset>/comparison/                                      supervised vs SupCon PIE overlaps
     pies/<dataset>/report.md                                        the study's report
@@ -42,9 +42,10 @@ class CortiPaths(Paths):
         """Cached per-member predictions (and averaged scores) of one population, so reruns skip inference."""
         return self.pies_dir(dataset, method) / "cache" / f"predictions_{pruning}_s{sparsity_tag(sparsity)}.npz"
 
-    def pie_bootstrap(self, dataset: str, method: str, pruning: str, sparsity: float) -> Path:
-        """The PIE masks of every bootstrap replicate (bits packed along examples): the report's intervals."""
-        return self.pies_dir(dataset, method) / "bootstrap" / f"pies_{pruning}_s{sparsity_tag(sparsity)}.npz"
+    def pie_leave_one_out(self, dataset: str, method: str, pruning: str, sparsity: float) -> Path:
+        """The PIE masks with each seed left out of the dense and pruned populations (bits packed along examples),
+        and the full mask: the jackknife behind the report's PIE-count and overlap intervals."""
+        return self.pies_dir(dataset, method) / "leave_one_out" / f"pies_{pruning}_s{sparsity_tag(sparsity)}.npz"
 
     def pie_class_disparity(self, dataset: str, method: str, pruning: str, sparsity: float) -> Path:
         """Hooker et al.'s class-level Welch test, one row per class."""

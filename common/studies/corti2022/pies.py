@@ -36,10 +36,11 @@ from common.data import DATASETS as DATASET_REGISTRY, Dataset
 from common.engine.inference import predict
 from common.io import atomic_path, upsert_csv, write_csv
 from common.log import progress
-from common.metrics.bootstrap import bootstrap_member_means, bootstrap_pies, class_disparity, interval
+from common.metrics.disparity import class_disparity
 from common.metrics.overlaps import pairwise_overlaps, per_class_overlap
 from common.metrics.pies import agreement, modal_labels
 from common.metrics.qscore import representation_scores
+from common.metrics.verdicts import jackknife, leave_one_out_pies, seed_difference
 from common.studies.corti2022.paths import CortiPaths
 from common.plots.pies import (plot_overlap_per_class, plot_pie_images, plot_pies_per_class, plot_pies_vs_sparsity,
                                plot_score_scatter, plot_umap_panels)
@@ -142,11 +143,16 @@ class PopulationOutputs:
     preds: np.ndarray  # [K, N] predicted labels
     scores: dict | None  # {'q_score'|'z_score'|'l1_norm': [N]} averaged over the K members
     features0: np.ndarray | None  # [N, D] the first member's encoder representation (UMAP)
-    member_q: np.ndarray | None = None  # [K, N] each member's Q-Score (the bootstrap resamples members)
+    member_q: np.ndarray | None = None  # [K, N] each member's Q-Score (tests pair a pruned member with its parent)
 
     @property
     def size(self) -> int:
         return len(self.names)
+
+    @property
+    def seeds(self) -> list[int]:
+        """Each member's seed: a pruned member and its dense parent share it (the unit of every interval)."""
+        return [int(name.rsplit("_seed", 1)[1]) for name in self.names]
 
 
 def data_fingerprint(data: Dataset) -> str:
@@ -307,6 +313,14 @@ def umap_embedding(features: np.ndarray, cfg: PieConfig) -> np.ndarray:
         return reducer.fit_transform(features)
 
 
+def write_leave_one_out(path: Path, seeds: list[int], masks: np.ndarray, pies: np.ndarray) -> None:
+    """The PIE masks [S, N] with each of `seeds` left out, and the full mask [N], bits packed along examples (read
+    back by common.studies.corti2022.claims.leave_one_out)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, packed=np.packbits(masks, axis=1), full=np.packbits(pies), seeds=np.array(seeds),
+                            examples=np.array(len(pies)))
+
+
 # ---- the stage ------------------------------------------------------------------------------------------
 
 @dataclass
@@ -361,25 +375,24 @@ class Stage:
 
     def intervals(self, pruning: str, sparsity: float, dense: PopulationOutputs, pruned: PopulationOutputs,
                   pies: np.ndarray) -> dict:
-        """Bootstrap intervals over members (common.metrics.bootstrap): the PIE count (replicate masks written for
-        the report's overlap intervals), the mean Q-Score shift and its excess on PIEs; and the class-level
-        Welch test (its table written, the number of disparately affected classes returned)."""
-        masks = bootstrap_pies(dense.preds, pruned.preds, self.data.num_classes)
-        with atomic_path(self.paths.pie_bootstrap(self.cfg.dataset, self.method, pruning, sparsity)) as tmp, \
-                open(tmp, "wb") as fh:
-            np.savez_compressed(fh, packed=np.packbits(masks, axis=1), examples=np.array(masks.shape[1]))
-        low, high = interval(masks.sum(1), pies.sum())
-        out = dict(pies_ci_low=low, pies_ci_high=high)
+        """The tests of one configuration (common.metrics.verdicts), as summary columns: the PIE count by the
+        jackknife over seeds (its leave-one-seed-out masks written for the report's count differences and
+        overlaps), the mean Q-Score shift and its excess on PIEs by the paired t (a pruned member against its own
+        dense parent); and Hooker et al.'s class-level Welch test (its table written, the number of disparately
+        affected classes returned)."""
+        seeds, masks = leave_one_out_pies(dense.preds, pruned.preds, self.data.num_classes, dense.seeds,
+                                          pruned.seeds)
+        write_leave_one_out(self.paths.pie_leave_one_out(self.cfg.dataset, self.method, pruning, sparsity), seeds,
+                            masks, pies)
+        count = jackknife(pies.sum(), masks.sum(1), n=(dense.size, pruned.size)).as_columns("pies")
+        out = {key: value for key, value in count.items() if key != "pies"}  # the count itself: summary_row's
         if dense.member_q is not None and pruned.member_q is not None:
-            shift = bootstrap_member_means(dense.member_q.mean(1), pruned.member_q.mean(1))
-            out["q_score_shift"] = pruned.member_q.mean() - dense.member_q.mean()
-            out["q_score_shift_ci_low"], out["q_score_shift_ci_high"] = interval(shift, out["q_score_shift"])
-            if pies.any() and (~pies).any():
-                gap = lambda q: q[:, pies].mean(1) - q[:, ~pies].mean(1)  # noqa: E731 - PIEs minus the rest
-                excess = bootstrap_member_means(gap(dense.member_q), gap(pruned.member_q))  # < 0: PIEs drop more
-                out["q_score_pie_excess"] = gap(pruned.member_q).mean() - gap(dense.member_q).mean()
-                out["q_score_pie_excess_ci_low"], out["q_score_pie_excess_ci_high"] = \
-                    interval(excess, out["q_score_pie_excess"])
+            mean_q = lambda pop: dict(zip(pop.seeds, pop.member_q.mean(1)))  # noqa: E731
+            out.update(seed_difference(mean_q(pruned), mean_q(dense)).as_columns("q_score_shift"))
+            if pies.any() and (~pies).any():  # PIEs minus the rest, per member; < 0 in the excess: PIEs drop more
+                gap = lambda pop: dict(zip(pop.seeds, pop.member_q[:, pies].mean(1)  # noqa: E731
+                                           - pop.member_q[:, ~pies].mean(1)))
+                out.update(seed_difference(gap(pruned), gap(dense)).as_columns("q_score_pie_excess"))
         labels = self.data.test_labels.numpy()
         test = class_disparity(dense.preds, pruned.preds, labels, self.data.num_classes)
         names = DATASET_REGISTRY[self.cfg.dataset].class_names

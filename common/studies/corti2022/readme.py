@@ -63,7 +63,8 @@ def block(paths: CortiPaths, preset: str, timing: str = "") -> str:
     return "\n".join([
         begin,
         f"Measured by {ran} ({where_measured(paths, dataset)}; {what}){timing}. {accuracy_line(paths, dataset)} "
-        f"The report's claims, each with its 95 % interval from a bootstrap over population members:",
+        f"The report's claims, each with its 95 % interval, the procedure and seeds behind it and the smallest "
+        f"effect it detects at 80 % power (common/metrics/verdicts.py; TOO FEW SEEDS below 3 per side):",
         "",
         *measured_claims(paths, dataset),
         end,

@@ -170,7 +170,7 @@ def copy_headline_figures(paths: CortiPaths, dataset: str, dest: Path, prefix: s
 # ---- the report -------------------------------------------------------------------------------------
 
 def measured_claims(paths: CortiPaths, dataset: str) -> list[str]:
-    """The paper's claims as measured from the tables and bootstrap replicates on disk, each with its 95 %
+    """The paper's claims as measured from the tables and leave-one-seed-out PIE masks on disk, each with its 95 %
     interval and verdict (common.studies.corti2022.claims): the report's first section."""
     methods = ("supervised", "supcon")
     pies = {m: _read(paths.pie_summary(dataset, m)) for m in methods}
@@ -213,7 +213,8 @@ def write_report(paths: CortiPaths, dataset: str, timings: list[dict] | None = N
              "\n## Test accuracy (%, mean ± std over the members of each population)\n",
              _markdown(accuracy_table(pies)),
              "\n## PIEs (modal label of the pruned population differs from the dense one's)\n",
-             "`pies_ci_low` / `_high`: 95 % bootstrap interval over members. `disparate_classes`: classes whose "
+             "`pies_ci_low` / `_high`: 95 % interval of the count, jackknife over seeds (none below 3 seeds). "
+             "`disparate_classes`: classes whose "
              "mean-shifted accuracy differs between dense and pruned members (Hooker et al.'s two-tailed Welch "
              "t-test, p <= 0.05; one table per configuration under `<method>/class_disparity/`). "
              "`dense_modal_accuracy_on_pies` / `_on_rest`: accuracy of the dense population's modal label on the "
