@@ -43,16 +43,19 @@ SWITCHES = {  # a variant is '+'-joined switches; 'fp32' alone is the baseline
 OFF = dict(amp=False, channels_last=False, compile=False)
 
 
-def job_config(variant: str) -> tuple[JobConfig, bool]:
-    """(the JobConfig of a variant, whether BatchNorm folding stays on: 'nofold' switches it off)."""
-    settings = dict(OFF)
+def job_config(variant: str) -> tuple[JobConfig, bool, int]:
+    """(the JobConfig of a variant, whether BatchNorm folding stays on ('nofold' switches it off), the evaluation
+    batch ('b256': 256; default 1,024))."""
+    settings, batch = dict(OFF), 1024
     parts = variant.split("+")
     for part in parts:
-        if part not in SWITCHES and part != "nofold":
+        if part.startswith("b") and part[1:].isdigit():
+            batch = int(part[1:])
+        elif part not in SWITCHES and part != "nofold":
             raise SystemExit(f"--variants {variant}: unknown switch {part!r} (choose from {', '.join(SWITCHES)}, "
-                             f"nofold)")
+                             f"nofold, b<evaluation batch>)")
         settings.update(SWITCHES.get(part, {}))
-    return replace(JobConfig(), **settings), "nofold" not in parts
+    return replace(JobConfig(), **settings), "nofold" not in parts, batch
 
 
 def no_folding(enabled: bool):
@@ -68,11 +71,11 @@ def measure(label: str, variants: list[str], rounds: int, timer) -> None:
     first = {}
     for r in range(rounds + 1):
         for variant in variants:
-            run, fold = job_config(variant)
+            run, fold, batch = job_config(variant)
             original = no_folding(fold)
             try:
                 started = time.perf_counter()
-                rate = timer(run)
+                rate = timer(run, batch)
                 if r == 0:
                     first[variant] = time.perf_counter() - started
                 else:
@@ -108,7 +111,7 @@ def main():
           f"round, {args.rounds} rounds (+1 warm-up round), variants alternating")
     print(f"{'what':34} {'variant':22} {'first s':>8} {'img/s':>9} {'range':>13} {'ratio':>7}")
     ks = [int(k) for k in args.populations.split(",")]
-    for method in args.methods.split(","):
+    for method in [m for m in args.methods.split(",") if m]:
         recipe = preset_config(method, args.preset)
         batch = recipe.batch_size
         data, _, _ = random_dataset(recipe.dataset, (args.steps + 1) * batch, 0, device)
@@ -118,15 +121,15 @@ def main():
               f"{statistics.median(plain):9.0f}", flush=True)
         for k in ks:
             measure(f"{recipe.arch} {method} b{batch} K={k}", variants, args.rounds,
-                    lambda run: time_population(recipe.arch, method, data, recipe, k, batch, args.steps, device,
-                                                run))
+                    lambda run, _: time_population(recipe.arch, method, data, recipe, k, batch, args.steps, device,
+                                                   run))
     recipe = preset_config("supervised", args.preset)
     data, _, _ = random_dataset(recipe.dataset, 0, args.n_test, device)
     plain = [time_plain_inference(recipe.arch, data.test_images, data.normalize, device) for _ in range(args.rounds)]
     print(f"{recipe.arch + ' evaluation':34} {'plain eager fp32':22} {'':8} {statistics.median(plain):9.0f}")
     for k in ks:
         measure(f"{recipe.arch} evaluation K={k}", inference_variants, args.rounds,
-                lambda run: time_evaluation(recipe.arch, data, k, device, run))
+                lambda run, batch: time_evaluation(recipe.arch, data, k, device, run, batch))
 
 
 if __name__ == "__main__":

@@ -271,7 +271,7 @@ def time_population(arch, method, data: Dataset, recipe, size, batch, steps, dev
     return size * batch * steps / timed_steps(step, steps, device)
 
 
-def time_evaluation(arch, data: Dataset, size, device, run: JobConfig) -> float:
+def time_evaluation(arch, data: Dataset, size, device, run: JobConfig, batch: int = 1024) -> float:
     torch.manual_seed(0)
     pop = configure_population(Population([build_network(arch, "supervised") for _ in range(size)], device), run,
                                device)
@@ -279,7 +279,7 @@ def time_evaluation(arch, data: Dataset, size, device, run: JobConfig) -> float:
 
     def run_once():
         with context:
-            evaluate(pop, data.test_images, data.test_labels, data.normalize)
+            evaluate(pop, data.test_images, data.test_labels, data.normalize, batch)
     return size * len(data.test_labels) / timed_steps(run_once, 1, device)
 
 

@@ -20,6 +20,7 @@ import torch.nn as nn
 from common.engine.population import Population
 
 _PAIRS: dict = {}  # (architecture, mode) -> [(conv name, BatchNorm name)], process-wide
+_TEMPLATES: dict = {}  # (architecture, mode) -> the folded architecture (meta tensors), process-wide
 
 
 def conv_bn_pairs(template: nn.Module, mode: str) -> list[tuple[str, str]]:
@@ -48,22 +49,29 @@ def folded(pop: Population, mode: str) -> Population:
     pairs = conv_bn_pairs(pop.template, mode)
     if not pairs or pop.template.training:
         return pop
-    template = copy.deepcopy(pop.template)
     params, buffers = dict(pop.params), dict(pop.buffers)
     with torch.no_grad():
         for conv_name, bn_name in pairs:
-            conv, bn = template.get_submodule(conv_name), template.get_submodule(bn_name)
-            scale = params[f"{bn_name}.weight"] / torch.sqrt(buffers[f"{bn_name}.running_var"] + bn.eps)
+            eps = pop.template.get_submodule(bn_name).eps
+            scale = params.pop(f"{bn_name}.weight") / torch.sqrt(buffers.pop(f"{bn_name}.running_var") + eps)
             shift = params.pop(f"{bn_name}.bias") - buffers.pop(f"{bn_name}.running_mean") * scale
-            params.pop(f"{bn_name}.weight")
-            buffers.pop(f"{bn_name}.running_var")
             buffers.pop(f"{bn_name}.num_batches_tracked", None)
-            weight = params[f"{conv_name}.weight"]
-            params[f"{conv_name}.weight"] = weight * scale.view(*scale.shape, 1, 1, 1)
+            params[f"{conv_name}.weight"] = params[f"{conv_name}.weight"] * scale.view(*scale.shape, 1, 1, 1)
             bias = params.get(f"{conv_name}.bias")
             params[f"{conv_name}.bias"] = shift if bias is None else bias * scale + shift
+    return Population.of(folded_template(pop.template, mode, pairs), params, buffers, like=pop)
+
+
+def folded_template(template: nn.Module, mode: str, pairs: list[tuple[str, str]]) -> nn.Module:
+    """The architecture with each pair's BatchNorm replaced by an identity and its convolution given a bias."""
+    key = (repr(template), mode)
+    if key not in _TEMPLATES:
+        folded = copy.deepcopy(template).eval()
+        for conv_name, bn_name in pairs:
+            conv = folded.get_submodule(conv_name)
             if conv.bias is None:
                 conv.bias = nn.Parameter(torch.empty(conv.out_channels, device="meta"))
             parent, _, attribute = bn_name.rpartition(".")
-            setattr(template.get_submodule(parent), attribute, nn.Identity())
-    return Population.of(template, params, buffers, like=pop)
+            setattr(folded.get_submodule(parent), attribute, nn.Identity())
+        _TEMPLATES[key] = folded
+    return _TEMPLATES[key]

@@ -84,7 +84,8 @@ def execution_summary(run, device: torch.device) -> str:
     """One line for the log: bf16 autocast and why, layout, compile, member execution."""
     on = {True: "on", False: "off"}
     return (f"{amp_reason(run.amp, device)}, channels_last {on[channels_last_enabled(run.channels_last, device)]}, "
-            f"torch.compile {on[compile_enabled(run.compile, device)]}, members {run.population_execution}")
+            f"torch.compile {on[compile_enabled(run.compile, device)]}, members {run.population_execution}, "
+            f"{torch.get_num_threads()} threads")
 
 
 class PhaseRun:

@@ -28,6 +28,7 @@ from functools import partial
 import torch
 import torch.nn as nn
 from torch.func import functional_call, stack_module_state, vmap
+from torch.utils._pytree import tree_map
 
 CPU_SEQUENTIAL_FROM = 32_768  # images x pixels per member and call (module docstring)
 EXECUTIONS = ("auto", "vmap", "sequential")
@@ -101,16 +102,7 @@ class Population:
 
     def _function(self, mode: str, shared_input: bool, sequential: bool):
         if self.size == 1 or sequential:  # vmap over one member takes a slow batched-conv path on the CPU (~50x)
-            member = compiled_member(self.template, mode) if self.compiled else \
-                partial(_member_forward, self.template, mode)
-            layout = torch.channels_last if self.channels_last else torch.contiguous_format
-
-            def batched(params, buffers, x):
-                outs = [member({k: v[i] for k, v in params.items()}, {k: v[i] for k, v in buffers.items()},
-                               (x if shared_input else x[i]).contiguous(memory_format=layout))
-                        for i in range(self.size)]
-                return torch.utils._pytree.tree_map(lambda *parts: torch.stack(parts), *outs)
-            return batched
+            return self._one_after_another(mode, shared_input)
         batched = vmap(partial(_member_forward, self.template, mode), in_dims=(0, 0, None if shared_input else 0),
                        randomness="error")
         if not self.compiled:
@@ -119,6 +111,19 @@ class Population:
         if key not in self._vmapped:
             self._vmapped[key] = torch.compile(batched)
         return self._vmapped[key]
+
+    def _one_after_another(self, mode: str, shared_input: bool):
+        """Each member's forward on its own slice of the stacked tensors, one member after another."""
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        member = compiled_member(self.template, mode) if self.compiled else \
+            partial(_member_forward, self.template, mode)
+
+        def batched(params, buffers, x):
+            outs = [member({k: v[i] for k, v in params.items()}, {k: v[i] for k, v in buffers.items()},
+                           (x if shared_input else x[i]).contiguous(memory_format=layout))
+                    for i in range(self.size)]
+            return tree_map(lambda *parts: torch.stack(parts), *outs)
+        return batched
 
     def sequential_for(self, x: torch.Tensor, shared_input: bool) -> bool:
         """Whether a call on x runs the members one after another (`execution`, else the module's rule)."""
