@@ -15,11 +15,12 @@ image counts once although it is seen in two views):
   authors'      the authors' pipeline shape: a torchvision DataLoader with per-image PIL transforms (their workers=0
                 default, `--baseline_workers` to change), fp32, one model per process (`ratio vs authors'`).
   Training K models one at a time takes K times one model's time, so both baselines' throughput for any population
-  size is their single-model figure.
+  size is their single-model figure. Ours and plain eager are timed in turn `--rounds` times (3) and each
+  figure is the median, so that a shared machine's load falls on both alike; the authors' pipeline is timed once.
 
 Then inference (`--inference`, on by default): evaluation of the test-set-sized image set by common.engine's
 `evaluate` (its batch of 1,024, the engine's defaults) against plain eager fp32 (`net.eval()`, no_grad, the same
-batches), images per second summed over the population.
+batches), images per second summed over the population, in turn as above.
 
 FLOPs per image are those of one forward + backward pass of one network, counted by torch.utils.flop_counter
 (convolutions and matrix products; elementwise work is not counted), both views for SupCon. GFLOP/s = images/s x
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -312,18 +314,26 @@ def training_rows(args, run: JobConfig, device, peaks) -> None:
                 print(f"{arch:9} {method:10} {batch:5d}   skipped: one model's step {why}", flush=True)
                 continue
             flops = flops_per_image(arch, method, size, device)
-            plain = time_plain(arch, method, size, batch, args.steps, device)
             authors = time_authors(arch, method, raw, labels, batch, args.steps, device, args.baseline_workers)
             for k in (int(k) for k in args.populations.split(",")):
                 why = too_big(arch, method, size, k * batch * views(method), device)
                 if why:
                     print(f"{arch:9} {method:10} {batch:5d} {k:3d} skipped: {why}", flush=True)
                     continue
-                ours = time_population(arch, method, data, recipe, k, batch, args.steps, device, run)
+                plain, ours = alternating(args.rounds, lambda: time_plain(arch, method, size, batch, args.steps, device),
+                                          lambda: time_population(arch, method, data, recipe, k, batch, args.steps,
+                                                                  device, run))
                 achieved = ours * flops / 1e9
                 print(f"{arch:9} {method:10} {batch:5d} {k:3d} {ours:10.0f} {plain:11.0f} {ours / plain:20.2f} "
                       f"{authors:13.0f} {ours / authors:16.2f} {flops / 1e9:9.3f} {achieved:8.1f} "
                       f"{achieved / peaks['fp32']:11.0%}", flush=True)
+
+
+def alternating(rounds: int, baseline, candidate) -> tuple[float, float]:
+    """Medians of `rounds` timings of baseline() and candidate(), taken in turn so that a shared machine's load
+    falls on both alike."""
+    pairs = [(baseline(), candidate()) for _ in range(rounds)]
+    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
 
 
 def inference_rows(args, run: JobConfig, device) -> None:
@@ -332,9 +342,10 @@ def inference_rows(args, run: JobConfig, device) -> None:
     print(f"\nevaluation of {args.n_test:,} images at batch 1,024:")
     print(f"{'arch':9} {'K':>3} {'ours img/s':>10} {'plain eager':>11} {'ratio vs plain eager':>20}")
     for arch in (args.archs.split(",") if args.archs else [recipe.arch]):
-        plain = time_plain_inference(arch, data.test_images, data.normalize, device)
         for k in (int(k) for k in args.populations.split(",")):
-            ours = time_evaluation(arch, data, k, device, run)
+            plain, ours = alternating(args.rounds,
+                                      lambda: time_plain_inference(arch, data.test_images, data.normalize, device),
+                                      lambda: time_evaluation(arch, data, k, device, run))
             print(f"{arch:9} {k:3d} {ours:10.0f} {plain:11.0f} {ours / plain:20.2f}", flush=True)
 
 
@@ -347,6 +358,8 @@ def main():
     parser.add_argument("--populations", default="1,8", help="population sizes K")
     parser.add_argument("--batch", type=int, default=0, help="images per member per step (default: each recipe's)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after one warm-up step)")
+    parser.add_argument("--rounds", type=int, default=3, help="timings of ours and of plain eager, taken in turn; "
+                                                              "each figure is their median")
     parser.add_argument("--n_images", type=int, default=0, help="random training images (default: as many as the "
                                                                 "timed steps read)")
     parser.add_argument("--n_test", type=int, default=10000, help="images of the inference rows")
