@@ -9,7 +9,8 @@ wherever the loaded modules refer to them (the code they measure is left as it i
 only (a phase inside another is subtracted from it); `other` is a stage's wall time outside every phase (model
 set-up, metrics tables, logging, Python). Results are written as JSON (`--json`, merged with what the file already
 holds, so a preset can be profiled stage by stage in separate commands) and printed as a table; `--report` prints
-the table of saved JSON files.
+the table of saved JSON files (files of one study and preset, such as one per group of objectives, added up
+stage by stage).
 
   python bench/profile_presets.py --study corti2022 --preset study --output_root /tmp/profile --json study.json
   python bench/profile_presets.py --study corti2022 --preset study --stages train_gmp_early --json study.json ...
@@ -121,6 +122,25 @@ def merged(path: Path, header: dict, records: list[dict]) -> dict:
     return saved
 
 
+def combined(profiles: list[dict]) -> list[dict]:
+    """One profile per (study, preset): the stages of files that profiled parts of one preset (say, its objectives
+    in separate commands) added up, stage by stage."""
+    out: dict = {}
+    for p in profiles:
+        profile = out.setdefault((p["study"], p["preset"]), dict(p, stages=[]))
+        stages = {r["stage"]: r for r in profile["stages"]}
+        for r in p["stages"]:
+            if r["stage"] not in stages:
+                profile["stages"].append(dict(r, phases=dict(r["phases"])))
+                continue
+            into = stages[r["stage"]]
+            for field in ("tasks", "wall", "other"):
+                into[field] = round(into[field] + r[field], 2)
+            for phase, seconds in r["phases"].items():
+                into["phases"][phase] = round(into["phases"].get(phase, 0.0) + seconds, 2)
+    return list(out.values())
+
+
 def table(profiles: list[dict]) -> str:
     """Markdown: a row per stage and a total per preset, seconds per phase (the phases any stage spent time in)."""
     used = [c for c in COLUMNS if any(r["phases"].get(c) for p in profiles for r in p["stages"])]
@@ -156,7 +176,7 @@ def main():
     parser.add_argument("--report", nargs="*", default=None, help="print the table of these JSON files and exit")
     args, study_argv = parser.parse_known_args()
     if args.report is not None:
-        print(table([json.loads(Path(p).read_text()) for p in args.report]))
+        print(table(combined([json.loads(Path(p).read_text()) for p in args.report])))
         return
     preset = study_argv[study_argv.index("--preset") + 1] if "--preset" in study_argv else "demo"
     header = dict(study=args.study, preset=preset, argv=study_argv, device=f"CPU {cpu_model()}" if not

@@ -21,7 +21,7 @@ from common.engine.hooks import Checkpoint, GMPEvents, History, Preemption, Sign
 from common.engine.optimizers import build_optimizer
 from common.engine.phase import Job, Phase
 from common.engine.population import Population
-from common.engine.precision import amp_reason, autocast, channels_last_enabled, compile_enabled
+from common.engine.precision import amp_enabled, amp_reason, autocast, channels_last_enabled, compile_enabled
 from common.engine.state import EpochCursor, TrainState
 from common.engine.timing import TIMINGS, summary, timed
 
@@ -78,6 +78,13 @@ def configure_population(pop: Population, run, device: torch.device) -> Populati
     """How `pop`'s members run under `run` (common.config.JobConfig's execution fields, each device's defaults)."""
     return pop.configure(run.population_execution, channels_last_enabled(run.channels_last, device),
                          compile_enabled(run.compile, device))
+
+
+def execution_record(run, device: torch.device) -> dict:
+    """What a checkpoint records of how its model ran (each of these changes the float rounding, so decides
+    bit-identity): bf16 autocast, channels_last, torch.compile, member execution."""
+    return dict(bf16_autocast=amp_enabled(run.amp, device), channels_last=channels_last_enabled(run.channels_last,
+                device), compile=compile_enabled(run.compile, device), population_execution=run.population_execution)
 
 
 def execution_summary(run, device: torch.device) -> str:
