@@ -77,8 +77,11 @@ def test_channels_last_members_take_the_contiguous_members_step():
     """float32: the layouts sum in other orders, so the gradients agree to rounding (1e-5 relative)."""
     digits = load_digits()
     contiguous = Population(trained_looking("wrn10_1", "supervised"), execution="sequential")
+    contiguous.configure(channels_last=False)
     channels_last = Population(trained_looking("wrn10_1", "supervised"), execution="sequential")
-    channels_last.configure(channels_last=True)
+    assert channels_last.channels_last is None  # the device's default: on for the CPU, off for CUDA
+    assert precision.channels_last_enabled(None, CPU) and not precision.channels_last_enabled(None,
+                                                                                            torch.device("cuda"))
     want_losses, want = step_gradients(contiguous, digits)
     got_losses, got = step_gradients(channels_last, digits)
     assert torch.allclose(got_losses, want_losses, rtol=1e-5)

@@ -30,6 +30,8 @@ import torch.nn as nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.utils._pytree import tree_map
 
+from common.engine.precision import channels_last_enabled
+
 CPU_SEQUENTIAL_FROM = 32_768  # images x pixels per member and call (module docstring)
 EXECUTIONS = ("auto", "vmap", "sequential")
 
@@ -49,7 +51,8 @@ class Population:
         self.template, self.params, self.buffers = template, params, buffers
         self.size = len(next(iter(params.values())))
         self.execution = execution
-        self.channels_last = False  # members run one after another take their images channels_last
+        self.channels_last = None  # members run one after another take their images channels_last (None: the
+        # device's default, common.engine.precision: on for the CPU, so analyses that build a population get it too)
         self.compiled = False  # torch.compile of the member forward (sequential) or of the vmapped one
         self._vmapped = {}
 
@@ -114,7 +117,8 @@ class Population:
 
     def _one_after_another(self, mode: str, shared_input: bool):
         """Each member's forward on its own slice of the stacked tensors, one member after another."""
-        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        layout = torch.channels_last if channels_last_enabled(self.channels_last, self.device) else \
+            torch.contiguous_format
         member = compiled_member(self.template, mode) if self.compiled else \
             partial(_member_forward, self.template, mode)
 
