@@ -56,17 +56,18 @@ class JobConfig:
                                       "hour on 2 CPU cores)", choices=("paper", "demo", "study"))
     checkpoint_every: int = help_field(10, "save resumable state every N epochs (and on SIGTERM/SIGINT)")
     eval_every: int = help_field(1, "evaluate on the test set every N epochs (and always at the end)")
-    amp: bool | None = help_field(None, "bf16 autocast; default: on for CUDA, off on the CPU (measured slower "
-                                        "there; --amp turns it on anyway)")
-    compile: bool = help_field(False, "torch.compile the population forward (any device; on the CPU inductor needs "
-                                      "a C++ compiler)")
+    amp: bool | None = help_field(None, "bf16 autocast; default: on for CUDA and for a CPU with native bf16 "
+                                        "(avx512_bf16 or amx_bf16 among its flags), off otherwise "
+                                        "(common/engine/precision.py)")
+    compile: bool | None = help_field(None, "torch.compile each member's forward (any device; on the CPU inductor "
+                                            "needs a C++ compiler); default: off")
     population_execution: str = help_field("auto", "how a population's members run in each step: vmapped (one "
                                                    "grouped convolution), one after another, or auto (a rule measured "
                                                    "per device and per-member work; common/engine/population.py)",
                                            choices=EXECUTIONS)
-    channels_last: bool = help_field(False, "members run one after another take their images channels_last (oneDNN's "
-                                            "preferred layout: +14 to +25 % for WRN-10-1 steps on a 2-core CPU; off "
-                                            "until the presets' figures are measured with it)")
+    channels_last: bool | None = help_field(None, "members run one after another take their images channels_last "
+                                                  "(oneDNN's preferred layout); default: on for the CPU, off for "
+                                                  "CUDA")
     progress: bool = help_field(True, "tqdm progress bars")
     curves: bool = help_field(True, "draw each trained model's loss and accuracy curves (a PNG beside its metrics "
                                     "CSV, which is always written; about 0.5 s per model on a 2-core CPU)")

@@ -12,9 +12,8 @@ import torch
 
 from common import checkpoint as ckpt
 from common.data import Dataset
-from common.engine.loop import Trainer
+from common.engine.loop import Trainer, execution_record
 from common.engine.phase import Job
-from common.engine.precision import amp_enabled
 from common.engine.state import saved_members
 from common.log import progress
 from common.paths import Paths
@@ -103,8 +102,7 @@ def train_populations(jobs: list[tuple[Job, Path | None]], data: Dataset, device
             if trainer.job.prepare is not None:
                 trainer.job.prepare(trainer.job)
             state = trainer.fit()
-            runtime = dict(ckpt.runtime_info(device), bf16_autocast=amp_enabled(run.amp, device),
-                           population_execution=run.population_execution)
+            runtime = dict(ckpt.runtime_info(device), **execution_record(run, device))
             results += save_population(paths, trainer.job, state, runtime, run.curves)
             trainer.state_path.unlink(missing_ok=True)
             log.info("trained %d models (%s) in %.1fs", len(trainer.job.specs),

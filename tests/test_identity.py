@@ -14,6 +14,7 @@ import torch
 from common import checkpoint as ckpt
 from common.errors import UsageError
 from common.config import JobConfig
+from common.engine.precision import amp_enabled
 from common.log import progress
 from common.paths import REPO_ROOT
 from common.studies.corti2022.paths import CortiPaths
@@ -207,6 +208,10 @@ def test_checkpoints_record_threads_device_layout_and_versions(tiny_zoo):
     assert meta["runtime"]["threads"] == 1 and meta["runtime"]["device"] == "cpu"
     assert (meta["runtime"]["population_index"], meta["runtime"]["population_size"]) == (1, 4)
     assert meta["versions"]["torch"] == torch.__version__
+    # the switches that change float rounding, as this device resolved them
+    cpu = torch.device("cpu")
+    assert meta["runtime"]["bf16_autocast"] == amp_enabled(None, cpu) and meta["runtime"]["channels_last"] is True
+    assert meta["runtime"]["compile"] is False and meta["runtime"]["population_execution"] == "auto"
 
 
 # ---- finding 7: the smaller ones ---------------------------------------------------------------------------

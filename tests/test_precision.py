@@ -9,7 +9,7 @@ from common.engine.batches import Batches
 from common.engine.inference import evaluate, predict
 from common.engine.objectives import make_objective
 from common.engine.population import Population
-from common.engine.precision import amp_enabled, autocast
+from common.engine.precision import amp_enabled, autocast, native_bf16_flags
 from common.metrics.knn import knn_predict
 from common.models import build_network
 
@@ -38,8 +38,8 @@ def gradients(pop: Population, objective: str, data, amp: bool) -> tuple[torch.T
     return losses.detach(), [p.grad.clone() for p in pop.params.values() if p.grad is not None]
 
 
-def test_amp_defaults_on_for_cuda_only_and_the_flag_wins():
-    assert not amp_enabled(None, CPU) and amp_enabled(None, torch.device("cuda"))
+def test_amp_defaults_on_for_cuda_and_native_bf16_cpus_and_the_flag_wins():
+    assert amp_enabled(None, CPU) == bool(native_bf16_flags()) and amp_enabled(None, torch.device("cuda"))
     assert amp_enabled(True, CPU) and not amp_enabled(False, torch.device("cuda"))
     with autocast(True, CPU):
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
