@@ -34,9 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_training import cpu_model  # noqa: E402
 from common.engine.timing import TIMINGS, timed  # noqa: E402
 from common.runtime import keep_freed_memory  # noqa: E402
+from common.studies import STUDIES  # noqa: E402
 
-STUDIES = {"corti2022": "common.studies.corti2022.reproduce", "tickets": "common.studies.tickets.reproduce",
-           "three_regime": "common.studies.three_regime.reproduce"}
 PROBES = {  # phase -> functions ('module:name') timed from outside
     "k-NN": ["common.metrics.knn:knn_predict", "common.metrics.knn:knn_predict_layers",
              "common.metrics.knn:weighted_knn_predict"],
@@ -79,8 +78,7 @@ def instrument(phase: str, target: str) -> bool:
     return True
 
 
-def instrument_all(study_module: str) -> None:
-    importlib.import_module(study_module)
+def instrument_all() -> None:
     for module in PLOT_MODULES:  # every plot_* function of the plotting modules
         try:
             loaded = importlib.import_module(module)
@@ -93,10 +91,10 @@ def instrument_all(study_module: str) -> None:
 
 
 def profile(study: str, argv: list[str], stages: list[str]) -> list[dict]:
-    """Run the study's planned stages (those in `stages`, all when empty) here; -> one record per stage."""
-    module = importlib.import_module(STUDIES[study])
-    instrument_all(STUDIES[study])
-    planned, _ = module.plan(argv)
+    """Run the study's planned stages (those in `stages`, all when empty) here, task by task as a launcher runs
+    them (common.study.Study.tasks); -> one record per stage."""
+    instrument_all()
+    planned = STUDIES[study].tasks(STUDIES[study].parse_argv(argv, prog="profile_presets.py"))
     TIMINGS.synchronize = True
     records = []
     for stage in planned:
