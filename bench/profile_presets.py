@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_training import cpu_model  # noqa: E402
 from common.engine.timing import TIMINGS, timed  # noqa: E402
+from common.launch import Stage  # noqa: E402
 from common.runtime import keep_freed_memory  # noqa: E402
 from common.studies import STUDIES  # noqa: E402
 
@@ -90,14 +91,18 @@ def instrument_all() -> None:
             instrument(phase, target)
 
 
+def planned(study: str, argv: list[str]) -> list[Stage]:
+    """The study's stages for these reproduce.py flags, each as a launcher's tasks (common.study.Study.tasks)."""
+    return STUDIES[study].tasks(STUDIES[study].parse_argv(argv, prog="profile_presets.py"))
+
+
 def profile(study: str, argv: list[str], stages: list[str]) -> list[dict]:
     """Run the study's planned stages (those in `stages`, all when empty) here, task by task as a launcher runs
-    them (common.study.Study.tasks); -> one record per stage."""
+    them; -> one record per stage."""
     instrument_all()
-    planned = STUDIES[study].tasks(STUDIES[study].parse_argv(argv, prog="profile_presets.py"))
     TIMINGS.synchronize = True
     records = []
-    for stage in planned:
+    for stage in planned(study, argv):
         if stages and stage.name not in stages:
             continue
         before, started = TIMINGS.snapshot(), time.perf_counter()
