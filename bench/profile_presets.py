@@ -167,7 +167,7 @@ def table(profiles: list[dict]) -> str:
 
 
 def _cell(seconds: float) -> str:
-    return f"{seconds:.0f}" if seconds >= 0.5 else ("" if not seconds else "<1")
+    return f"{seconds:.0f}" if seconds >= 1 else ("" if not seconds else "<1")
 
 
 def main():
