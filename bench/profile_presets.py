@@ -162,9 +162,11 @@ def table(profiles: list[dict]) -> str:
         lines.append(f"| **{name}** | **all** | **{wall:.0f}** | "
                      + " | ".join(f"{_cell(t)} ({t / wall:.0%})" if t else "" for t in totals)
                      + f" | {_cell(other)} ({other / wall:.0%}) |")
-    devices = sorted({f"{p['device']}, {p['threads']} thread{'s' * (p['threads'] != 1)}, torch {p['torch']}"
-                      for p in profiles})
-    return "\n".join(lines) + "\n\nseconds; " + "; ".join(devices)
+    devices = [f"{p['device']}, {p['threads']} thread{'s' * (p['threads'] != 1)}, torch {p['torch']}"
+               for p in profiles]
+    if len(set(devices)) > 1:  # each preset's own
+        devices = [f"{p['study']} {p['preset']}: {device}" for p, device in zip(profiles, devices)]
+    return "\n".join(lines) + "\n\nseconds; " + "; ".join(dict.fromkeys(devices))
 
 
 def _cell(seconds: float) -> str:
