@@ -11,13 +11,13 @@ import torch
 from common.data import load_dataset
 from common.data.fashion_mnist import DEBIAN_FOLDER
 from common.launch import Stage
-from common.metrics.bootstrap import bootstrap_member_means, interval
+from scipy import stats
 from common.metrics.probe import linear_probe_accuracy
 from common.models import HEADS, build_network
 from common.pruning.pools import POOLS
 from common.spec import ModelSpec, spec_from_filename
 from common.studies.tickets import reproduce
-from common.studies.tickets.claims import difference, ticket_claims
+from common.studies.tickets.claims import MARGIN, Side, paired_interval, ticket_claim, ticket_claims, verdict
 from common.studies.tickets.imp import trunk_spec
 from common.studies.tickets.transfer import Finetunes, probe_level
 from common.zoo import load_member, load_rewind_point
@@ -101,23 +101,54 @@ def test_transfer_holds_the_pretraining_mask_and_prunes_during_transfer_to_the_e
     assert len(rows) == len(SEEDS) * 2 * 3 and all(0 <= r["accuracy"] <= 1 for r in rows)
 
 
-def test_a_claim_is_the_difference_of_seed_means_with_its_bootstrap_interval():
-    a = pd.DataFrame({"test_accuracy": [0.9, 0.8, 0.85]})
-    b = pd.DataFrame({"test_accuracy": [0.7, 0.75]})
-    row = difference("x", a, b, 0.0, True, "")
-    assert row["difference"] == pytest.approx(0.85 - 0.725)
-    low, high = interval(bootstrap_member_means(np.array([0.7, 0.75]), np.array([0.9, 0.8, 0.85])), row["difference"])
-    assert (row["low"], row["high"]) == (low, high) and row["verdict"] == "TRUE"
-    tickets = (("supervised", "imp", "rewind", 0.9), ("supervised", "imp", "reinit", 0.8),
-               ("rotnet", "imp", "rewind", 0.7), ("rotnet", "imp", "reinit", 0.8),
-               ("rotnet", "random_natural", "reinit", 0.6))
-    summary = pd.DataFrame([dict(objective=o, mask_source=m, init=i, level=1, layers=0, density=0.8, seed=s,
-                                 test_accuracy=acc) for o, m, i, acc in tickets
-                            for s in (0, 1)])
+def test_a_claim_is_the_mean_per_seed_difference_with_its_paired_t_interval_raw_and_against_level_0():
+    label, rotnet = (0.90, 0.92, 0.95, 0.91), (0.85, 0.86, 0.91, 0.88)  # per seed, level 2
+    dense = {"supervised": (0.97, 0.96, 0.98, 0.97), "rotnet": (0.96, 0.95, 0.96, 0.96)}  # level 0
+    cells = (("supervised", 2, 0.4, label), ("rotnet", 2, 0.4, rotnet), ("supervised", 0, 1.0, dense["supervised"]),
+             ("rotnet", 0, 1.0, dense["rotnet"]))
+    rows = [dict(objective=o, mask_source="imp", init="rewind", level=level, layers="all", density=d, seed=s,
+                 test_accuracy=acc) for o, level, d, values in cells for s, acc in enumerate(values)]
+    summary = pd.DataFrame(rows)
+    row = ticket_claim(summary, "x", Side("rotnet", "imp", "rewind"), Side("supervised", "imp", "rewind"), "below")
+    d = np.subtract(rotnet, label)
+    half = stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    assert row["estimate"] == pytest.approx(d.mean()) and row["n"] == 4
+    assert (row["low"], row["high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert row["verdict"] == "TRUE"
+    relative = d - np.subtract(dense["rotnet"], dense["supervised"])
+    assert row["head_start"] == pytest.approx(np.subtract(dense["rotnet"], dense["supervised"]).mean())
+    assert row["relative_estimate"] == pytest.approx(relative.mean())
+    two = ticket_claim(summary[summary["seed"] < 2], "x", Side("rotnet", "imp", "rewind"),
+                       Side("supervised", "imp", "rewind"), "below")
+    assert two["verdict"] == "TOO FEW SEEDS" and np.isnan(two["low"])  # never a zero-width interval
+
+
+@pytest.mark.parametrize("seeds", [4, 5])
+def test_paired_verdicts_say_true_in_at_most_their_nominal_share_when_there_is_no_difference(seeds):
+    """At the presets' seed counts: per-seed differences with no true difference (or, for a claim of equality,
+    a true difference at the margin) get TRUE in at most 2.5 % of 20,000 simulated claims (+ Monte-Carlo slack)."""
+    generator = np.random.default_rng(seeds)
+    noise = generator.normal(0.0, 0.01, size=(20_000, seeds))
+    above = [verdict(r["low"], r["high"], 0.0, "above") for r in map(paired_interval, noise)]
+    within = [verdict(r["low"], r["high"], MARGIN, "within") for r in map(paired_interval, noise + MARGIN)]
+    assert np.mean(np.array(above) == "TRUE") < 0.03 and np.mean(np.array(within) == "TRUE") < 0.03
+
+
+def test_the_shared_random_control_is_every_objectives_level_0_reinit_and_random_baseline():
+    rows = [dict(objective=o, mask_source=m, init=i, level=level, layers="all", density=1.0, seed=s, test_accuracy=a)
+            for o, m, i, level, a in (("shared", "random", "reinit", 0, 0.9), ("shared", "random", "reinit", 1, 0.5),
+                                      ("rotnet", "imp", "reinit", 1, 0.7), ("rotnet", "imp", "rewind", 1, 0.75),
+                                      ("rotnet", "imp", "rewind", 0, 0.95), ("supervised", "imp", "reinit", 1, 0.72),
+                                      ("supervised", "imp", "rewind", 1, 0.8),
+                                      ("supervised", "imp", "rewind", 0, 0.97))
+            for s in range(3)]
+    summary = pd.DataFrame(rows)
+    summary["test_accuracy"] += 0.001 * summary["seed"] * (summary["objective"] == "rotnet")
     claims = {c["claim"]: c for c in ticket_claims(summary)}
-    assert claims["winning-ticket initialisations from self-supervision are worse than from labels"][
-        "difference"] == pytest.approx(-0.2)
-    assert claims["self-supervised masks beat random masks (both re-initialised)"]["verdict"] == "TRUE"
+    beats = claims["self-supervised masks beat random masks (both re-initialised)"]
+    assert beats["estimate"] == pytest.approx(0.2 + 0.001) and beats["measured"].endswith("random mask/reinit")
+    match = claims["with re-initialisation, self-supervised masks match label masks"]
+    assert match["head_start"] == 0.0 and match["relative_estimate"] == pytest.approx(match["estimate"])
 
 
 def test_the_tickets_plan_runs_layerwise_tickets_after_every_objective_then_the_report(tmp_path):

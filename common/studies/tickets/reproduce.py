@@ -3,13 +3,15 @@ layerwise tickets (Figure 4: the objectives of --layerwise_objectives pruned in 
 each N of --layerwise_depths), then the report (common.studies.per_objective)."""
 from __future__ import annotations
 
+import re
+
 from common.cli import OneLineParser, UsageError
 from common.launch import Stage, Task, command_line
 from common.studies.per_objective import plan as per_objective_plan
 from common.studies.per_objective import reproduce
 from common.studies.tickets import run
-from common.studies.tickets.config import OBJECTIVES, STAGES
-from common.studies.tickets.imp import Trunk
+from common.studies.tickets.config import LAYERWISE_DEPTHS, OBJECTIVES, STAGES
+from common.studies.tickets.imp import Trunk, balanced_split
 
 LAYERWISE_STAGES = ("imp", "retrain")  # a layerwise ticket is found and re-trained; its features are not probed
 
@@ -43,7 +45,8 @@ def plan(argv=None):
         tasks = []
         for objective, depth in layerwise:
             task_argv = _layerwise_argv(rest, objective, depth, [stage])
-            tasks.append(Task(f"{objective} layers 1-{depth} {stage}", run.main, (task_argv,),
+            label = f"last {depth[4:]}" if depth.startswith("last") else f"first {depth}"
+            tasks.append(Task(f"{objective} layers {label} {stage}", run.main, (task_argv,),
                               command_line("studies/tickets.py", task_argv)))
         if tasks:
             stages.append(Stage(f"layerwise {stage}", tasks))
@@ -63,32 +66,45 @@ def argv_split(stage: str, argv: list[str]) -> list[tuple[str, list[str]]]:
              ["--index_start", str(a), "--index_end", str(min(a + size - 1, tickets_run.index_end))]) for a in firsts]
 
 
-def _layerwise_flags(argv) -> tuple[list[tuple[str, int]], list[str]]:
-    """(objective, depth) pairs of the layerwise tickets, and the other flags."""
+def _layerwise_flags(argv) -> tuple[list[tuple[str, str]], list[str]]:
+    """(objective, layers) pairs of the layerwise tickets ('3': the first 3 conv layers, 'last6': the last 6), and
+    the other flags."""
     parser = OneLineParser(prog="reproduce.py --study tickets", add_help=False)
     parser.add_argument("--layerwise_objectives", default="supervised,rotnet")
-    parser.add_argument("--layerwise_depths", default="auto")
+    parser.add_argument("--layerwise_depths", default="")
     known, rest = parser.parse_known_args(argv or [])
     if any(flag in rest for flag in ("-h", "--help")):
-        print("reproduce.py --study tickets [--layerwise_objectives supervised,rotnet] [--layerwise_depths auto|none|"
-              "N,N,...]: layerwise tickets (Figure 4) for those objectives, pruning the first N conv layers; auto = "
-              "1, a third and two thirds of the encoder's conv layers")
+        print("reproduce.py --study tickets [--layerwise_objectives supervised,rotnet] [--layerwise_depths auto|split|"
+              "none|N,lastN,...]: layerwise tickets (Figure 4) for those objectives, pruning the first N (or the last "
+              "N) conv layers; split = the first N and the last (pool - N) layers that hold as many weights; auto = "
+              "split plus 1, a third and two thirds of the encoder's conv layers; default: the preset's (demo none, "
+              "study split, paper auto)")
         return [], rest
     objectives = [o for o in known.layerwise_objectives.split(",") if o]
     if any(o not in OBJECTIVES for o in objectives):
         raise UsageError(f"--layerwise_objectives {known.layerwise_objectives}: choose among {', '.join(OBJECTIVES)}")
-    if known.layerwise_depths == "none":
-        return [], rest
     cfg, _ = run.parse(_base(rest))
+    asked = known.layerwise_depths or LAYERWISE_DEPTHS[_preset(rest)]
+    if asked == "none":
+        return [], rest
     size = len(Trunk.full_pool(cfg))
-    if known.layerwise_depths == "auto":
-        depths = sorted({1, size // 3, 2 * size // 3} - {0})
+    split = balanced_split(cfg.arch)
+    if asked in ("auto", "split"):
+        depths = [str(split), f"last{size - split}"]
+        depths += [str(d) for d in sorted({1, size // 3, 2 * size // 3} - {0, split})] if asked == "auto" else []
     else:
-        depths = [d for d in known.layerwise_depths.split(",") if d]
-        if not depths or not all(d.isdigit() and 1 <= int(d) <= size for d in depths):
-            raise UsageError(f"--layerwise_depths {known.layerwise_depths}: auto, none or layer counts from 1 to "
-                             f"{size} ({cfg.arch}'s conv layers), e.g. 1,3,6")
-    return [(o, int(d)) for d in depths for o in objectives], rest
+        depths = [d for d in asked.split(",") if d]
+        if not depths or not all(re.fullmatch(r"(last)?\d+", d) and 1 <= int(d.removeprefix("last")) <= size
+                                 for d in depths):
+            raise UsageError(f"--layerwise_depths {asked}: auto, split, none or layer counts from 1 to {size} "
+                             f"({cfg.arch}'s conv layers; lastN for the last N), e.g. 1,3,last6")
+    return [(o, d) for d in depths for o in objectives], rest
+
+
+def _preset(rest: list[str]) -> str:
+    parser = OneLineParser(add_help=False)
+    parser.add_argument("--preset", default="demo")
+    return parser.parse_known_args(rest)[0].preset
 
 
 def _stages(rest: list[str]) -> tuple[str, list[str]]:
@@ -133,5 +149,6 @@ def _report_argv(rest: list[str]) -> list[str]:
     return _base(rest) + ["--objective", OBJECTIVES[0], "--stages", "report"]
 
 
-def _layerwise_argv(rest: list[str], objective: str, depth: int, stages: list[str]) -> list[str]:
-    return _base(rest) + ["--objective", objective, "--prune_first_n_layers", str(depth), "--stages", *stages]
+def _layerwise_argv(rest: list[str], objective: str, depth: str, stages: list[str]) -> list[str]:
+    flag = ["--prune_last_n_layers", depth[4:]] if depth.startswith("last") else ["--prune_first_n_layers", depth]
+    return _base(rest) + ["--objective", objective, *flag, "--stages", *stages]

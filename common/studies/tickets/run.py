@@ -24,7 +24,7 @@ from common.studies.tickets.config import (PRESETS, RULES, RUN_PRESETS, RUN_RULE
                                            TicketsRun, preset_config)
 from common.studies.tickets.imp import Trunk
 from common.studies.tickets.objectives import PRUNING_OBJECTIVES
-from common.studies.tickets.retrain import Tickets
+from common.studies.tickets.retrain import Tickets, retrained_levels
 from common.studies.tickets.transfer import probe_dataset_name, run_transfer
 
 log = logging.getLogger("prune")
@@ -49,8 +49,9 @@ def check_rewind(cfg: TicketsConfig, trunk: Trunk) -> None:
 
 
 def check_transfer(cfg: TicketsConfig, run: TicketsRun) -> None:
-    if cfg.prune_first_n_layers:
-        raise UsageError(f"--prune_first_n_layers {cfg.prune_first_n_layers} --stages transfer: layerwise tickets are "
+    if cfg.layerwise:
+        raise UsageError(f"--prune_first_n_layers {cfg.prune_first_n_layers} --prune_last_n_layers "
+                         f"{cfg.prune_last_n_layers} --stages transfer: layerwise tickets are "
                          "re-trained, not transferred; drop transfer from --stages")
     other = load_dataset(probe_dataset_name(cfg, run.probe_dataset), run.data_dir)
     try:
@@ -62,7 +63,7 @@ def check_transfer(cfg: TicketsConfig, run: TicketsRun) -> None:
 def main(argv=None):
     cfg, run = parse(argv)
     paths = Paths.at(run.output_root)
-    data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset)
+    data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset).resized(cfg.image_size)
     trunk = Trunk(cfg, paths, len(data.train_labels), data.num_classes, data.image_size)
     check_rewind(cfg, trunk)
     if "transfer" in run.stages:  # bad transfer flags fail before any training
@@ -89,7 +90,8 @@ def main(argv=None):
                                                device, run, paths, paths.state_dir(cfg.dataset, method, STUDY),
                                                f"IMP ({cfg.objective})")
         elif stage == "retrain":
-            jobs = Tickets(trunk, data.num_classes).jobs(seeds, run.levels, size)
+            jobs = Tickets(trunk, data.num_classes).jobs(seeds, retrained_levels(run.levels, run.retrain_levels), size,
+                                                         run.natural_control)
             results[stage] = train_populations([(job, None) for job in jobs], data, device, run, paths,
                                                paths.state_dir(cfg.dataset, "supervised", STUDY),
                                                f"tickets ({cfg.objective})")

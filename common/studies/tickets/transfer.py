@@ -58,12 +58,13 @@ def probe_dataset_name(cfg: TicketsConfig, asked: str) -> str:
 
 
 def probe_sets(cfg: TicketsConfig, run, device) -> dict[str, Dataset]:
-    """The pretext's own dataset (its training images: --train_subset) and the other one (--transfer_subset
-    training images, class-balanced), each scored on the first --probe_test_subset test images."""
+    """The pretext's own dataset (its training images: --train_subset, at --image_size) and the other one
+    (--transfer_subset training images, class-balanced, at its own size), each scored on the first
+    --probe_test_subset test images."""
     sets = {}
     other = probe_dataset_name(cfg, run.probe_dataset)
-    for name, subset in ((cfg.dataset, cfg.train_subset), (other, cfg.transfer_subset)):
-        data = load_dataset(name, run.data_dir).train_subset(subset)
+    for name, subset, size in ((cfg.dataset, cfg.train_subset, cfg.image_size), (other, cfg.transfer_subset, 0)):
+        data = load_dataset(name, run.data_dir).train_subset(subset).resized(size)
         if run.probe_test_subset:
             data = replace(data, test_images=data.test_images[:run.probe_test_subset],
                            test_labels=data.test_labels[:run.probe_test_subset])
@@ -140,7 +141,7 @@ class Finetunes:
         self.trunk, self.cfg, self.paths = trunk, trunk.cfg, trunk.paths
         self.target, self.target_name = target, target_name
         self.target_cfg = with_dataset_defaults(replace(self.cfg, dataset=target_name, vertical_flip=None,
-                                                        train_subset=self.cfg.transfer_subset))
+                                                        train_subset=self.cfg.transfer_subset, image_size=0))
         template = build_network(self.cfg.arch, "supervised", target.num_classes)
         self.names = [n for n, _ in template.named_parameters()]
 
