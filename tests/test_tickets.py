@@ -26,8 +26,10 @@ from common.studies.tickets.retrain import Tickets, retrained_levels, ticket_spe
 from common.zoo import load_member
 
 SEEDS = [0, 1]
-# 256 digits at batch 64: 4 steps per epoch, 3 epochs, the rate halving at epoch 1, rewinding to epoch 2
-SMALL = dict(train_subset=256, epochs=3, batch_size=64, lr_milestones=(1,), rewind="2ep")
+# 256 digits at batch 64: 4 steps per epoch, 3 epochs, the rate halving at epoch 1, rewinding to epoch 2, 20 % per
+# level (whatever the demo preset says)
+SMALL = dict(dataset="digits", image_size=0, train_subset=256, epochs=3, batch_size=64, lr_milestones=(1,),
+             rewind="2ep", pruning_rate=0.2)
 RUN = TicketsRun(preset="demo", progress=False, checkpoint_every=1, population_size=8, curves=False)
 
 
@@ -258,15 +260,19 @@ def test_vgg19_is_morcos_variant_with_one_linear_layer_and_runs_on_every_image_s
 # ---- the study end to end -----------------------------------------------------------------------------------
 
 def test_the_study_trains_every_variant_and_reports_them(tmp_path):
-    flags = ["--preset", "demo", "--train_subset", "128", "--epochs", "2", "--lr_milestones", "--levels", "1",
-             "--output_root", str(tmp_path), "--no-progress", "--no-curves"]
+    flags = ["--preset", "demo", "--dataset", "digits", "--train_subset", "128", "--epochs", "2", "--lr_milestones",
+             "--levels", "1", "--retrain_levels", "--natural_control", "--output_root", str(tmp_path), "--no-progress",
+             "--no-curves"]
     for objective in ("supervised", "supcon"):
         tickets.main(flags + ["--objective", objective, "--stages", "imp", "retrain"])
     tickets.main(flags + ["--stages", "report"])
     report = Paths(tmp_path).study_file("digits", "tickets", "report.md").read_text()
     assert "Masks found by **supcon** pruning" in report and "| random_natural / reinit |" in report
     summary = pd.read_csv(Paths(tmp_path).study_file("digits", "tickets", "summary.csv"))
-    assert len(summary) == 2 * 2 * (2 + 4)  # objectives x seeds x (level 0: two inits; level 1: four variants)
+    # per objective and seed: level 0's winning ticket, level 1's three own variants; per seed and level: the
+    # random control both objectives share
+    assert len(summary) == 2 * 2 * (1 + 3) + 2 * 2
+    assert set(summary.loc[summary["objective"] == "shared", "mask_source"]) == {"random"}
     assert set(summary.columns) >= {"objective", "mask_source", "init", "level", "density", "seed", "test_accuracy"}
     assert summary.loc[summary["level"] == 1, "density"].round(6).eq(0.8).all()
     assert (Paths(tmp_path).study_file("digits", "tickets", "tickets.png")).stat().st_size > 10_000
