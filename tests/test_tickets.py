@@ -284,7 +284,9 @@ def test_the_study_trains_every_variant_and_reports_them(tmp_path):
 
 @pytest.mark.parametrize("flags, says", [
     (["--study", "tickets", "--rewind", "3x"], "--rewind 3x"),
-    (["--study", "tickets", "--preset", "study"], "--preset study"),
+    (["--study", "tickets", "--retrain_levels", "-1"], "--retrain_levels -1: must be >= 0"),
+    (["--study", "tickets", "--prune_first_n_layers", "2", "--prune_last_n_layers", "1"],
+     "--prune_first_n_layers 2 --prune_last_n_layers 1: choose one side"),
     (["--study", "tickets", "--objectives", "nope"], "--objectives nope"),
     (["--study", "tickets", "--probe_dataset", "digits"], "--probe_dataset digits: name another dataset"),
     (["--study", "tickets", "--layerwise_depths", "0"], "--layerwise_depths 0"),
