@@ -51,20 +51,21 @@ class Side:
 
 
 def paired_interval(differences: np.ndarray, level: float = LEVEL) -> dict:
-    """Per-seed differences [n] -> their mean, the two-sided `level` Student t interval (n - 1 degrees of
+    """Per-seed differences [..., n] -> their mean, the two-sided `level` Student t interval (n - 1 degrees of
     freedom), the minimum detectable effect (the true mean difference a one-sided test at (1 - level) / 2 finds
-    with probability POWER: (t_(1+level)/2 + t_POWER) x the standard error) and n. Below MIN_SEEDS pairs the
-    interval and the detectable effect are NaN. The lead points this one function at the shared inference module
-    when it lands."""
+    with probability POWER: (t_(1+level)/2 + t_POWER) x the standard error) and n, over the last axis (floats for
+    one claim, arrays for many). Below MIN_SEEDS pairs the interval and the detectable effect are NaN. The lead
+    points this one function at the shared inference module when it lands."""
     d = np.asarray(differences, dtype=float)
-    n = len(d)
-    estimate = float(d.mean()) if n else float("nan")
+    n = d.shape[-1]
+    estimate = d.mean(-1) if n else np.full(d.shape[:-1], np.nan)
     if n < MIN_SEEDS:
-        return dict(estimate=estimate, low=float("nan"), high=float("nan"), detectable=float("nan"), n=n)
-    se = d.std(ddof=1) / np.sqrt(n)
+        nan = np.full_like(estimate, np.nan)
+        return dict(estimate=estimate[()], low=nan[()], high=nan[()], detectable=nan[()], n=n)
+    se = d.std(-1, ddof=1) / np.sqrt(n)
     t = stats.t.ppf((1 + level) / 2, n - 1)
-    return dict(estimate=estimate, low=estimate - t * se, high=estimate + t * se, n=n,
-                detectable=float((t + stats.t.ppf(POWER, n - 1)) * se))
+    return dict(estimate=estimate[()], low=(estimate - t * se)[()], high=(estimate + t * se)[()], n=n,
+                detectable=((t + stats.t.ppf(POWER, n - 1)) * se)[()])
 
 
 def verdict(low: float, high: float, threshold: float, claim: str) -> str:
