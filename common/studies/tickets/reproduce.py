@@ -10,7 +10,7 @@ from common.launch import Stage, Task, command_line
 from common.studies.per_objective import plan as per_objective_plan
 from common.studies.per_objective import reproduce
 from common.studies.tickets import run
-from common.studies.tickets.config import LAYERWISE_DEPTHS, OBJECTIVES, STAGES
+from common.studies.tickets.config import LAYERWISE_DEPTHS, OBJECTIVES, PRESET_OBJECTIVES, STAGES
 from common.studies.tickets.imp import Trunk, balanced_split
 
 LAYERWISE_STAGES = ("imp", "retrain")  # a layerwise ticket is found and re-trained; its features are not probed
@@ -68,7 +68,7 @@ def argv_split(stage: str, argv: list[str]) -> list[tuple[str, list[str]]]:
 
 def _layerwise_flags(argv) -> tuple[list[tuple[str, str]], list[str]]:
     """(objective, layers) pairs of the layerwise tickets ('3': the first 3 conv layers, 'last6': the last 6), and
-    the other flags."""
+    the other flags (with the preset's --objectives unless given)."""
     parser = OneLineParser(prog="reproduce.py --study tickets", add_help=False)
     parser.add_argument("--layerwise_objectives", default="supervised,rotnet")
     parser.add_argument("--layerwise_depths", default="")
@@ -80,6 +80,8 @@ def _layerwise_flags(argv) -> tuple[list[tuple[str, str]], list[str]]:
               "split plus 1, a third and two thirds of the encoder's conv layers; default: the preset's (demo none, "
               "study split, paper auto)")
         return [], rest
+    if "--objectives" not in rest:
+        rest = ["--objectives", ",".join(PRESET_OBJECTIVES[_preset(rest)]), *rest]
     objectives = [o for o in known.layerwise_objectives.split(",") if o]
     if any(o not in OBJECTIVES for o in objectives):
         raise UsageError(f"--layerwise_objectives {known.layerwise_objectives}: choose among {', '.join(OBJECTIVES)}")

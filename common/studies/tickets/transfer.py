@@ -104,13 +104,14 @@ def probe_level(trunk: Trunk, level: int, seeds: list[int], sets: dict[str, Data
     return rows
 
 
-def run_probes(trunk: Trunk, seeds: list[int], levels: int, sets: dict[str, Dataset], steps: int, device) -> str:
-    """Probes of every level and seed not yet in the objective's probes file (its rows are reused when the probe
+def run_probes(trunk: Trunk, seeds: list[int], levels: list[int], sets: dict[str, Dataset], steps: int,
+               device) -> str:
+    """Probes of `levels` for every seed not yet in the objective's probes file (its rows are reused when the probe
     protocol matches), written atomically after each level."""
     path = probes_path(trunk.paths, trunk.cfg)
     table = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=PROBE_KEYS)
     done = set(map(tuple, table[PROBE_KEYS].astype(str).values.tolist()))
-    for level in range(levels + 1):
+    for level in levels:
         todo = [seed for seed in seeds if not all(_key(trunk.cfg, level, seed, name, data, steps) in done
                                                  for name, data in sets.items())]
         if not todo:
@@ -203,18 +204,19 @@ class Finetunes:
 
 
 def run_transfer(trunk: Trunk, run, seeds: list[int], device, population_size: int) -> list[dict]:
-    """The transfer stage of one pruning objective: the probes of every level (Fig. 1), then, for the objectives
-    of --finetune_objectives, the finetunings on the probe dataset (Fig. 2). -> the finetuned models' metadata."""
+    """The transfer stage of one pruning objective: the probes of the levels of --transfer_levels (Fig. 1; level 0
+    always), then, for the objectives of --finetune_objectives, the finetunings of those levels on the probe
+    dataset (Fig. 2). -> the finetuned models' metadata."""
     from common.stage import train_populations  # common.stage imports the studies' shared parts: import late
 
     cfg = trunk.cfg
     sets = probe_sets(cfg, run, device)
-    run_probes(trunk, seeds, run.levels, sets, run.probe_steps, device)
+    levels = sorted({0, *(level for level in (run.transfer_levels or range(run.levels + 1)) if level <= run.levels)})
+    run_probes(trunk, seeds, levels, sets, run.probe_steps, device)
     if cfg.objective not in run.finetune_objectives:
         return []
     target_name = probe_dataset_name(cfg, run.probe_dataset)
     target = sets[target_name]  # the probes' training images; scored on the probes' test images
-    levels = tuple(level for level in (run.transfer_levels or range(run.levels + 1)) if level <= run.levels)
     finetunes = Finetunes(trunk, target, target_name)
     jobs = [job for first in range(0, len(seeds), population_size)
             for job in finetunes.jobs(seeds[first:first + population_size], levels)]
