@@ -51,9 +51,11 @@ def _grid(panels: int, columns: int = 4, width: float = 4.2, height: float = 3.4
 
 
 def _density_axis(ax, densities) -> None:
-    """% of weights remaining on a log axis, decreasing to the right, every other level labelled."""
+    """% of weights remaining on a log axis, decreasing to the right; every level labelled up to 5, every other one
+    beyond."""
     ax.set_xscale("log")
-    ticks = sorted({round(100 * d, 1) for d in densities}, reverse=True)[::2]
+    ticks = sorted({round(100 * d, 1) for d in densities}, reverse=True)
+    ticks = ticks if len(ticks) <= 5 else ticks[::2]
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(NullLocator())

@@ -14,7 +14,7 @@ from common.data import DATASETS as DATASET_REGISTRY
 from common.plots.tickets import (plot_few_labels, plot_layerwise, plot_natural_sparsity, plot_pruning_time,
                                   plot_tickets, plot_transfer)
 from common.provenance import read_metas
-from common.studies.tickets.claims import (SHARED, claims_table, layerwise_claims, layerwise_gaps, percent,
+from common.studies.tickets.claims import (REFERENCE, SHARED, claims_table, layerwise_claims, layerwise_gaps, percent,
                                            pruning_time_claims, supervision_claims, ticket_claims, transfer_claims)
 from common.studies.tickets.config import STUDY, objective_of
 from common.studies.tickets.imp import conv_sizes
@@ -63,11 +63,11 @@ def of_rewind(summary: pd.DataFrame, rewind: str) -> pd.DataFrame:
 def per_objective(summary: pd.DataFrame) -> pd.DataFrame:
     """The tickets as each objective's panel shows them: the shared random controls copied into every objective,
     and at level 0 also as IMP's re-initialised dense network (the same model)."""
-    own = summary[summary["objective"] != SHARED]
+    tags = sorted(set(summary["objective"]) - {SHARED}, key=lambda tag: (tag != REFERENCE, tag))  # labels first
+    own = pd.concat([summary[summary["objective"] == tag] for tag in tags]) if tags else summary.iloc[:0]
     shared = summary[summary["objective"] == SHARED]
-    copies = [shared.assign(objective=tag) for tag in dict.fromkeys(own["objective"])]
-    dense = [shared[shared["level"] == 0].assign(objective=tag, mask_source="imp")
-             for tag in dict.fromkeys(own["objective"])]
+    copies = [shared.assign(objective=tag) for tag in tags]
+    dense = [shared[shared["level"] == 0].assign(objective=tag, mask_source="imp") for tag in tags]
     return pd.concat([own, *copies, *dense], ignore_index=True)
 
 
