@@ -18,6 +18,7 @@ from common.pruning.pools import POOLS
 from common.spec import ModelSpec, spec_from_filename
 from common.studies.tickets import reproduce
 from common.studies.tickets.claims import MARGIN, Side, paired_interval, ticket_claim, ticket_claims, verdict
+from common.studies.tickets.config import RUN_PRESETS, TicketsRun
 from common.studies.tickets.imp import trunk_spec
 from common.studies.tickets.transfer import Finetunes, probe_level
 from common.zoo import load_member, load_rewind_point
@@ -123,7 +124,11 @@ def test_a_claim_is_the_mean_per_seed_difference_with_its_paired_t_interval_raw_
     assert two["verdict"] == "TOO FEW SEEDS" and np.isnan(two["low"])  # never a zero-width interval
 
 
-@pytest.mark.parametrize("seeds", [4, 5])
+PRESET_SEEDS = sorted({values.get("index_end", TicketsRun().index_end) - values.get("index_start", 0) + 1
+                       for values in RUN_PRESETS.values()})
+
+
+@pytest.mark.parametrize("seeds", PRESET_SEEDS)
 def test_paired_verdicts_say_true_in_at_most_their_nominal_share_when_there_is_no_difference(seeds):
     """At the presets' seed counts: per-seed differences with no true difference (or, for a claim of equality,
     a true difference at the margin) get TRUE in at most 2.5 % of 20,000 simulated claims (+ Monte-Carlo slack)."""
