@@ -171,6 +171,9 @@ PRESETS = {
     # it learns. Candidates measured: /work/notes/tickets.md and the README's presets table.
     "demo": dict(dataset="digits", arch="wrn10_1", epochs=6, batch_size=64, lr_milestones=(4,), vertical_flip=False,
                  transfer_subset=1000, npid_temperature=0.5, pruning_rate=0.36, rewind="5it"),
+    # Fashion-MNIST (real images) in a CPU hour: CANDIDATE, chosen by the measurements below
+    "study": dict(dataset="fashion_mnist", arch="wrn10_1", train_subset=2000, image_size=8, epochs=6, batch_size=64,
+                  lr_milestones=(4,), transfer_subset=1000, npid_temperature=0.5, pruning_rate=0.36, rewind="5it"),
 }
 # the demo trains hundreds of small models: their curve PNGs would take a third of its time (--curves draws them);
 # 8 seeds (paired intervals over seeds: with 4 the claims' detectable effects were 2-4 pp on 360 test digits);
@@ -179,10 +182,13 @@ PRESETS = {
 # (at this scale nothing is naturally near zero: the corrected mask equals the plain one), no layerwise tickets
 RUN_PRESETS = {"paper": {}, "demo": dict(index_end=7, levels=6, curves=False, probe_test_subset=1000,
                                          retrain_levels=(0, 3, 6), transfer_levels=(5, 6), finetune_objectives=(),
-                                         natural_control=False)}
+                                         natural_control=False),
+               "study": dict(index_end=5, levels=9, curves=False, retrain_levels=(0, 3, 6, 9),
+                             transfer_levels=(5, 9))}
 
 # reproduce.py --study tickets: the objectives each preset prunes with (--objectives)
-PRESET_OBJECTIVES = {"paper": OBJECTIVES, "demo": ("supervised", "rotnet", "exemplar")}
+PRESET_OBJECTIVES = {"paper": OBJECTIVES, "study": ("supervised", "rotnet", "exemplar"),
+                     "demo": ("supervised", "rotnet", "exemplar")}
 # reproduce.py --study tickets: the layerwise tickets each preset runs (--layerwise_depths)
 LAYERWISE_DEPTHS = {"paper": "auto", "study": "split", "demo": "none"}
 
