@@ -1,31 +1,37 @@
 """Pruning without labels in the tickets study: pretext heads stay out of the pool, NPID's memory bank travels in
 the rewind point, layerwise tickets prune exactly their first N layers, linear probes and the transfer
 finetunings (masks held, global GMP to the exact density), and the claims' arithmetic."""
+import shlex
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
 from common.data import load_dataset
 from common.data.fashion_mnist import DEBIAN_FOLDER
 from common.launch import Stage
-from scipy import stats
+from common.metrics import verdicts
 from common.metrics.probe import linear_probe_accuracy
-from common.models import HEADS, build_network
+from common.engine.objectives import METHODS
+from common.models import build_network
+from common.paths import Paths
 from common.pruning.pools import POOLS
 from common.spec import ModelSpec, spec_from_filename
-from common.studies.tickets import reproduce
-from common.studies.tickets.claims import MARGIN, Side, paired_interval, ticket_claim, ticket_claims, verdict
+from common.studies.tickets import reproduce, run as tickets
+from common.studies.tickets.claims import MARGIN, Side, ticket_claim, ticket_claims, verdict_of
+from common.studies.tickets.commands import retrain_command
 from common.studies.tickets.config import RUN_PRESETS, TicketsRun
 from common.studies.tickets.imp import trunk_spec
+from common.studies.tickets.retrain import ticket_spec
 from common.studies.tickets.transfer import Finetunes, probe_level
 from common.zoo import load_member, load_rewind_point
 from test_tickets import SEEDS, small_trunk, train, trained  # noqa: F401 - the module fixture is shared
 
 
-@pytest.mark.parametrize("method", list(HEADS))
+@pytest.mark.parametrize("method", list(METHODS))
 def test_pretext_heads_are_never_in_the_pool_and_names_parse_back(method):
     network = build_network("wrn10_1", method, 10, 8)
     pool = POOLS["encoder_convs"](network)
@@ -84,10 +90,10 @@ def test_transfer_holds_the_pretraining_mask_and_prunes_during_transfer_to_the_e
     fashion = replace(fashion, test_images=fashion.test_images[:100], test_labels=fashion.test_labels[:100])
     trunk, _ = small_trunk(trunk.paths.root, transfer_subset=128)  # the same IMP levels (no recipe change)
     finetunes = Finetunes(trunk, fashion, "fashion_mnist")
-    jobs = finetunes.jobs(SEEDS, (2,))
-    assert [job.specs[0].pruning for job in jobs] == ["imp", "transfer_gmp"]
-    train_populations([(job, None) for job in jobs], fashion, torch.device("cpu"), RUN, trunk.paths,
-                      trunk.paths.state_dir("fashion_mnist", "supervised", "tickets"), "transfer")
+    state_dir = trunk.paths.state_dir("fashion_mnist", "supervised", "tickets")
+    jobs = finetunes.jobs(SEEDS, (2,), 8, state_dir)
+    assert [job.specs[0].pruning for job, _ in jobs] == ["imp", "transfer_gmp"]
+    train_populations(jobs, fashion, torch.device("cpu"), RUN, trunk.paths, state_dir, "transfer")
     pool = trunk.pool
     for seed in SEEDS:
         source_masks = load_member(trunk.paths, trunk_spec(trunk.cfg, 2, seed))[1]
@@ -109,12 +115,12 @@ def test_a_claim_is_the_mean_per_seed_difference_with_its_paired_t_interval_raw_
              ("rotnet", 0, 1.0, dense["rotnet"]))
     rows = [dict(objective=o, mask_source="imp", init="rewind", level=level, layers="all", density=d, seed=s,
                  test_accuracy=acc) for o, level, d, values in cells for s, acc in enumerate(values)]
-    summary = pd.DataFrame(rows)
+    summary = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # rows in any order: paired by the seed column
     row = ticket_claim(summary, "x", Side("rotnet", "imp", "rewind"), Side("supervised", "imp", "rewind"), "below")
     d = np.subtract(rotnet, label)
-    half = stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2
-    assert row["estimate"] == pytest.approx(d.mean()) and row["n"] == 4
-    assert (row["low"], row["high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    expected = stats.ttest_rel(rotnet, label).confidence_interval()  # seed by seed
+    assert row["estimate"] == pytest.approx(d.mean()) and row["n"] == "4" and row["procedure"] == "paired t"
+    assert (row["low"], row["high"]) == pytest.approx((expected.low, expected.high))
     assert row["verdict"] == "TRUE"
     relative = d - np.subtract(dense["rotnet"], dense["supervised"])
     assert row["head_start"] == pytest.approx(np.subtract(dense["rotnet"], dense["supervised"]).mean())
@@ -134,10 +140,10 @@ def test_paired_verdicts_say_true_in_at_most_their_nominal_share_when_there_is_n
     a true difference at the margin) get TRUE in at most 2.5 % of 20,000 simulated claims (+ Monte-Carlo slack)."""
     generator = np.random.default_rng(seeds)
     noise = generator.normal(0.0, 0.01, size=(20_000, seeds))
-    null, edge = paired_interval(noise), paired_interval(noise + MARGIN)
-    above = [verdict(low, high, 0.0, "above") for low, high in zip(null["low"], null["high"])]
-    within = [verdict(low, high, MARGIN, "within") for low, high in zip(edge["low"], edge["high"])]
-    assert np.mean(np.array(above) == "TRUE") < 0.03 and np.mean(np.array(within) == "TRUE") < 0.03
+    zero = np.zeros_like(noise)
+    above = verdict_of(verdicts.paired(noise, zero, 0.0, True), "above")  # what claims.by_seed calls, batched
+    within = verdict_of(verdicts.paired(noise + MARGIN, zero, MARGIN, True), "within")
+    assert np.mean(above == "TRUE") < 0.03 and np.mean(within == "TRUE") < 0.03
 
 
 def test_the_shared_random_control_is_every_objectives_level_0_reinit_and_random_baseline():
@@ -158,10 +164,25 @@ def test_the_shared_random_control_is_every_objectives_level_0_reinit_and_random
 
 
 def test_the_tickets_plan_runs_layerwise_tickets_after_every_objective_then_the_report(tmp_path):
-    stages, _ = reproduce.plan(["--output_root", str(tmp_path), "--layerwise_depths", "1,3"])
+    stages = reproduce.tasks(reproduce.STUDY.parse_argv(["--output_root", str(tmp_path), "--layerwise_depths", "1,3"]))
     names = [stage.name for stage in stages]
     assert names == ["imp", "retrain", "transfer", "layerwise imp", "layerwise retrain", "report"]
     layerwise = next(s for s in stages if s.name == "layerwise imp")
     assert isinstance(layerwise, Stage) and len(layerwise.tasks) == 4  # supervised and rotnet x two depths
     assert "--prune_first_n_layers 3" in layerwise.tasks[-1].command
     assert len(stages[0].tasks) == 3  # the demo's objectives, one group of seeds
+
+
+def test_the_study_preset_splits_its_layerwise_tickets_and_their_commands_parse_back(tmp_path):
+    """--preset study: layerwise tickets of the first N and the last (pool - N) conv layers (a balanced split); each
+    task's printed command, and the command that makes one such ticket again, parse back to its configs."""
+    plan = reproduce.STUDY.parse_argv(["--preset", "study", "--output_root", str(tmp_path)])
+    layers = sorted({depth for _, depth in plan.extra["layerwise"]})
+    assert layers == ["7", "last2"]  # wrn10_1: 7 + 2 conv layers of 37,808 and 38,912 weights
+    tasks = [t for s in reproduce.tasks(plan) if s.name.startswith("layerwise") for t in s.tasks]
+    for task in tasks:
+        assert tuple(tickets.parse(shlex.split(task.command)[2:])) == tuple(task.args), task.command
+    last = next(t for t in tasks if "last 2" in t.label).args[0]
+    spec = ticket_spec(last, 3, 1, "imp", "rewind")
+    cfg, run = tickets.parse(shlex.split(retrain_command(spec, last.recipe(pruned=True), Paths(tmp_path)))[2:])
+    assert (cfg.prune_last_n_layers, cfg.prune_first_n_layers, run.levels) == (2, 0, 3)

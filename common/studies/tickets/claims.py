@@ -2,11 +2,12 @@
 
 Every claim compares two kinds of model that share their seeds (a seed fixes a ticket's data order, its random
 mask and its re-initialisation, whatever the variant), so it is read on the per-seed differences: their mean, a
-95 % paired interval over seeds (`paired_interval`, the one place the interval is computed) and a verdict: TRUE
-when the whole interval lies on the claimed side of the threshold, FALSE when it lies wholly on the other side,
-UNDECIDED when it straddles it, TOO FEW SEEDS below MIN_SEEDS pairs (no interval then, never a zero-width one).
-A claim of equality ("≈", "match") is TRUE when the whole interval lies within ±MARGIN, FALSE when it lies wholly
-outside, UNDECIDED otherwise.
+95 % paired t interval over the seeds both sides share and a verdict, all from common.metrics.verdicts
+(`seed_difference`, the one inference path of every study, whose false-verdict rate bench/calibration.py
+simulates): TRUE when the whole interval lies on the claimed side of the threshold, FALSE when it lies wholly on
+the other side, UNDECIDED when it straddles it, TOO FEW SEEDS below 3 pairs (no interval then, never a zero-width
+one), with the smallest difference it detects at 80 % power. A claim of equality ("≈", "match") reads the same
+interval: TRUE when it lies wholly within ±MARGIN, FALSE when wholly outside, UNDECIDED otherwise (`verdict_of`).
 
 Head start. A ticket-vs-ticket claim at level L is also read relative to the same comparison at level 0, the dense
 networks: per seed, (a_L - b_L) - (a_0 - b_0). A winning ticket of the label objectives starts from a rewind point
@@ -23,15 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from common.metrics.verdicts import FALSE, TRUE, UNDECIDED, Inference, seed_difference
 from common.studies.tickets.config import objective_of
-from common.studies.tickets.objectives import PRUNING_OBJECTIVES
+from common.engine.objectives import METHODS
 
 MARGIN = 0.01
-LEVEL = 0.95
-POWER = 0.8  # the minimum detectable effect is the true difference this test finds with this probability
-MIN_SEEDS = 3  # fewer pairs give no verdict: a t interval on 2 pairs is too wide to read (t 12.7)
 MODERATE_DENSITY = 0.1  # "a wide range of pruning rates": transfer is claimed kept down to 10 % of the weights
 SHARED = "shared"  # the objective column of the random controls every objective shares (retrain.SHARED)
 REFERENCE = "supervised"
@@ -50,44 +48,29 @@ class Side:
             else f"{self.source} mask/{self.init}"
 
 
-def paired_interval(differences: np.ndarray, level: float = LEVEL) -> dict:
-    """Per-seed differences [..., n] -> their mean, the two-sided `level` Student t interval (n - 1 degrees of
-    freedom), the minimum detectable effect (the true mean difference a one-sided test at (1 - level) / 2 finds
-    with probability POWER: (t_(1+level)/2 + t_POWER) x the standard error) and n, over the last axis (floats for
-    one claim, arrays for many). Below MIN_SEEDS pairs the interval and the detectable effect are NaN. The lead
-    points this one function at the shared inference module when it lands."""
-    d = np.asarray(differences, dtype=float)
-    n = d.shape[-1]
-    estimate = d.mean(-1) if n else np.full(d.shape[:-1], np.nan)
-    if n < MIN_SEEDS:
-        nan = np.full_like(estimate, np.nan)
-        return dict(estimate=estimate[()], low=nan[()], high=nan[()], detectable=nan[()], n=n)
-    se = d.std(-1, ddof=1) / np.sqrt(n)
-    t = stats.t.ppf((1 + level) / 2, n - 1)
-    return dict(estimate=estimate[()], low=(estimate - t * se)[()], high=(estimate + t * se)[()], n=n,
-                detectable=((t + stats.t.ppf(POWER, n - 1)) * se)[()])
+def by_seed(a: pd.Series, b: pd.Series, threshold: float, kind: str) -> Inference:
+    """a - b (values indexed by seed) over the seeds both sides have: common.metrics.verdicts.seed_difference, the
+    paired t. kind 'above' (the difference exceeds threshold), 'below' or 'within' (|difference| < threshold)."""
+    return seed_difference(a.dropna().to_dict(), b.dropna().to_dict(), threshold, above=kind != "below")
 
 
-def verdict(low: float, high: float, threshold: float, claim: str) -> str:
-    """claim 'above' (the difference exceeds threshold), 'below' (it is below threshold) or 'within' (|difference|
-    < threshold)."""
-    if np.isnan(low):
-        return "TOO FEW SEEDS"
-    if claim == "within":
-        return "TRUE" if -threshold < low and high < threshold else "FALSE" if low > threshold or \
-            high < -threshold else "UNDECIDED"
-    above = claim == "above"
-    if low > threshold:
-        return "TRUE" if above else "FALSE"
-    if high < threshold:
-        return "FALSE" if above else "TRUE"
-    return "UNDECIDED"
+def verdict_of(result: Inference, kind: str):
+    """The verdict of `result` for a claim of `kind`: Inference.verdict for 'above' and 'below'; for 'within' its
+    interval against ±threshold (TOO FEW SEEDS as Inference says). Vectorised over a batch of results."""
+    if kind != "within" or not result.enough:
+        return result.verdict
+    margin = abs(result.threshold)
+    inside = (result.low > -margin) & (result.high < margin)
+    outside = (result.low > margin) | (result.high < -margin)
+    return np.where(inside, TRUE, np.where(outside, FALSE, UNDECIDED))[()]
 
 
-def judged(differences: np.ndarray, threshold: float, claim: str, prefix: str = "") -> dict:
-    """paired_interval of the differences and its verdict, keys prefixed (e.g. 'relative_')."""
-    row = paired_interval(differences)
-    row["verdict"] = verdict(row["low"], row["high"], threshold, claim)
+def judged(result: Inference, kind: str, prefix: str = "") -> dict:
+    """A claim's columns (keys prefixed, e.g. 'relative_'): estimate, the 95 % interval (NaN with too few seeds),
+    n (seeds per side), the procedure, the effect detectable at 80 % power and the verdict."""
+    low, high = (float(v) if result.enough else float("nan") for v in (result.low, result.high))
+    row = dict(estimate=float(result.estimate), low=low, high=high, n=" vs ".join(map(str, result.n)),
+               procedure=result.procedure, detectable=float(result.detectable), verdict=str(verdict_of(result, kind)))
     return {f"{prefix}{key}": value for key, value in row.items()}
 
 
@@ -113,29 +96,26 @@ def deepest_common(summary: pd.DataFrame, *sides: Side) -> int | None:
     return max(common) if common else None
 
 
-def paired(a: pd.Series, b: pd.Series) -> np.ndarray:
-    """a - b over the seeds both have."""
-    return (a - b).dropna().to_numpy(float)
-
-
 def ticket_claim(summary: pd.DataFrame, claim: str, a: Side, b: Side, kind: str, threshold: float = 0.0,
                  level: int | None = None) -> dict | None:
     """a - b at the deepest level both reached (or `level`), raw and relative to the level-0 gap, per seed."""
     level = deepest_common(summary, a, b) if level is None else level
     if level is None:
         return None
-    at, dense = paired(accuracies(summary, a, level), accuracies(summary, b, level)), None
-    head = accuracies(summary, a, 0) - accuracies(summary, b, 0)
-    gap = (accuracies(summary, a, level) - accuracies(summary, b, level)) - head
+    a_at, b_at = accuracies(summary, a, level), accuracies(summary, b, level)
+    a_dense, b_dense = accuracies(summary, a, 0), accuracies(summary, b, 0)
+    head = (a_dense - b_dense).dropna()
     density = summary[summary["level"] == level]["density"].mean()
+    # relative to level 0, per seed: (a_L - a_0) - (b_L - b_0) = (a_L - b_L) - (a_0 - b_0)
     return dict(claim=claim, measured=f"{a} − {b}", level=level, density=density, threshold=threshold, kind=kind,
-                head_start=float(head.mean()) if len(head.dropna()) else float("nan"),
-                **judged(at, threshold, kind), **judged(gap.dropna().to_numpy(float), threshold, kind, "relative_"))
+                head_start=float(head.mean()) if len(head) else float("nan"),
+                **judged(by_seed(a_at, b_at, threshold, kind), kind),
+                **judged(by_seed(a_at - a_dense, b_at - b_dense, threshold, kind), kind, "relative_"))
 
 
 def self_supervised(tags) -> list[str]:
     """The objective tags (as tables carry them) of the objectives that see no label."""
-    return [t for t in dict.fromkeys(tags) if t != SHARED and PRUNING_OBJECTIVES[objective_of(t)].labels == "none"]
+    return [t for t in dict.fromkeys(tags) if t != SHARED and METHODS[objective_of(t)].labels == "none"]
 
 
 def random_baseline(summary: pd.DataFrame, tag: str) -> Side:
@@ -179,7 +159,7 @@ def growth_claim(summary: pd.DataFrame, tag: str, rewind: Side, random: Side) ->
         return None
     deep, shallow = levels[-1], (levels[0] if len(levels) > 1 else 0)
     gap = lambda level: accuracies(summary, rewind, level) - accuracies(summary, random, level)  # noqa: E731
-    row = judged((gap(deep) - gap(shallow)).dropna().to_numpy(float), 0.0, "above")
+    row = judged(by_seed(gap(deep), gap(shallow), 0.0, "above"), "above")
     return dict(claim="the gap between self-supervised and random masks grows with sparsity",
                 measured=f"({rewind} − {random}) at level {deep} minus at level {shallow}", level=deep,
                 density=summary[summary["level"] == deep]["density"].mean(), threshold=0.0, kind="above",
@@ -229,7 +209,7 @@ def layerwise_claims(summary: pd.DataFrame, pool_size: int) -> list[dict]:
                 continue
             level = min(levels)
             gap = {k: accuracies(p, label, level) - accuracies(p, own, level) for k, p in sides.items()}
-            row = judged((gap[last] - gap[first]).dropna().to_numpy(float), 0.0, "above")
+            row = judged(by_seed(gap[last], gap[first], 0.0, "above"), "above")
             rows.append(dict(claim="the gap to label tickets is wider pruning the last layers than the first "
                                    "(as many weights pruned)", measured=f"{tag}: gap({last}) − gap({first})",
                              level=level, density=float("nan"), threshold=0.0, kind="above",
@@ -249,7 +229,7 @@ def layerwise_gaps(summary: pd.DataFrame) -> pd.DataFrame:
             level = deepest_common(part, label, own)
             if level is None:
                 continue
-            row = paired_interval(paired(accuracies(part, label, level), accuracies(part, own, level)))
+            row = judged(by_seed(accuracies(part, label, level), accuracies(part, own, level), 0.0, "above"), "above")
             rows.append(dict(objective=tag, layers=layers, level=level, gap=row["estimate"], low=row["low"],
                              high=row["high"], seeds=row["n"],
                              pruned=part[part["level"] == level]["pruned_weights"].mean()))
@@ -266,8 +246,8 @@ def transfer_claims(probes: pd.DataFrame) -> list[dict]:
         deepest = part[part["density"] >= MODERATE_DENSITY - 1e-9]["level"].max()
         if not deepest:
             continue
-        by_seed = lambda level: part[part["level"] == level].set_index("seed")["accuracy"]  # noqa: E731
-        row = judged(paired(by_seed(deepest), by_seed(0)), -MARGIN, "above")
+        accuracy = lambda level: part[part["level"] == level].set_index("seed")["accuracy"]  # noqa: E731
+        row = judged(by_seed(accuracy(deepest), accuracy(0), -MARGIN, "above"), "above")
         rows.append(dict(claim="pruned features keep their transfer accuracy",
                          measured=f"{tag} on {dataset}, stage {int(part['stage'].max())}: level {deepest} − dense",
                          level=deepest, density=part[part["level"] == deepest]["density"].mean(), threshold=-MARGIN,
@@ -285,17 +265,17 @@ def pruning_time_claims(finetunes: pd.DataFrame) -> list[dict]:
             continue
         level = max(levels)
         at = part[part["level"] == level]
-        by_seed = lambda pruned: at[at["pruned"] == pruned].set_index("seed")["test_accuracy"]  # noqa: E731
+        accuracy = lambda pruned: at[at["pruned"] == pruned].set_index("seed")["test_accuracy"]  # noqa: E731
         rows.append(dict(claim="pruning during pre-training transfers better than pruning during transfer",
                          measured=f"{tag}: finetuned on {dataset}, level {level}", level=level,
                          density=at["density"].mean(), threshold=0.0, kind="above", head_start=float("nan"),
-                         **judged(paired(by_seed("imp"), by_seed("transfer_gmp")), 0.0, "above")))
+                         **judged(by_seed(accuracy("imp"), accuracy("transfer_gmp"), 0.0, "above"), "above")))
     return rows
 
 
 COLUMNS = ["claim", "measured", "level", "density", "n", "head_start", "estimate", "low", "high", "verdict",
            "relative_estimate", "relative_low", "relative_high", "relative_verdict", "threshold", "kind",
-           "detectable"]
+           "procedure", "detectable"]
 
 
 def claims_table(rows: list[dict]) -> pd.DataFrame:

@@ -1,8 +1,8 @@
-"""`python -m common.studies.tickets.readme [--preset demo|study] [--minutes M]`: the README's tickets figures of a
-preset's run, regenerated from that run's outputs.
+"""`python -m common.studies.tickets.readme [--preset demo|study] [--minutes M] [--page docs/tickets.md]`: the
+tickets page's figures and claims of a preset's run, regenerated from that run's outputs.
 
 After `python reproduce.py --study tickets --preset demo` (or study), this copies the report's figures into
-figures/ (tickets_<name>_<preset>.png) and rewrites the preset's block of README.md (between its two markers): what
+figures/ (tickets_<name>_<preset>.png) and rewrites the preset's block of the page (between its two markers): what
 ran (seeds, densities, test-set size, read from the preset and the dataset), where (device, threads, torch, from a
 checkpoint), the dense label networks' accuracy, and every claim of the report with n per side, its 95 % paired
 interval, its verdict and the same relative to level 0. No number in that block is typed by hand.
@@ -15,7 +15,8 @@ import shutil
 import pandas as pd
 
 from common import checkpoint as ckpt
-from common.cli import UsageError, run_main
+from common.cli import run_main
+from common.errors import UsageError
 from common.data import load_dataset
 from common.io import write_text
 from common.paths import REPO_ROOT, Paths
@@ -51,7 +52,7 @@ def replace_block(text: str, preset: str, new: str) -> str:
     begin, end = markers(preset)
     start, stop = text.find(begin), text.find(end)
     if start < 0 or stop < start:
-        raise UsageError(f"README.md lacks the markers {begin!r} … {end!r}: put them where the figures go")
+        raise UsageError(f"the page lacks the markers {begin!r} … {end!r}: put them where the figures go")
     return text[:start] + new + text[stop + len(end):]
 
 
@@ -80,7 +81,8 @@ def dense_line(paths: Paths, dataset: str) -> str:
                        ("from the supervised rewind point", dense[(dense["objective"] == "supervised")
                                                                  & (dense["init"] == "rewind")])):
         if len(rows):
-            parts.append(f"{name} {100 * rows['test_accuracy'].mean():.1f} ± {100 * rows['test_accuracy'].std():.1f} %")
+            accuracy = 100 * rows["test_accuracy"]
+            parts.append(f"{name} {accuracy.mean():.1f} ± {accuracy.std():.1f} %")
     return f"Dense networks trained on labels: {'; '.join(parts)} (mean ± std over seeds)." if parts else ""
 
 
@@ -121,17 +123,20 @@ def main(argv=None) -> list:
     parser.add_argument("--preset", default="demo", choices=("demo", "study"), help="whose figures (default: demo)")
     parser.add_argument("--output_root", default="", help="where the run wrote its outputs (default: the "
                                                           "repository folder)")
-    parser.add_argument("--readme", default=str(REPO_ROOT / "README.md"), help="the README to rewrite")
+    parser.add_argument("--page", default="docs/tickets.md", help="the page to rewrite (relative to the "
+                                                                   "repository, or absolute)")
     parser.add_argument("--minutes", default="", help="the run's measured wall time in minutes, e.g. '13.2 (2 "
                                                       "cores)'")
     parser.add_argument("--data_dir", default="", help="where the datasets are (default: the usual places)")
     args = parser.parse_args(argv)
     paths = Paths.at(args.output_root)
-    readme = REPO_ROOT.joinpath(args.readme)
-    text = replace_block(readme.read_text(), args.preset, block(paths, args.preset, args.minutes, args.data_dir))
-    copied = copy_figures(paths, preset_config(args.preset).dataset, readme.parent / "figures", args.preset)
-    write_text(readme, text)
-    print(f"rewrote the tickets {args.preset} figures of {readme} and copied {len(copied)} figures")
+    page = REPO_ROOT.joinpath(args.page)
+    if not page.is_file():
+        raise UsageError(f"--page {args.page}: no such file; give the page that holds the tickets blocks")
+    text = replace_block(page.read_text(), args.preset, block(paths, args.preset, args.minutes, args.data_dir))
+    copied = copy_figures(paths, preset_config(args.preset).dataset, REPO_ROOT / "figures", args.preset)
+    write_text(page, text)
+    print(f"rewrote the tickets {args.preset} block of {page} and copied {len(copied)} figures to figures/")
     return []
 
 

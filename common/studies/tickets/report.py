@@ -7,7 +7,7 @@ import logging
 
 import pandas as pd
 
-from common.cli import UsageError
+from common.errors import UsageError
 from common.io import write_csv, write_text
 from common.paths import Paths
 from common.data import DATASETS as DATASET_REGISTRY
@@ -16,9 +16,8 @@ from common.plots.tickets import (plot_few_labels, plot_layerwise, plot_natural_
 from common.provenance import read_metas
 from common.studies.tickets.claims import (REFERENCE, SHARED, claims_table, layerwise_claims, layerwise_gaps, percent,
                                            pruning_time_claims, supervision_claims, ticket_claims, transfer_claims)
-from common.studies.tickets.config import STUDY, objective_of
+from common.studies.tickets.config import OBJECTIVES, STUDY, objective_of
 from common.studies.tickets.imp import conv_sizes
-from common.studies.tickets.objectives import PRUNING_OBJECTIVES
 from common.studies.tickets.retrain import VARIANTS
 from common.zoo import finished_specs
 
@@ -96,7 +95,7 @@ def probe_table(paths: Paths, dataset: str, arch: str, rewind: str) -> pd.DataFr
 def natural_sparsity_table(paths: Paths, dataset: str, arch: str, rewind: str) -> pd.DataFrame:
     """The natural sparsity every dense (level 0) IMP network of this rewind point recorded after each epoch."""
     frames = []
-    for method in dict.fromkeys(o.method for o in PRUNING_OBJECTIVES.values()):
+    for method in OBJECTIVES:
         for spec in finished_specs(paths, dataset, method, arch, STUDY):
             knobs = dict(spec.knobs)
             path = paths.record_csv(spec, "natural_sparsity")
@@ -152,10 +151,11 @@ def write_report(paths: Paths, dataset: str, arch: str, rewind: str, pool_size: 
 
 CLAIMS_INTRO = ("Analogues of Caron et al. 2020's Figures 1-5. Accuracies are means over seeds. A claim is the mean "
                 "of per-seed differences (every variant of a seed shares its data order, random mask and "
-                "re-initialisation) with its 95 % paired t interval over seeds and a verdict (common/studies/tickets/"
-                "claims.py); 'vs level 0' subtracts the same difference between the dense networks, the head start "
-                "a label head trained before the rewind point gives. 'detectable' is the difference this test finds "
-                "with 80 % probability. Fewer than 3 seeds give no verdict (TOO FEW SEEDS).")
+                "re-initialisation) with its 95 % paired t interval over seeds and a verdict (common/metrics/"
+                "verdicts.py, read by common/studies/tickets/claims.py); 'vs level 0' subtracts the same difference "
+                "between the dense networks, the head start a label head trained before the rewind point gives. "
+                "'detectable' is the difference this test finds with 80 % probability. Fewer than 3 seeds give no "
+                "verdict (TOO FEW SEEDS).")
 
 
 def figure_sections(full: pd.DataFrame, table: pd.DataFrame, probes: pd.DataFrame, finetunes: pd.DataFrame,
