@@ -182,17 +182,18 @@ def test_random_controls_are_trained_once_for_every_objective_and_only_at_the_as
     trunk, data = trained
     tickets = Tickets(trunk, data.num_classes)
     assert retrained_levels(2, (2,)) == [0, 2] and retrained_levels(2, ()) == [0, 1, 2]
-    jobs = tickets.jobs(SEEDS, [0, 2], 16, natural=False)
-    specs = [s for job in jobs for s in job.specs]
+    retrain_dir = trunk.paths.state_dir("digits", "supervised", "tickets")
+    jobs = tickets.jobs(SEEDS, [0, 2], 16, retrain_dir, natural=False)
+    specs = [s for job, _ in jobs for s in job.specs]
     assert {(dict(s.knobs)["level"], s.pruning, dict(s.knobs)["init"]) for s in specs} == {
         (0, "imp", "rewind"), (0, "random", "reinit"), (2, "imp", "rewind"), (2, "imp", "reinit"),
         (2, "random", "reinit")}
     shared = [s for s in specs if s.pruning == "random"]
     assert all("objective" not in dict(s.knobs) and "rewind" not in dict(s.knobs) for s in shared)
-    train_populations([(job, None) for job in jobs], data, torch.device("cpu"), RUN, trunk.paths,
-                      trunk.paths.state_dir("digits", "supervised", "tickets"), "retrain")
+    train_populations(jobs, data, torch.device("cpu"), RUN, trunk.paths, retrain_dir, "retrain")
     other, _ = small_trunk(trunk.paths.root, "rotnet", rewind="1ep")  # another objective, another rewind point
-    left = [s for job in Tickets(other, data.num_classes).jobs(SEEDS, [0, 2], 16, natural=False) for s in job.specs]
+    left = [s for job, _ in Tickets(other, data.num_classes).jobs(SEEDS, [0, 2], 16, retrain_dir, natural=False)
+            for s in job.specs]
     assert left and not any(s.pruning == "random" for s in left)  # the shared controls are on disk already
 
 
@@ -264,8 +265,8 @@ def test_vgg19_is_morcos_variant_with_one_linear_layer_and_runs_on_every_image_s
 
 def test_the_study_trains_every_variant_and_reports_them(tmp_path):
     flags = ["--preset", "demo", "--dataset", "digits", "--train_subset", "128", "--epochs", "2", "--lr_milestones",
-             "--levels", "1", "--retrain_levels", "--natural_control", "--output_root", str(tmp_path), "--no-progress",
-             "--no-curves"]
+             "--levels", "1", "--retrain_levels", "--natural_control", "--rewind", "1it", "--index_end", "1",
+             "--pruning_rate", "0.2", "--output_root", str(tmp_path), "--no-progress", "--no-curves"]
     for objective in ("supervised", "supcon"):
         tickets.main(flags + ["--objective", objective, "--stages", "imp", "retrain"])
     tickets.main(flags + ["--stages", "report"])
