@@ -171,7 +171,11 @@ PRESETS = {
     # training (1 epoch, the old default, was 17 %: the label tickets started with a trained head). Transfer: probes
     # on 1,000 Fashion-MNIST training images (and the digits' 1,437). NPID at Wu et al.'s T = 0.07 collapses on the
     # 8x8 digits (the embeddings' mean pairwise cosine reaches 1 within 50 steps, README "Notes on fidelity"); at 0.5
-    # it learns. Candidates measured: /work/notes/tickets.md and the README's presets table.
+    # it learns. Measured on one core (8 seeds; fp32 before the bf16/channels_last defaults): supervised IMP 104 s,
+    # retrain 116 s (it also trains the shared controls), probes 61 s; RotNet 369 + 69 + 60 s; Exemplar 205 + 70 +
+    # 52 s; report 2 s: 1,129 s = 18.8 min. With bf16 + channels_last (the engine's CPU defaults since issue 32) the
+    # supervised part took 107 + 107 + 50 s (-6 %): ~17.7 min on one core, ~13-14 min on two (1-to-2-core ratio
+    # 1.25-1.4 measured on the IMP stages). Candidates: docs/tickets.md.
     "demo": dict(dataset="digits", arch="wrn10_1", epochs=6, batch_size=64, lr_milestones=(4,), vertical_flip=False,
                  transfer_subset=1000, npid_temperature=0.5, pruning_rate=0.36, rewind="5it"),
     # Fashion-MNIST (real images) in a CPU hour, chosen from these single-core candidates (supervised IMP + retrain,
