@@ -174,7 +174,7 @@ PRESETS = {
     # it learns. Measured on one core (8 seeds; fp32 before the bf16/channels_last defaults): supervised IMP 104 s,
     # retrain 116 s (it also trains the shared controls), probes 61 s; RotNet 369 + 69 + 60 s; Exemplar 205 + 70 +
     # 52 s; report 2 s: 1,129 s = 18.8 min. With bf16 + channels_last (the engine's CPU defaults since issue 32) the
-    # supervised part took 107 + 107 + 50 s (-6 %): ~17.7 min on one core, ~13-14 min on two (1-to-2-core ratio
+    # supervised part took 107 + 107 + 50 s (-6 %): ~17.7 min on one core, ~12.5-14 min on two (1-to-2-core ratio
     # 1.25-1.4 measured on the IMP stages). Candidates: docs/tickets.md.
     "demo": dict(dataset="digits", arch="wrn10_1", epochs=6, batch_size=64, lr_milestones=(4,), vertical_flip=False,
                  transfer_subset=1000, npid_temperature=0.5, pruning_rate=0.36, rewind="5it"),
