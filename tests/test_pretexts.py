@@ -246,7 +246,9 @@ def test_labelled_subset_per_class_and_classes():
     chosen = labels[whole].unique()
     assert len(chosen) == 2 and torch.equal(whole, torch.isin(labels, chosen))  # round(0.4 * 5) whole classes
     assert torch.equal(whole, labelled_subset(labels, 0.4, "classes", seed=5))
-    assert len(labels[labelled_subset(labels, 0.01, "classes")].unique()) == 1
+    # 0.1 of 5 classes would be one class (a trivial label loss): two classes, with round(0.1 * 86) = 9 labels
+    few = labelled_subset(labels, 0.1, "classes", seed=3)
+    assert len(labels[few].unique()) == 2 and int(few.sum()) == 9
     for fraction, sampling in [(0.0, "per_class"), (1.5, "classes"), (0.5, "random")]:
         with pytest.raises(ValueError):
             labelled_subset(labels, fraction, sampling)
