@@ -62,7 +62,13 @@ def finished_specs(paths: Paths, dataset: str, method: str, arch: str | None = N
             log.warning(message)
         else:
             unreadable.append((path, named, recipes.get(_population(named)) if named else None, message))
-    return sorted(specs, key=lambda s: (s.pruning, s.sparsity, s.knobs, s.seed))
+    return sorted(specs, key=lambda s: (s.pruning, s.sparsity, _knob_order(s.knobs), s.seed))
+
+
+def _knob_order(knobs: tuple) -> tuple:
+    """A sort key for knobs whose values mix numbers and words under one key (a layerwise ticket's layers are 3 or
+    'last6'): numbers first, in numeric order, then words."""
+    return tuple((key, isinstance(value, str), value) for key, value in knobs)
 
 
 def _population(spec: ModelSpec) -> tuple:

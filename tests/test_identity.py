@@ -16,7 +16,7 @@ from common.errors import UsageError
 from common.config import JobConfig
 from common.engine.precision import amp_enabled
 from common.log import progress
-from common.paths import REPO_ROOT
+from common.paths import REPO_ROOT, Paths
 from common.studies.corti2022.paths import CortiPaths
 from common.spec import ModelSpec
 from common.studies.corti2022 import depth as run_depth, pies as run_pies, pruning_finetune as run_finetune, reproduce, \
@@ -294,3 +294,14 @@ def test_the_readme_figures_are_written_by_the_script_from_the_demo_outputs(tiny
     assert (tmp_path / "figures" / "pies_vs_sparsity_supervised.png").is_file()
     readme.main(["--output_root", str(paths.root), "--readme", str(copy)])
     assert copy.read_text() == written  # idempotent
+
+
+def test_models_whose_knobs_mix_numbers_and_words_list_in_order(tmp_path):
+    """A layerwise ticket's layers are a number (3) or a word ('last6'): the zoo sorts them without comparing the two."""
+    paths = Paths(tmp_path)
+    specs = [ModelSpec("supervised", "wrn10_1", "digits", "imp", 0.9, seed, study="tickets", knobs=(("layers", layers),))
+             for layers in ("last6", 3, 1) for seed in (1, 0)]
+    for spec in specs:
+        ckpt.save_model(paths.checkpoints(spec)[0], {"w": torch.zeros(1)}, {"spec": spec.to_meta()})
+    found = finished_specs(paths, "digits", "supervised", study="tickets")
+    assert [(dict(s.knobs)["layers"], s.seed) for s in found] == [(1, 0), (1, 1), (3, 0), (3, 1), ("last6", 0), ("last6", 1)]
