@@ -32,14 +32,15 @@ def markers(preset: str) -> tuple[str, str]:
 
 
 def where_measured(paths: Paths, dataset: str) -> str:
-    """'2 threads on cpu (x86_64), torch 2.15.0': from the runtime a checkpoint of the run recorded."""
+    """'2 threads on AMD EPYC (family 25, model 17, stepping 1), oneDNN at Intel AVX2, ATen at AVX512, torch
+    2.15.0': from the runtime a checkpoint of the run recorded (the processor and its kernels' instruction sets
+    decide the float rounding, so that exact counts move between machines: README, determinism)."""
     specs = finished_specs(paths, dataset, "supervised")
     if not specs:
         raise UsageError(f"no {dataset} models under {paths.models / dataset}: run that preset first")
     meta = ckpt.read_meta(paths.checkpoint(specs[0]))
     runtime, versions = meta.get("runtime", {}), meta.get("versions", {})
-    return (f"{runtime.get('threads', '?')} threads on {runtime.get('device', '?')} "
-            f"({runtime.get('device_name') or 'unknown processor'}), torch {versions.get('torch', '?')}")
+    return f"{ckpt.describe_runtime(runtime)}, torch {versions.get('torch', '?')}"
 
 
 def accuracy_line(paths: Paths, dataset: str) -> str:
