@@ -7,7 +7,14 @@ from dataclasses import dataclass
 def gmp_sparsity(step: int, final_sparsity: float, begin_step: int, end_step: int,
                  initial_sparsity: float = 0.0) -> float:
     """Zhu & Gupta's cubic schedule: s_t = s_f + (s_i - s_f)(1 - (t - t0)/(t_end - t0))^3, initial_sparsity up
-    to begin_step and exactly final_sparsity from end_step on."""
+    to begin_step and exactly final_sparsity from end_step on. Sparsities are fractions pruned, in [0, 1) as the
+    prune functions take them, and the schedule never lowers sparsity (pruned weights stay pruned)."""
+    for name, value in (("final_sparsity", final_sparsity), ("initial_sparsity", initial_sparsity)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} must be in [0, 1) (the fraction of weights pruned), got {value}")
+    if initial_sparsity > final_sparsity:
+        raise ValueError(f"initial_sparsity ({initial_sparsity}) must not exceed final_sparsity ({final_sparsity}): "
+                         f"pruned weights stay pruned")
     if begin_step >= end_step:
         raise ValueError(f"begin_step ({begin_step}) must be < end_step ({end_step})")
     if step <= begin_step:
