@@ -16,6 +16,7 @@ from common.pruning.api import HeldMasks, hold_masks
 from common.spec import ModelSpec
 from common.zoo import load_member
 
+
 @dataclass
 class LoadedModel:
     """A checkpoint as a notebook uses it."""
