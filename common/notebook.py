@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 
 from common import checkpoint as ckpt
-from common.models import HEADS, build_network
+from common.engine.objectives import OBJECTIVES
+from common.models import build_network
 from common.paths import Paths
 from common.pruning.api import HeldMasks, hold_masks
 from common.spec import ModelSpec
@@ -72,7 +73,7 @@ def _network(path: Path, spec: ModelSpec, state: dict, meta: dict) -> nn.Module:
         raise ckpt.CheckpointError(f"{path} holds no classifier weights: it is not a model file")
     projection_dim = int(meta.get("config", {}).get("projection_dim", 128))
     network = build_network(spec.arch, spec.method, state["classifier.weight"].shape[0], projection_dim)
-    if HEADS[spec.method].projection is not None:
+    if OBJECTIVES[spec.method].heads.projection is not None:
         state = {**{k: v for k, v in network.state_dict().items() if k.startswith("projection.")}, **state}
     try:
         network.load_state_dict(state, strict=True)

@@ -14,7 +14,7 @@ from common.models import build_network
 from common.paths import REPO_ROOT, Paths
 from common.pruning.criteria import prune_once
 from common.spec import ModelSpec
-from common.studies.corti2022.finetune import pruned_pool
+from common.studies.corti2022.pruning_finetune import pruned_pool
 from common.zoo import load_population, save_member, save_rewind_point
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -102,7 +102,7 @@ def test_one_shot_prune_is_the_command_lines_pool(prune_bias):
     torch.manual_seed(0)
     network = build_network("wrn10_1", "supcon")
     params = {n: p.detach().unsqueeze(0) for n, p in network.named_parameters()}
-    script = prune_once(params, pruned_pool(network, prune_bias), [0.7], "global", [0])  # what finetune.py does
+    script = prune_once(params, pruned_pool(network, prune_bias), [0.7], "global", [0])  # what pruning_finetune.py does
     masks = common.one_shot_prune(network, 0.7, prune_bias=prune_bias)
     assert masks.keys() == script.keys() and ("classifier.bias" in masks) == prune_bias
     assert all(torch.equal(masks[n], script[n][0]) for n in masks)
@@ -248,7 +248,7 @@ def test_load_checkpoint_names_what_is_wrong(tiny_zoo, tmp_path):
     paths = Paths(zoo)
     model = spec("supcon")
     paths.checkpoint(model, "encoder").unlink()
-    with pytest.raises(ckpt.CheckpointError, match="_encoder.safetensors is missing: train it with"):
+    with pytest.raises(ckpt.CheckpointError, match="_encoder.safetensors is missing: retrain it"):
         common.load_checkpoint(paths.checkpoint(model, "classifier"))
     broken = paths.checkpoint(spec("supervised"))
     broken.write_bytes(broken.read_bytes()[:200])

@@ -119,7 +119,7 @@ def test_one_sam_step_equals_the_two_step_update_by_hand_for_each_member(tmp_pat
     rho, lr, wd = 0.05, 0.1, 1e-4
     augment = SupervisedAugment(padding=0, vertical_flip=0.0, horizontal_flip=0.0)  # the batch is the images
     names = tuple(n for n, _ in build_network("wrn10_1", "supervised").named_parameters())
-    phase = Phase("train", make_objective("ce"), 1, 32, lr, momentum=0.9, weight_decay=wd, trainable=names,
+    phase = Phase("train", make_objective("supervised"), 1, 32, lr, momentum=0.9, weight_decay=wd, trainable=names,
                   augment=augment, optimizer="sam", sam_rho=rho, sam_adaptive=adaptive, evaluate=False)
 
     def network(seed):
@@ -215,6 +215,7 @@ def test_a_population_of_retrain_seeds_equals_them_trained_alone(small_grid, tmp
     (["--study", "three_regime", "--retrain_seeds", "1"], "--retrain_seeds 1"),
     (["--study", "three_regime", "--knob", "temperature"], "--knob"),
     (["--study", "three_regime", "--stages", "plots"], "--stages plots"),
+    (["--study", "three_regime", "--index_start", "3", "--index_end", "2"], "--index_start 3 --index_end 2: need"),
 ])
 def test_bad_grid_flags_get_one_line_and_exit_2(tmp_path, capsys, flags, says):
     assert says in one_line_usage_error(capsys, reproduce.main, [*flags, "--output_root", str(tmp_path)])

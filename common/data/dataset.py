@@ -13,12 +13,9 @@ import numpy as np
 import torch
 
 from common.data.augment import ContrastiveAugment
+from common.errors import DataError
 
 SUBSET_SEED = 0  # the class-balanced training subsets are drawn with this seed: the same subset for every model
-
-
-class DataError(Exception):
-    """A dataset that cannot be found or read: one line saying where it should be and how to get it."""
 
 
 @dataclass(frozen=True)

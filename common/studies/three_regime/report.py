@@ -9,9 +9,9 @@ from common.io import upsert_csv, write_text
 from common.metrics.connectivity import frankle_barrier, regimes, zhou_barrier
 from common.plots.phase import plot_phase
 from common.studies.three_regime.config import STUDY
+from common.studies.three_regime.knobs import KNOBS
 
 KEYS = ["setting", "objective", "knob", "temperature", "density", "dense_seed", "retrain_seeds"]
-TEMPERATURE_LABELS = {"epochs": "dense training epochs", "batch_size": "batch size", "sam_rho": "SAM ρ"}
 
 
 def pair_table(errors: pd.DataFrame, connectivity: pd.DataFrame, cka: pd.DataFrame) -> pd.DataFrame:
@@ -57,10 +57,10 @@ def write_report(paths, dataset: str, tables: dict[str, pd.DataFrame], knob: str
         cka_column = "cka_softmax" if objective == "supervised" else "cka_features"
         cells, temperatures, densities, labels = cell_means(table, cka_column, threshold)
         figure = f"phase_{objective}_{knob}.png"
-        plot_phase(cells, densities, temperatures, labels, f"{objective}: {dataset}", TEMPERATURE_LABELS[knob],
+        plot_phase(cells, densities, temperatures, labels, f"{objective}: {dataset}", KNOBS[knob].label,
                    paths.study_file(dataset, STUDY, figure))
         lines += [f"## {objective}", "",
-                  f"Regimes (rows: {TEMPERATURE_LABELS[knob]}; columns: density). I: mean barrier below {threshold:g} "
+                  f"Regimes (rows: {KNOBS[knob].label}; columns: density). I: mean barrier below {threshold:g} "
                   f"(train error for supervised, k-NN test error for SupCon); II-B: {cka_column} above its row's "
                   f"median; II-A: otherwise.", "", _regime_table(labels, temperatures, densities), "",
                   f"![phase plot]({figure})", "",
