@@ -34,9 +34,9 @@ ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTION
 
 
 def runtime_info(device: torch.device) -> dict:
-    """Where a model was trained: what bit-identity depends on besides its recipe and seed (README, determinism).
+    """Where a model was trained: what bit-identity depends on besides its recipe and seed (docs/reliability.md).
     On a CPU the processor model and the instruction sets its kernels use decide the float rounding, so that two
-    machines' results differ in the last bits and, through training, in the exact PIE counts (README, determinism)."""
+    machines' results differ in the last bits and, through training, in the exact PIE counts (docs/reliability.md)."""
     cuda = device.type == "cuda"
     info = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if cuda else processor_model(),
             "threads": torch.get_num_threads(), "processor": processor_model(),

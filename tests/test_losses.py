@@ -106,7 +106,7 @@ def authors_supcon(features, labels, temperature, base_temperature, fixed=False)
 
 
 def test_anchors_without_positives_against_the_authors_and_supcontrast():
-    """README, fidelity notes: theirs is NaN, SupContrast's fix counts the anchor as 0, ours leaves it out."""
+    """docs/fidelity.md: theirs is NaN, SupContrast's fix counts the anchor as 0, ours leaves it out."""
     features = torch.nn.functional.normalize(torch.randn(8, 1, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
     labels = torch.tensor([0, 0, 1, 2, 3, 4, 5, 6])  # one view: only anchors 0 and 1 have a positive
     ours = SupConLoss(0.5, 0.07)(features, labels)

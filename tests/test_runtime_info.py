@@ -1,5 +1,5 @@
 """What a checkpoint records about the machine that trained it: the processor model and the instruction sets its
-kernels ran with, which decide float rounding and so the exact counts of a run (README, determinism)."""
+kernels ran with, which decide float rounding and so the exact counts of a run (docs/reliability.md)."""
 import os
 import subprocess
 import sys

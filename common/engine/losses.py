@@ -20,7 +20,7 @@ class SupConLoss(nn.Module):
     and the loss is the mean of l_i over anchors that have at least one positive. An anchor without positives
     adds nothing: Corti et al.'s copy of HobbitLong's SupContrast divides 0 by 0 there and returns NaN for the
     whole batch; SupContrast since its fix divides by 1 and still counts the anchor in the mean. We leave it out of
-    the mean, so the value does not depend on how many such anchors a batch has (README, fidelity notes). The
+    the mean, so the value does not depend on how many such anchors a batch has (docs/fidelity.md). The
     T/base_T factor is kept because the paper's recipe used it (T=0.5, base_T=0.07 scales the loss by 7.14).
 
     Features must be unit vectors, as the projection head's output is: unnormalised ones give a loss of another

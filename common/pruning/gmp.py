@@ -39,7 +39,7 @@ class GMPWindow:
         The authors prune when `t % frequency == 0` with t counted from 1 (t = our step + 1), so with their
         later-GMP defaults (2440, 4760, 62) their first event is at t = 2480, 40 steps after begin_step (and
         prunes nothing: its target is the schedule's value at begin_step, 0), and their last at 4712, short of
-        end_step, which leaves s_f(1 - 5.5e-5). Zhu & Gupta count from begin_step, as we do (README, fidelity
-        notes)."""
+        end_step, which leaves s_f(1 - 5.5e-5). Zhu & Gupta count from begin_step, as we do
+        (docs/fidelity.md)."""
         steps = list(range(self.begin_step, self.end_step + 1, self.frequency))
         return steps if steps[-1] == self.end_step else steps + [self.end_step]
