@@ -1,5 +1,6 @@
 """The README and the docs/ pages as a reader meets them: short enough, every relative link and image there, nothing
-outside the repository, every command of a shell block accepted by its script's parser, every Python block valid."""
+outside the repository, every command (of a shell block, or quoted inline as `python ...`) accepted by its script's
+parser, every Python block valid."""
 from __future__ import annotations
 
 import argparse
@@ -105,11 +106,18 @@ def parse_only(words: list[str], monkeypatch) -> None:
     pytest.fail(f"{shlex.join(words)}: never parsed its flags")
 
 
-COMMANDS = [(page, words) for page in PAGES for words in shell_commands(page)]
+def inline_commands(page: Path) -> list[list[str]]:
+    """The `python ...` commands quoted in a page's prose (line breaks inside them joined); of alternatives written
+    `a|b|c` the first."""
+    spans = re.findall(r"`(python [^`]+)`", BLOCK.sub("", page.read_text()))
+    return [[word.split("|")[0] for word in shlex.split(" ".join(span.split()))] for span in spans]
+
+
+COMMANDS = [(page, words) for page in PAGES for words in shell_commands(page) + inline_commands(page)]
 
 
 @pytest.mark.parametrize("page, words", COMMANDS, ids=[f"{p.name}:{w[1] if len(w) > 1 else w[0]}" for p, w in COMMANDS])
-def test_every_command_of_a_shell_block_parses(page, words, monkeypatch, capsys):
+def test_every_command_parses(page, words, monkeypatch, capsys):
     if words[0] in NOT_OURS:
         assert (REPO_ROOT / words[0]).is_file() or words[0] == "source"
         return
