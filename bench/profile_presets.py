@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_training import cpu_model  # noqa: E402
 from common.engine.timing import TIMINGS, timed  # noqa: E402
+from common.launch import Stage  # noqa: E402
 from common.runtime import keep_freed_memory  # noqa: E402
+from common.studies import STUDIES  # noqa: E402
 
-STUDIES = {"corti2022": "common.studies.corti2022.reproduce", "tickets": "common.studies.tickets.reproduce",
-           "three_regime": "common.studies.three_regime.reproduce"}
 PROBES = {  # phase -> functions ('module:name') timed from outside
     "k-NN": ["common.metrics.knn:knn_predict", "common.metrics.knn:knn_predict_layers",
              "common.metrics.knn:weighted_knn_predict"],
@@ -79,8 +79,7 @@ def instrument(phase: str, target: str) -> bool:
     return True
 
 
-def instrument_all(study_module: str) -> None:
-    importlib.import_module(study_module)
+def instrument_all() -> None:
     for module in PLOT_MODULES:  # every plot_* function of the plotting modules
         try:
             loaded = importlib.import_module(module)
@@ -92,14 +91,18 @@ def instrument_all(study_module: str) -> None:
             instrument(phase, target)
 
 
+def planned(study: str, argv: list[str]) -> list[Stage]:
+    """The study's stages for these reproduce.py flags, each as a launcher's tasks (common.study.Study.tasks)."""
+    return STUDIES[study].tasks(STUDIES[study].parse_argv(argv, prog="profile_presets.py"))
+
+
 def profile(study: str, argv: list[str], stages: list[str]) -> list[dict]:
-    """Run the study's planned stages (those in `stages`, all when empty) here; -> one record per stage."""
-    module = importlib.import_module(STUDIES[study])
-    instrument_all(STUDIES[study])
-    planned, _ = module.plan(argv)
+    """Run the study's planned stages (those in `stages`, all when empty) here, task by task as a launcher runs
+    them; -> one record per stage."""
+    instrument_all()
     TIMINGS.synchronize = True
     records = []
-    for stage in planned:
+    for stage in planned(study, argv):
         if stages and stage.name not in stages:
             continue
         before, started = TIMINGS.snapshot(), time.perf_counter()
@@ -159,12 +162,15 @@ def table(profiles: list[dict]) -> str:
         lines.append(f"| **{name}** | **all** | **{wall:.0f}** | "
                      + " | ".join(f"{_cell(t)} ({t / wall:.0%})" if t else "" for t in totals)
                      + f" | {_cell(other)} ({other / wall:.0%}) |")
-    devices = sorted({f"{p['device']}, {p['threads']} threads, torch {p['torch']}" for p in profiles})
-    return "\n".join(lines) + "\n\nseconds; " + "; ".join(devices)
+    devices = [f"{p['device']}, {p['threads']} thread{'s' * (p['threads'] != 1)}, torch {p['torch']}"
+               for p in profiles]
+    if len(set(devices)) > 1:  # each preset's own
+        devices = [f"{p['study']} {p['preset']}: {device}" for p, device in zip(profiles, devices)]
+    return "\n".join(lines) + "\n\nseconds; " + "; ".join(dict.fromkeys(devices))
 
 
 def _cell(seconds: float) -> str:
-    return f"{seconds:.0f}" if seconds >= 0.5 else ("" if not seconds else "<1")
+    return f"{seconds:.0f}" if seconds >= 1 else ("" if not seconds else "<1")
 
 
 def main():

@@ -1,7 +1,7 @@
 """The CPU's speed paths give what plain fp32 eager gives, within stated tolerances: BatchNorm folded for inference,
 channels_last members, compiled members shared across populations; bf16 autocast defaults on exactly where the
-processor computes bf16 natively; the stage profile counts every second once; the bench runs a preset and skips a row
-that does not fit in memory with one line."""
+processor computes bf16 natively; the stage profile counts every second once, plans every study's preset and adds up
+files of one preset; the bench runs a preset and skips a row that does not fit in memory with one line."""
 import sys
 from pathlib import Path
 
@@ -19,6 +19,10 @@ from common.engine.objectives import make_objective
 from common.engine.population import Population
 from common.engine.timing import Timings
 from common.models import build_network
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import bench_training  # noqa: E402
+import profile_presets  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -68,7 +72,7 @@ def test_evaluation_and_predictions_run_folded_and_agree_with_the_plain_networks
 
 def step_gradients(pop: Population, data) -> tuple[torch.Tensor, list[torch.Tensor]]:
     batches = Batches(data, SupervisedAugment(padding=1), [torch.Generator().manual_seed(s) for s in (0, 1)], CPU)
-    losses, _ = make_objective("ce").losses(pop, batches, torch.stack([torch.arange(48), torch.arange(48, 96)]))
+    losses, _ = make_objective("supervised").losses(pop, batches, torch.stack([torch.arange(48), torch.arange(48, 96)]))
     losses.sum().backward()
     return losses.detach(), [p.grad.clone() for p in pop.params.values()]
 
@@ -146,9 +150,6 @@ def test_timings_count_each_second_in_the_innermost_region_only(monkeypatch):
 
 
 def test_the_bench_runs_a_preset_and_skips_a_row_that_does_not_fit_with_one_line(monkeypatch, capsys):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-    import bench_training
-
     free = 1.5 * bench_training.MEMORY_MARGIN * bench_training.activation_bytes_per_image("wrn10_1", "supervised", 8)
     monkeypatch.setattr(bench_training, "free_bytes", lambda device: free * 64)  # K = 1 of batch 64 fits, K = 2 not
     monkeypatch.setattr(sys, "argv", ["bench_training.py", "--preset", "demo", "--methods", "supervised",
@@ -159,3 +160,21 @@ def test_the_bench_runs_a_preset_and_skips_a_row_that_does_not_fit_with_one_line
     assert len(rows) == 4  # K = 1 timed, K = 2 skipped, evaluation K = 1 and 2
     assert "skipped: needs about" in rows[1] and float(rows[0].split()[4]) > 0
     assert any("ratio vs plain eager" in line for line in out)
+
+
+def test_the_profile_plans_every_studys_preset_and_its_report_adds_up_files_of_one_preset(tmp_path):
+    for study in profile_presets.STUDIES:
+        stages = profile_presets.planned(study, ["--preset", "demo", "--output_root", str(tmp_path)])
+        assert stages and all(stage.tasks for stage in stages), study
+    header = dict(study="tickets", preset="demo", device="CPU test", threads=2, torch="2")
+    one = dict(header, stages=[dict(stage="imp", tasks=1, wall=10.0, phases={"training steps": 6.0}, other=4.0)])
+    two = dict(header, stages=[dict(stage="imp", tasks=2, wall=5.0, phases={"training steps": 3.0, "k-NN": 1.0},
+                                    other=1.0),
+                               dict(stage="report", tasks=1, wall=1.0, phases={}, other=1.0)])
+    [both] = profile_presets.combined([one, two])
+    assert both["stages"] == [dict(stage="imp", tasks=3, wall=15.0, phases={"training steps": 9.0, "k-NN": 1.0},
+                                   other=5.0),
+                              dict(stage="report", tasks=1, wall=1.0, phases={}, other=1.0)]
+    assert one["stages"][0]["phases"] == {"training steps": 6.0}  # the files' records are left as they were
+    total = profile_presets.table([both]).splitlines()[4]
+    assert total == "| **tickets demo** | **all** | **16** | 9 (56%) | 1 (6%) | 6 (38%) |"
