@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from common import checkpoint as ckpt
-from common.paths import REPO_ROOT
+from common.paths import REPO_ROOT, Paths
+from common.spec import ModelSpec
+from common.studies.tickets import readme as tickets_readme
 
 
 def test_runtime_names_the_processor_and_its_instruction_sets():
@@ -31,3 +33,14 @@ def test_a_capped_instruction_set_is_recorded():
                          check=True).stdout
     assert f"on {ckpt.processor_model()}, oneDNN at Intel SSE4.1" in out, out
     assert out.rstrip().endswith("capped by ONEDNN_MAX_CPU_ISA=SSE41"), out
+
+
+def test_the_tickets_measured_by_line_names_the_processor(tmp_path):
+    spec = ModelSpec("supervised", "wrn10_1", "digits", "imp", 0.36, 0, "tickets",
+                     (("objective", "rotnet"), ("level", 1), ("rewind", "5it"), ("init", "rewind")))
+    runtime = dict(ckpt.runtime_info(torch.device("cpu")), threads=2)
+    meta = dict(spec=spec.to_meta(), runtime=runtime, versions={"torch": torch.__version__})
+    ckpt.save_model(Paths(tmp_path).checkpoint(spec), {"w": torch.zeros(1)}, meta)
+    line = tickets_readme.where_measured(Paths(tmp_path), "digits")
+    assert line == f"2 threads on {ckpt.describe_runtime(runtime).split(' on ', 1)[1]}, torch {torch.__version__}"
+    assert ckpt.processor_model() in line
