@@ -9,11 +9,14 @@ import runpy
 import shlex
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
 from common.paths import REPO_ROOT
+from common.studies.corti2022 import readme as corti_readme
+from common.studies.tickets import readme as tickets_readme
 
 PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"")
@@ -92,7 +95,9 @@ def parse_only(words: list[str], monkeypatch) -> None:
     try:
         if words[0] == "-m":
             monkeypatch.setattr(sys, "argv", [words[1], *words[2:]])
-            runpy.run_module(words[1], run_name="__main__")
+            with warnings.catch_warnings():  # the module is imported already (by this test file): run it anyway
+                warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
+                runpy.run_module(words[1], run_name="__main__")
         else:
             assert (REPO_ROOT / words[0]).is_file(), f"{words[0]} is not a script of the repository"
             monkeypatch.setattr(sys, "argv", words)
@@ -116,7 +121,8 @@ def inline_commands(page: Path) -> list[list[str]]:
 COMMANDS = [(page, words) for page in PAGES for words in shell_commands(page) + inline_commands(page)]
 
 
-@pytest.mark.parametrize("page, words", COMMANDS, ids=[f"{p.name}:{w[1] if len(w) > 1 else w[0]}" for p, w in COMMANDS])
+@pytest.mark.parametrize("page, words", COMMANDS, ids=[f"{p.name}:{[x for x in w if x != '-m'][min(1, len(w) - 1)]}"
+                                                       for p, w in COMMANDS])
 def test_every_command_parses(page, words, monkeypatch, capsys):
     if words[0] in NOT_OURS:
         assert (REPO_ROOT / words[0]).is_file() or words[0] == "source"
@@ -129,6 +135,20 @@ def test_every_command_parses(page, words, monkeypatch, capsys):
 def test_every_python_block_compiles(page):
     for body in blocks(page, "python"):
         compile(body, str(page), "exec")
+
+
+GENERATED = [(corti_readme, preset, corti_readme.PAGES[preset]) for preset in corti_readme.PRESETS] + \
+    [(tickets_readme, preset, "docs/tickets.md") for preset in ("demo", "study")]  # generator, preset, its page
+
+
+@pytest.mark.parametrize("generator, preset, page", GENERATED, ids=[f"{g.__name__.split('.')[-2]}-{p}"
+                                                                    for g, p, _ in GENERATED])
+def test_every_generated_block_has_its_markers_once_on_its_page(generator, preset, page):
+    text = (REPO_ROOT / page).read_text()
+    begin, end = generator.markers(preset)
+    assert text.count(begin) == 1 and text.count(end) == 1 and text.index(begin) < text.index(end), (page, preset)
+    new = f"{begin}\nregenerated\n{end}"
+    assert generator.replace_block(text, preset, new).count("regenerated") == 1
 
 
 def test_the_parse_check_refuses_a_bad_flag(monkeypatch):
