@@ -6,7 +6,7 @@ is the 50,000 CIFAR-10 training images and the queries the 10,000 test images. F
 draws seeded random post-ReLU-like features (non-negative, with a common offset as pooled features have) and
 random labels in 0..9, then times
   * ours:    knn_predict(...) on --device (default cuda if available, else cpu), including the host->device
-             copy and a device synchronise, and
+             copy, a device synchronise and the copy of the labels back (numpy in -> numpy out), and
   * sklearn: KNeighborsClassifier(n_neighbors=k).fit(support).predict(queries) on CPU,
 and prints per probe: width, both times, the speed-up sklearn_s / ours_s ("sk/ours", > 1: ours is faster)
 and the fraction of queries on which both predict the same label (expected 1.0000). Random labels make most
@@ -68,7 +68,7 @@ for i, width in enumerate(WIDTHS[:args.probes]):
     t0 = time.perf_counter()
     ref = KNeighborsClassifier(n_neighbors=args.k).fit(support, labels).predict(query)
     t_sk = time.perf_counter() - t0
-    a = float((ours.cpu().numpy() == ref).mean())
+    a = float((ours == ref).mean())
     total_ours, total_sk = total_ours + t_ours, total_sk + t_sk
     agree.append(a)
     print(f"{i:>5} {width:>5} {t_ours:>8.3f} {t_sk:>9.3f} {t_sk / t_ours:>7.2f} {a:>7.4f}")

@@ -3,8 +3,13 @@ of tensors and plain containers for resumable run state (loaded with weights_onl
 temporary file in the same folder and is renamed into place, so a kill leaves the old file or the new one."""
 from __future__ import annotations
 
+import functools
 import json
+import os
 import platform
+import re
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +28,80 @@ def library_versions() -> dict:
     return {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
+# Environment variables that cap the instruction sets the CPU kernels use (oneDNN's convolutions, ATen's vectorised
+# kernels, MKL's matmuls): where one is set, a run's float rounding is that of another processor.
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
+
+
 def runtime_info(device: torch.device) -> dict:
-    """Where a model was trained: what bit-identity depends on besides its recipe and seed (README, determinism)."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    return {"device": str(device), "device_name": name, "threads": torch.get_num_threads()}
+    """Where a model was trained: what bit-identity depends on besides its recipe and seed (docs/reliability.md).
+    On a CPU the processor model and the instruction sets its kernels use decide the float rounding, so that two
+    machines' results differ in the last bits and, through training, in the exact PIE counts (docs/reliability.md)."""
+    cuda = device.type == "cuda"
+    info = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if cuda else processor_model(),
+            "threads": torch.get_num_threads(), "processor": processor_model(),
+            "aten_isa": torch.backends.cpu.get_cpu_capability(), "onednn_isa": onednn_isa()}
+    caps = {name: os.environ[name] for name in ISA_CAPS if os.environ.get(name)}
+    return dict(info, isa_caps=caps) if caps else info
+
+
+def describe_runtime(runtime: dict) -> str:
+    """One phrase for a figure's 'measured by' line: '2 threads on AMD EPYC (family 25, model 17, stepping 1),
+    oneDNN at Intel AVX2, ATen at AVX512' (a GPU: its name, then the host processor). Checkpoints older than
+    the processor fields read 'cpu (x86_64)', as they recorded it."""
+    threads = runtime.get("threads", "?")
+    where = f"{threads} thread{'' if threads == 1 else 's'} on "
+    if "processor" not in runtime:
+        return where + f"{runtime.get('device', '?')} ({runtime.get('device_name') or 'unknown processor'})"
+    if runtime.get("device", "cpu") != "cpu":
+        where += f"{runtime['device_name']} ({runtime['device']}), host "
+    kernels = [f"oneDNN at {runtime['onednn_isa']}" if runtime.get("onednn_isa") else "",
+               f"ATen at {runtime['aten_isa']}" if runtime.get("aten_isa") else "",
+               "capped by " + " ".join(f"{k}={v}" for k, v in runtime["isa_caps"].items())
+               if runtime.get("isa_caps") else ""]
+    return ", ".join([where + runtime["processor"], *filter(None, kernels)])
+
+
+def processor_model() -> str:
+    """'AMD EPYC (family 25, model 17, stepping 1)': the model name of /proc/cpuinfo with the numbers that tell
+    processor generations apart where a hypervisor shortens the name; platform.processor() elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(re.findall(r"^(model name|cpu family|model|stepping)\s*:\s*(.*?)\s*$", text, re.M))
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    numbers = ", ".join(f"{key.replace('cpu ', '')} {fields[key]}" for key in ("cpu family", "model", "stepping")
+                        if key in fields)
+    return f"{name} ({numbers})" if numbers else name
+
+
+@functools.lru_cache(maxsize=1)
+def onednn_isa() -> str:
+    """The instruction set oneDNN runs its kernels with on this CPU (ONEDNN_MAX_CPU_ISA caps it), as oneDNN names
+    it, e.g. 'Intel AVX-512 with Intel DL Boost and bfloat16 support'; '' where oneDNN is absent or silent.
+
+    oneDNN tells it only in its verbose log, which it prints with printf on the process's stdout the first time
+    verbose mode meets a primitive: one tiny convolution is run with file descriptor 1 pointed at a temporary file
+    for those few milliseconds."""
+    if not torch.backends.mkldnn.is_available():
+        return ""
+    image, kernel = torch.zeros(1, 16, 8, 8), torch.zeros(16, 16, 3, 3)
+    sys.stdout.flush()  # Python's buffered text belongs on the real stdout
+    with tempfile.TemporaryFile() as log:
+        stdout = os.dup(1)
+        try:
+            os.dup2(log.fileno(), 1)
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                torch.mkldnn_convolution(image, kernel, None, [1, 1], [1, 1], [1, 1], 1)
+        except RuntimeError:
+            pass
+        finally:
+            os.dup2(stdout, 1)
+            os.close(stdout)
+        log.seek(0)
+        found = re.search(r"info,cpu,isa:(.*)", log.read().decode(errors="replace"))
+    return found.group(1).strip() if found else ""
 
 
 def save_model(path: Path, state: dict[str, torch.Tensor], meta: dict, masks: dict | None = None) -> None:

@@ -104,11 +104,19 @@ def refuse_mixed(label: str, metas: dict[ModelSpec, dict], fix) -> None:
 
 def read_metas(paths, specs: list[ModelSpec], retrain: Retrain | None = None) -> dict[ModelSpec, dict]:
     """{spec: metadata of its last part} (headers only); a file that cannot be read, or that holds another model
-    than its name says, is a CheckpointError naming it (with `retrain`, and the command that makes it again)."""
-    metas = {}
+    than its name says, is a CheckpointError naming it (with `retrain`, and the command that makes it again in the
+    recipe of a readable member: the unreadable file's own recipe is lost with it)."""
+    metas, unreadable = {}, []
+    for spec in specs:
+        try:
+            metas[spec] = ckpt.read_meta(paths.checkpoint(spec, spec.parts[-1]))
+        except CheckpointError:
+            unreadable.append(spec)
+    if unreadable:
+        sibling = recipe_of(next(iter(metas.values()))) if metas else None
+        read_member_meta(paths, unreadable[0], unreadable[0].parts[-1], sibling, retrain)  # raises, naming it
     for spec in specs:
         path = paths.checkpoint(spec, spec.parts[-1])
-        metas[spec] = read_member_meta(paths, spec, spec.parts[-1], retrain=retrain)
         held = ModelSpec.from_meta(metas[spec]["spec"])
         if held != spec:
             raise CheckpointError(f"{path} holds {held.name} (a {held.arch} {held.dataset} model), not what its "

@@ -87,3 +87,32 @@ def test_vmappable_over_a_population():
     batched = torch.func.vmap(loss)(features, labels)
     looped = torch.stack([loss(f, y) for f, y in zip(features, labels)])
     assert torch.allclose(batched, looped, atol=1e-6)
+
+
+def authors_supcon(features, labels, temperature, base_temperature, fixed=False):
+    """Corti et al.'s utils/losses.py SupCon (contrast_mode 'all'), vectorised as theirs; `fixed`: SupContrast
+    after its fix, which divides by 1 where an anchor has no positive."""
+    batch, views, _ = features.shape
+    z = torch.cat(torch.unbind(features, 1))
+    mask = (labels[:, None] == labels[None, :]).float().repeat(views, views)
+    logits_mask = 1 - torch.eye(batch * views)
+    mask = mask * logits_mask
+    logits = z @ z.T / temperature
+    logits = logits - logits.max(1, keepdim=True).values
+    log_prob = logits - torch.log((torch.exp(logits) * logits_mask).sum(1, keepdim=True))
+    positives = mask.sum(1)
+    positives = torch.where(positives < 1e-6, 1.0, positives) if fixed else positives
+    return (-(temperature / base_temperature) * (mask * log_prob).sum(1) / positives).mean()
+
+
+def test_anchors_without_positives_against_the_authors_and_supcontrast():
+    """docs/fidelity.md: theirs is NaN, SupContrast's fix counts the anchor as 0, ours leaves it out."""
+    features = torch.nn.functional.normalize(torch.randn(8, 1, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
+    labels = torch.tensor([0, 0, 1, 2, 3, 4, 5, 6])  # one view: only anchors 0 and 1 have a positive
+    ours = SupConLoss(0.5, 0.07)(features, labels)
+    assert torch.isnan(authors_supcon(features, labels, 0.5, 0.07))
+    fixed = authors_supcon(features, labels, 0.5, 0.07, fixed=True)
+    assert ours.item() == pytest.approx(fixed.item() * 8 / 2, rel=1e-5)  # their mean over 8 anchors, ours over 2
+    two_views = torch.nn.functional.normalize(torch.randn(8, 2, 16, generator=torch.Generator().manual_seed(1)), dim=-1)
+    assert SupConLoss(0.5, 0.07)(two_views, labels).item() == pytest.approx(
+        authors_supcon(two_views, labels, 0.5, 0.07).item(), rel=1e-5)  # every anchor has a positive: equal

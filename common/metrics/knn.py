@@ -26,34 +26,50 @@ default for matmul) or pass dtype=torch.float64. Exact distance ties (duplicate 
 labels straddling the k-th place) may be broken differently from sklearn; with real-valued features these do
 not occur in practice.
 """
+import numpy as np
 import torch
+
+from common.metrics.arrays import like_inputs
 
 
 @torch.no_grad()
 def knn_predict(train_features, train_labels, query_features, k, *, chunk_size=2048, device=None,
                 dtype=torch.float32, rerank=16):
-    """Labels [Nq] (LongTensor, on `device`) predicted by a k-NN majority vote over the support set.
+    """Labels [Nq] predicted by a k-NN majority vote over the support set.
 
     train_features [N, D], train_labels [N] (non-negative ints, any values), query_features [Nq, D]; numpy or
-    torch. device=None -> the device of train_features (cpu for numpy input). Autocast is switched off inside: the
-    distances' precision is chosen here (`dtype`, then a float64 re-rank), and a bf16 shortlist could drop a true
-    neighbour.
+    torch. The result is a numpy int64 array when the features are numpy, a LongTensor on `device` when either is
+    a torch tensor (common.metrics.arrays). device=None -> the device of train_features (cpu for numpy input).
+    Autocast is switched off inside: the distances' precision is chosen here (`dtype`, then a float64 re-rank), and
+    a bf16 shortlist could drop a true neighbour.
     """
     train = torch.as_tensor(train_features)
     device = torch.device(device) if device is not None else train.device
     with torch.autocast(device_type=device.type, enabled=False):
-        return _knn_predict(train, train_labels, query_features, k, chunk_size, device, dtype, rerank)
+        out = _knn_predict(train, train_labels, query_features, k, chunk_size, device, dtype, rerank)
+    return like_inputs(out, train_features, query_features)
+
+
+def _check_shapes(train: torch.Tensor, labels: torch.Tensor, query: torch.Tensor, k: int, chunk_size: int) -> None:
+    """One ValueError sentence for inputs that do not fit together."""
+    if train.ndim != 2 or query.ndim != 2 or train.shape[1] != query.shape[1]:
+        raise ValueError(f"knn_predict: train_features [N, D] and query_features [Nq, D] must share D, got shapes "
+                         f"{tuple(train.shape)} and {tuple(query.shape)}")
+    if labels.numel() != train.shape[0]:
+        raise ValueError(f"knn_predict: {labels.numel()} train_labels for {train.shape[0]} train_features rows: "
+                         f"pass one label per row")
+    if not 1 <= k <= train.shape[0]:
+        raise ValueError(f"knn_predict: k={k} must be in 1..{train.shape[0]} (the number of train_features rows)")
+    if chunk_size < 1:
+        raise ValueError(f"knn_predict: chunk_size must be >= 1, got {chunk_size}")
 
 
 def _knn_predict(train, train_labels, query_features, k, chunk_size, device, dtype, rerank):
-    """knn_predict's work, with autocast off."""
+    """knn_predict's work, with autocast off: a LongTensor [Nq] on `device`."""
     train = train.to(device=device, dtype=torch.float64)
     query = torch.as_tensor(query_features, device=device).to(torch.float64)
     labels = torch.as_tensor(train_labels, device=device).long().reshape(-1)
-    if train.ndim != 2 or query.ndim != 2 or train.shape[1] != query.shape[1] or labels.numel() != train.shape[0]:
-        raise ValueError(f"shapes: train {tuple(train.shape)}, labels {tuple(labels.shape)}, query {tuple(query.shape)}")
-    if not 1 <= k <= train.shape[0]:
-        raise ValueError(f"k={k} must be in 1..{train.shape[0]}")
+    _check_shapes(train, labels, query, k, chunk_size)
     classes, y = torch.unique(labels, sorted=True, return_inverse=True)  # sorted: argmax ties -> smallest label
     mean = train.mean(dim=0, keepdim=True)  # centre in float64, then cast (see module docstring)
     train64, query64 = train - mean, query - mean
@@ -75,10 +91,12 @@ def _knn_predict(train, train_labels, query_features, k, chunk_size, device, dty
 
 
 def knn_predict_layers(train_feats, train_labels, query_feats, k, **kw):
-    """All probes of one model: lists of [N, D_l] support / [Nq, D_l] query features -> LongTensor [L, Nq]."""
+    """All probes of one model: lists of [N, D_l] support / [Nq, D_l] query features -> [L, Nq] (numpy or
+    torch as knn_predict)."""
     if len(train_feats) != len(query_feats):
         raise ValueError(f"{len(train_feats)} support probes but {len(query_feats)} query probes")
-    return torch.stack([knn_predict(t, train_labels, q, k, **kw) for t, q in zip(train_feats, query_feats)])
+    preds = [knn_predict(t, train_labels, q, k, **kw) for t, q in zip(train_feats, query_feats)]
+    return torch.stack(preds) if isinstance(preds[0], torch.Tensor) else np.stack(preds)
 
 
 def weighted_knn_predict(train_features, train_labels, query_features, k: int = 200, temperature: float = 0.07,

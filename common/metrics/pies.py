@@ -4,18 +4,20 @@ An example is a PIE at sparsity s iff the modal (most frequent) predicted label 
 models differs from the modal label of a population of K models pruned to s. Ground truth is not used.
 
 Everything here is vectorised over examples: one bincount over all columns at once, so 30+30 models x
-10,000 examples takes milliseconds.
+10,000 examples takes milliseconds. Numpy in -> numpy out, a torch tensor in -> a torch tensor out
+(common.metrics.arrays).
 """
 import numpy as np
+
+from common.metrics.arrays import like_inputs, to_numpy
 
 
 def _as_int_preds(preds, name="preds"):
     """[K, N] integer numpy array from numpy or torch input, with a clear error otherwise."""
-    if hasattr(preds, "detach"):  # torch tensor, without importing torch here
-        preds = preds.detach().cpu().numpy()
-    preds = np.asarray(preds)
+    preds = to_numpy(preds)
     if preds.ndim != 2 or preds.shape[0] < 1:
-        raise ValueError(f"{name} must be [K, N] with K >= 1 models, got shape {preds.shape}")
+        raise ValueError(f"{name} must be [K, N] (K >= 1 models' predicted labels for N examples), got shape "
+                         f"{preds.shape}")
     if not np.issubdtype(preds.dtype, np.integer):
         raise ValueError(f"{name} must hold integer labels, got dtype {preds.dtype}")
     if preds.size and preds.min() < 0:
@@ -32,12 +34,15 @@ def modal_labels(preds, num_classes=None):
 
     Vectorised: column n's labels are shifted by n * C, so a single bincount yields the [N, C] count table.
     """
-    preds = _as_int_preds(preds)
+    return like_inputs(_modal_labels(_as_int_preds(preds), num_classes), preds)
+
+
+def _modal_labels(preds: np.ndarray, num_classes=None) -> np.ndarray:
     K, N = preds.shape
     top = int(preds.max(initial=0))
     C = top + 1 if num_classes is None else int(num_classes)
     if top >= C:
-        raise ValueError(f"label {top} >= num_classes={C}")
+        raise ValueError(f"preds hold label {top}, which num_classes={C} does not allow (labels are 0..{C - 1})")
     counts = np.bincount((preds + np.arange(N) * C).ravel(), minlength=N * C).reshape(N, C)
     return counts.argmax(axis=1)
 
@@ -47,15 +52,16 @@ def find_pies(dense_preds, pruned_preds):
     dense = _as_int_preds(dense_preds, "dense_preds")
     pruned = _as_int_preds(pruned_preds, "pruned_preds")
     if dense.shape[1] != pruned.shape[1]:
-        raise ValueError(f"dense and pruned populations cover different examples: N={dense.shape[1]} vs {pruned.shape[1]}")
+        raise ValueError(f"dense and pruned populations cover different examples: N={dense.shape[1]} vs "
+                         f"{pruned.shape[1]}")
     C = int(max(dense.max(initial=0), pruned.max(initial=0))) + 1
-    return modal_labels(dense, C) != modal_labels(pruned, C)
+    return like_inputs(_modal_labels(dense, C) != _modal_labels(pruned, C), dense_preds, pruned_preds)
 
 
 def agreement(preds, modal):
     """Fraction of the K models whose prediction equals the modal label, per example -> float [N]."""
-    preds = _as_int_preds(preds)
-    modal = np.asarray(modal.detach().cpu().numpy() if hasattr(modal, "detach") else modal)
-    if modal.shape != (preds.shape[1],):
-        raise ValueError(f"modal must be [N={preds.shape[1]}], got shape {modal.shape}")
-    return (preds == modal[None, :]).mean(axis=0)
+    labels = _as_int_preds(preds)
+    modes = to_numpy(modal)
+    if modes.shape != (labels.shape[1],):
+        raise ValueError(f"modal must be [N={labels.shape[1]}], got shape {modes.shape}")
+    return like_inputs((labels == modes[None, :]).mean(axis=0), preds, modal)

@@ -12,17 +12,17 @@ here PD=0 when all probes agree, and PD=L when even the last probe disagrees.
 """
 import numpy as np
 
+from common.metrics.arrays import like_inputs, to_numpy
+
 
 def prediction_depth(probe_preds, final_preds):
-    """probe_preds [L, N] (depth order), final_preds [N] -> int array [N] with values in 0..L."""
-    if hasattr(probe_preds, "detach"):
-        probe_preds = probe_preds.detach().cpu().numpy()
-    if hasattr(final_preds, "detach"):
-        final_preds = final_preds.detach().cpu().numpy()
-    probe_preds, final_preds = np.asarray(probe_preds), np.asarray(final_preds)
-    if probe_preds.ndim != 2 or final_preds.shape != (probe_preds.shape[1],):
-        raise ValueError(f"need probe_preds [L, N] and final_preds [N], got {probe_preds.shape} and {final_preds.shape}")
-    agree = probe_preds == final_preds[None, :]
+    """probe_preds [L, N] (depth order), final_preds [N] -> ints [N] with values in 0..L (numpy, or torch when an
+    input is torch)."""
+    probes, final = to_numpy(probe_preds), to_numpy(final_preds)
+    if probes.ndim != 2 or final.shape != (probes.shape[1],):
+        raise ValueError(f"prediction_depth needs probe_preds [L, N] (L probes' labels for N examples) and "
+                         f"final_preds [N], got shapes {probes.shape} and {final.shape}")
+    agree = probes == final[None, :]
     # suffix_ok[l] = probes l..L-1 all agree (reverse cumulative AND); PD = number of layers where that fails.
     suffix_ok = np.logical_and.accumulate(agree[::-1], axis=0)[::-1]
-    return (~suffix_ok).sum(axis=0)
+    return like_inputs((~suffix_ok).sum(axis=0), probe_preds, final_preds)

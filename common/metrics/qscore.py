@@ -19,7 +19,7 @@ def _scores(features):
     """(q, z, l1) as float64 torch tensors [N], computed from the L2-normalised rows."""
     r = torch.as_tensor(features).to(torch.float64)
     if r.ndim != 2:
-        raise ValueError(f"features must be [N, D], got shape {tuple(r.shape)}")
+        raise ValueError(f"features must be [N, D] (N representations of D numbers each), got shape {tuple(r.shape)}")
     norm = r.norm(dim=1, keepdim=True)
     r_hat = r / norm.clamp_min(torch.finfo(r.dtype).tiny)  # zero rows stay zero
     std = r_hat.std(dim=1, correction=0)

@@ -50,12 +50,20 @@ def _grid(panels: int, columns: int = 4, width: float = 4.2, height: float = 3.4
     return fig, axes
 
 
+MAX_LABELLED_LEVELS = 6  # more levels than this: every other one labelled (IMP's levels crowd at the low end)
+
+
+def density_ticks(densities) -> list[float]:
+    """The % of weights remaining to label: every level, or with many levels every other one counted from the
+    sparsest, which is always labelled (every other from 100 % left two levels with only "100")."""
+    levels = sorted({round(100 * d, 1) for d in densities}, reverse=True)
+    return levels if len(levels) <= MAX_LABELLED_LEVELS else levels[::-1][::2][::-1]
+
+
 def _density_axis(ax, densities) -> None:
-    """% of weights remaining on a log axis, decreasing to the right; every level labelled up to 5, every other one
-    beyond."""
+    """% of weights remaining on a log axis, decreasing to the right, the levels of `density_ticks` labelled."""
     ax.set_xscale("log")
-    ticks = sorted({round(100 * d, 1) for d in densities}, reverse=True)
-    ticks = ticks if len(ticks) <= 5 else ticks[::2]
+    ticks = density_ticks(densities)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(NullLocator())

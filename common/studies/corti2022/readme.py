@@ -1,9 +1,9 @@
-"""`python -m common.studies.corti2022.readme [--preset demo|study]`: the README's figures of a preset's run,
-regenerated from that run's outputs.
+"""`python -m common.studies.corti2022.readme [--preset demo|study]`: the figures of a preset's run in the README
+(demo) or docs/corti2022.md (study), regenerated from that run's outputs.
 
 After `./setup.sh demo` (or `python reproduce.py --preset study`), this copies the headline figures into figures/
-and rewrites the preset's block of README.md (between its two markers): the claims of the report as measured,
-with their intervals, the test accuracies, and where it was measured (device, threads and torch version, read
+and rewrites the preset's block of its page (between its two markers): the claims of the report as measured,
+with their intervals, the test accuracies, and where it was measured (processor, threads and torch version, read
 from the checkpoints). No number in that block is typed by hand.
 """
 from __future__ import annotations
@@ -28,20 +28,24 @@ PRESETS = {  # preset -> (dataset, what was run)
 }
 
 
+PAGES = {"demo": "README.md", "study": "docs/corti2022.md"}  # preset -> the page holding its block
+
+
 def markers(preset: str) -> tuple[str, str]:
     return (f"<!-- {preset} figures: written by `python -m common.studies.corti2022.readme --preset {preset}`; never "
             f"edit by hand -->", f"<!-- end of {preset} figures -->")
 
 
 def where_measured(paths: CortiPaths, dataset: str) -> str:
-    """'2 threads on cpu (x86_64), torch 2.15.0': from the runtime a checkpoint of the run recorded."""
+    """'2 threads on AMD EPYC (family 25, model 17, stepping 1), oneDNN at Intel AVX2, ATen at AVX512, torch
+    2.15.0': from the runtime a checkpoint of the run recorded (the processor and its kernels' instruction sets
+    decide the float rounding, so that exact counts move between machines: docs/reliability.md)."""
     specs = finished_specs(paths, dataset, "supervised")
     if not specs:
         raise UsageError(f"no {dataset} models under {paths.models / dataset}: run that preset first")
     meta = ckpt.read_meta(paths.checkpoint(specs[0]))
     runtime, versions = meta.get("runtime", {}), meta.get("versions", {})
-    return (f"{runtime.get('threads', '?')} threads on {runtime.get('device', '?')} "
-            f"({runtime.get('device_name') or 'unknown processor'}), torch {versions.get('torch', '?')}")
+    return f"{ckpt.describe_runtime(runtime)}, torch {versions.get('torch', '?')}"
 
 
 def accuracy_line(paths: CortiPaths, dataset: str) -> str:
@@ -56,7 +60,7 @@ def accuracy_line(paths: CortiPaths, dataset: str) -> str:
 
 
 def block(paths: CortiPaths, preset: str, timing: str = "") -> str:
-    """The README's block of a preset: what and where it was measured, accuracies, each claim as measured."""
+    """The block of a preset on its page: what and where it was measured, accuracies, each claim as measured."""
     dataset, what = PRESETS[preset]
     begin, end = markers(preset)
     ran = f"`python reproduce.py --preset {preset}`" if preset != "demo" else "`./setup.sh demo`"
@@ -76,7 +80,7 @@ def replace_block(text: str, preset: str, new: str) -> str:
     begin, end = markers(preset)
     start, stop = text.find(begin), text.find(end)
     if start < 0 or stop < start:
-        raise UsageError(f"README.md lacks the markers {begin!r} … {end!r}: put them where the figures go")
+        raise UsageError(f"the page lacks the markers {begin!r} … {end!r}: put them where the figures go")
     return text[:start] + new + text[stop + len(end):]
 
 
@@ -86,14 +90,16 @@ def main(argv=None) -> list:
     parser.add_argument("--preset", default="demo", choices=tuple(PRESETS), help="whose figures (default: demo)")
     parser.add_argument("--output_root", default="", help="where the run wrote its outputs (default: the "
                                                           "repository folder)")
-    parser.add_argument("--readme", default=str(REPO_ROOT / "README.md"), help="the README to rewrite (default: "
-                                                                              "the repository's)")
+    parser.add_argument("--readme", default="", help="the page to rewrite (default: the repository's README.md for "
+                                                     "the demo, docs/corti2022.md for the study)")
+    parser.add_argument("--figures", default=str(REPO_ROOT / "figures"), help="where the headline figures go "
+                                                                              "(default: the repository's figures/)")
     parser.add_argument("--timing", default="", help="the run's measured wall time, as ' in 52 min' (from its log)")
     args = parser.parse_args(argv)
     paths = CortiPaths.at(args.output_root)
-    readme = REPO_ROOT.joinpath(args.readme)
+    readme = REPO_ROOT.joinpath(args.readme or PAGES[args.preset])
     text = replace_block(readme.read_text(), args.preset, block(paths, args.preset, args.timing))
-    copied = copy_headline_figures(paths, PRESETS[args.preset][0], readme.parent / "figures",
+    copied = copy_headline_figures(paths, PRESETS[args.preset][0], REPO_ROOT.joinpath(args.figures),
                                    prefix="" if args.preset == "demo" else f"{args.preset}_")
     write_text(readme, text)
     print(f"rewrote the {args.preset} figures of {readme} and copied {len(copied)} figures")

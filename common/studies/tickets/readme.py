@@ -35,16 +35,15 @@ def markers(preset: str) -> tuple[str, str]:
 
 
 def where_measured(paths: Paths, dataset: str) -> str:
-    """'2 threads on cpu (x86_64), torch 2.15.0': from the runtime a re-trained ticket of the run recorded."""
+    """'2 threads on AMD EPYC (family 25, model 17, stepping 1), oneDNN at …, ATen at AVX512, torch 2.15.0': from the
+    runtime a re-trained ticket of the run recorded (the processor decides the float rounding: docs/reliability.md)."""
     specs = finished_specs(paths, dataset, "supervised", study=STUDY)
     if not specs:
         raise UsageError(f"no tickets models under {paths.model_dir(dataset, 'supervised', STUDY)}: run that preset "
                          "first")
     meta = ckpt.read_meta(paths.checkpoint(specs[0]))
     runtime, versions = meta.get("runtime", {}), meta.get("versions", {})
-    threads = runtime.get('threads', '?')
-    return (f"{threads} thread{'' if threads == 1 else 's'} on {runtime.get('device', '?')} "
-            f"({runtime.get('device_name') or 'unknown processor'}), torch {versions.get('torch', '?')}")
+    return f"{ckpt.describe_runtime(runtime)}, torch {versions.get('torch', '?')}"
 
 
 def replace_block(text: str, preset: str, new: str) -> str:
