@@ -177,8 +177,9 @@ def test_population_of_pretext_members_equals_them_trained_alone(method, tiny, f
         assert torch.allclose(losses[:, i], alone_losses[:, 0], rtol=0, atol=1e-10), (method, seed)
         for name, p in alone.params.items():
             assert torch.allclose(together.params[name][i], p[0], rtol=0, atol=1e-10), (method, name)
-        for key, value in alone_objective.state_dict().items():
-            assert torch.allclose(objective.state_dict()[key][i], value[0], rtol=0, atol=1e-10), key
+        for key, value in alone_objective.state_dict().items():  # NPID's z is ~1e6: 1e-10 is below its float64 ulp,
+            # and a member alone runs channels_last on the CPU while the population is vmapped (other summation order)
+            assert torch.allclose(objective.state_dict()[key][i], value[0], rtol=1e-12, atol=1e-10), key
 
 
 @pytest.mark.parametrize("method", ["rotnet", "s4l", "few_labels", "exemplar"])
