@@ -21,13 +21,15 @@ from common.pruning.masks import Masks
 from common.stage import train_populations
 from common.studies.tickets import run as tickets
 from common.studies.tickets.config import TicketsRun, preset_config
-from common.studies.tickets.imp import Trunk, imp_masks, trunk_spec
-from common.studies.tickets.retrain import Tickets, ticket_spec
+from common.studies.tickets.imp import Trunk, balanced_split, budget_scale, conv_sizes, imp_masks, trunk_spec
+from common.studies.tickets.retrain import Tickets, retrained_levels, ticket_spec
 from common.zoo import load_member
 
 SEEDS = [0, 1]
-# 256 digits at batch 64: 4 steps per epoch, 3 epochs, the rate halving at epoch 1, rewinding to epoch 2
-SMALL = dict(train_subset=256, epochs=3, batch_size=64, lr_milestones=(1,), rewind="2ep")
+# 256 digits at batch 64: 4 steps per epoch, 3 epochs, the rate halving at epoch 1, rewinding to epoch 2, 20 % per
+# level (whatever the demo preset says)
+SMALL = dict(dataset="digits", image_size=0, train_subset=256, epochs=3, batch_size=64, lr_milestones=(1,),
+             rewind="2ep", pruning_rate=0.2)
 RUN = TicketsRun(preset="demo", progress=False, checkpoint_every=1, population_size=8, curves=False)
 
 
@@ -176,6 +178,45 @@ def test_reinit_keeps_the_mask_and_draws_other_weights_and_random_masks_hit_the_
     assert torch.equal(rewind["encoder.conv1.weight"], trunk.rewind_point(0)["tensors"]["encoder.conv1.weight"])
 
 
+def test_random_controls_are_trained_once_for_every_objective_and_only_at_the_asked_levels(trained, tmp_path):
+    trunk, data = trained
+    tickets = Tickets(trunk, data.num_classes)
+    assert retrained_levels(2, (2,)) == [0, 2] and retrained_levels(2, ()) == [0, 1, 2]
+    retrain_dir = trunk.paths.state_dir("digits", "supervised", "tickets")
+    jobs = tickets.jobs(SEEDS, [0, 2], 16, retrain_dir, natural=False)
+    specs = [s for job, _ in jobs for s in job.specs]
+    assert {(dict(s.knobs)["level"], s.pruning, dict(s.knobs)["init"]) for s in specs} == {
+        (0, "imp", "rewind"), (0, "random", "reinit"), (2, "imp", "rewind"), (2, "imp", "reinit"),
+        (2, "random", "reinit")}
+    shared = [s for s in specs if s.pruning == "random"]
+    assert all("objective" not in dict(s.knobs) and "rewind" not in dict(s.knobs) for s in shared)
+    train_populations(jobs, data, torch.device("cpu"), RUN, trunk.paths, retrain_dir, "retrain")
+    other, _ = small_trunk(trunk.paths.root, "rotnet", rewind="1ep")  # another objective, another rewind point
+    left = [s for job, _ in Tickets(other, data.num_classes).jobs(SEEDS, [0, 2], 16, retrain_dir, natural=False)
+            for s in job.specs]
+    assert left and not any(s.pruning == "random" for s in left)  # the shared controls are on disk already
+
+
+def test_a_split_prunes_as_many_weights_on_both_sides_at_every_level():
+    sizes = conv_sizes("wrn10_1")
+    split = balanced_split("wrn10_1")
+    pool = list(sizes)
+    assert split == 7  # 37,808 weights in the first seven conv layers, 38,912 in the last two
+    torch.manual_seed(0)
+    sides = [pool[:split], pool[split:]]
+    weights = {n: torch.randn(1, sizes[n]) for n in pool}
+    pruned = []
+    for side in sides:
+        masks, counts = None, []
+        for level in (1, 2, 3):
+            masks = imp_masks({n: weights[n] for n in side}, masks, level, 0.36, budget_scale(tuple(side), sizes))
+            counts.append(masks.member_pruned(0))
+        pruned.append(counts)
+    smaller = min(sum(sizes[n] for n in side) for side in sides)
+    assert pruned[0] == pruned[1] == [round((1 - 0.64 ** level) * smaller) for level in (1, 2, 3)]
+    assert budget_scale(tuple(pool[:3]), sizes) == 1.0  # the smaller side of its split keeps its own density
+
+
 def test_the_corrected_random_mask_prunes_every_natural_zero_first_at_the_exact_density():
     torch.manual_seed(0)
     weights = {"a": torch.randn(1, 400), "b": torch.randn(1, 20, 30)}
@@ -223,15 +264,19 @@ def test_vgg19_is_morcos_variant_with_one_linear_layer_and_runs_on_every_image_s
 # ---- the study end to end -----------------------------------------------------------------------------------
 
 def test_the_study_trains_every_variant_and_reports_them(tmp_path):
-    flags = ["--preset", "demo", "--train_subset", "128", "--epochs", "2", "--lr_milestones", "--levels", "1",
-             "--output_root", str(tmp_path), "--no-progress", "--no-curves"]
+    flags = ["--preset", "demo", "--dataset", "digits", "--train_subset", "128", "--epochs", "2", "--lr_milestones",
+             "--levels", "1", "--retrain_levels", "--natural_control", "--rewind", "1it", "--index_end", "1",
+             "--pruning_rate", "0.2", "--output_root", str(tmp_path), "--no-progress", "--no-curves"]
     for objective in ("supervised", "supcon"):
         tickets.main(flags + ["--objective", objective, "--stages", "imp", "retrain"])
     tickets.main(flags + ["--stages", "report"])
     report = Paths(tmp_path).study_file("digits", "tickets", "report.md").read_text()
     assert "Masks found by **supcon** pruning" in report and "| random_natural / reinit |" in report
     summary = pd.read_csv(Paths(tmp_path).study_file("digits", "tickets", "summary.csv"))
-    assert len(summary) == 2 * 2 * (2 + 4)  # objectives x seeds x (level 0: two inits; level 1: four variants)
+    # per objective and seed: level 0's winning ticket, level 1's three own variants; per seed and level: the
+    # random control both objectives share
+    assert len(summary) == 2 * 2 * (1 + 3) + 2 * 2
+    assert set(summary.loc[summary["objective"] == "shared", "mask_source"]) == {"random"}
     assert set(summary.columns) >= {"objective", "mask_source", "init", "level", "density", "seed", "test_accuracy"}
     assert summary.loc[summary["level"] == 1, "density"].round(6).eq(0.8).all()
     assert (Paths(tmp_path).study_file("digits", "tickets", "tickets.png")).stat().st_size > 10_000
@@ -246,13 +291,15 @@ def test_the_study_trains_every_variant_and_reports_them(tmp_path):
 
 @pytest.mark.parametrize("flags, says", [
     (["--study", "tickets", "--rewind", "3x"], "--rewind 3x"),
-    (["--study", "tickets", "--preset", "study"], "--preset study"),
+    (["--study", "tickets", "--retrain_levels", "-1"], "--retrain_levels -1: must be >= 0"),
+    (["--study", "tickets", "--prune_first_n_layers", "2", "--prune_last_n_layers", "1"],
+     "--prune_first_n_layers 2 --prune_last_n_layers 1: choose one side"),
     (["--study", "tickets", "--objectives", "nope"], "--objectives nope"),
     (["--study", "tickets", "--probe_dataset", "digits"], "--probe_dataset digits: name another dataset"),
     (["--study", "tickets", "--layerwise_depths", "0"], "--layerwise_depths 0"),
     (["--study", "tickets", "--prune_first_n_layers", "99"], "--prune_first_n_layers 99: wrn10_1 has 9 conv layers"),
     (["--study", "tickets", "--label_sampling", "some"], "--label_sampling"),
-    (["--study", "tickets", "--layerwise_depths", "12"], "--layerwise_depths 12: auto, none or layer counts from 1 to 9"),
+    (["--study", "tickets", "--layerwise_depths", "12"], "--layerwise_depths 12: auto, split, none or layer counts"),
     (["--study", "tickets", "--objectives", "npid", "--optimizer", "sam"], "--optimizer sam --objective npid"),
     (["--study", "tickets", "--transfer_subset", "99999"], "--transfer_subset 99999"),
     (["--study", "tickets", "--rewind", "100ep"], "--rewind 100ep: step 2300 is past this run's last step"),

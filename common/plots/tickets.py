@@ -51,9 +51,11 @@ def _grid(panels: int, columns: int = 4, width: float = 4.2, height: float = 3.4
 
 
 def _density_axis(ax, densities) -> None:
-    """% of weights remaining on a log axis, decreasing to the right, every other level labelled."""
+    """% of weights remaining on a log axis, decreasing to the right; every level labelled up to 5, every other one
+    beyond."""
     ax.set_xscale("log")
-    ticks = sorted({round(100 * d, 1) for d in densities}, reverse=True)[::2]
+    ticks = sorted({round(100 * d, 1) for d in densities}, reverse=True)
+    ticks = ticks if len(ticks) <= 5 else ticks[::2]
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(NullLocator())
@@ -111,19 +113,32 @@ def plot_pruning_time(finetunes: pd.DataFrame, path: Path) -> None:
 
 def plot_layerwise(gaps: pd.DataFrame, pool_size: int, path: Path) -> None:
     """Figure 4 analogue: the winning-ticket gap (labels minus the objective, percentage points, 95 % interval)
-    against how many of the first conv layers are pruned, one line per self-supervised objective."""
-    fig, ax = plt.subplots(figsize=(4.8, 3.6))
-    for objective, part in gaps.groupby("objective", sort=False):
-        part = part.assign(depth=part["layers"].where(part["layers"] > 0, pool_size)).sort_values("depth")
-        ax.errorbar(part["depth"], 100 * part["gap"], yerr=[100 * (part["gap"] - part["low"]),
-                                                             100 * (part["high"] - part["gap"])],
-                    marker="o", ms=4, capsize=3, label=objective)
+    per pruned part of the encoder (the first N conv layers, the last N, all of them), labelled with the weights
+    that level prunes, one line of points per self-supervised objective."""
+    order = sorted(gaps["layers"].unique(), key=lambda label: _layers_position(label, pool_size))
+    fig, ax = plt.subplots(figsize=(1.1 * len(order) + 2.4, 3.6))
+    for offset, (objective, part) in enumerate(gaps.groupby("objective", sort=False)):
+        part = part.set_index("layers").reindex(order).dropna(subset=["gap"])
+        x = [order.index(label) + 0.1 * offset for label in part.index]
+        ax.errorbar(x, 100 * part["gap"], yerr=[100 * (part["gap"] - part["low"]).fillna(0),
+                                                100 * (part["high"] - part["gap"]).fillna(0)],
+                    marker="o", ms=4, capsize=3, ls="none", label=objective)
+    pruned = gaps.groupby("layers")["pruned"].mean()
+    ax.set_xticks(range(len(order)), [f"{label}\n{int(round(pruned[label])):,} pruned" for label in order], fontsize=7)
     ax.axhline(0, color="black", lw=0.6)
-    ax.set_xlabel(f"first N conv layers pruned (of {pool_size})")
+    ax.set_xlabel(f"conv layers pruned (of {pool_size})")
     ax.set_ylabel("label ticket − self-supervised ticket (pp)")
     ax.set_title("layerwise winning tickets")
     ax.legend(frameon=False, fontsize=7)
     save_figure(fig, path)
+
+
+def _layers_position(label: str, pool_size: int) -> float:
+    """'first N' at N, 'last N' just after the split it completes (pool - N), 'all' at the end."""
+    kind, _, count = label.partition(" ")
+    if kind == "all":
+        return pool_size + 1
+    return int(count) if kind == "first" else pool_size - int(count) + 0.5
 
 
 def plot_few_labels(summary: pd.DataFrame, tags: list[str], path: Path) -> None:
@@ -134,7 +149,8 @@ def plot_few_labels(summary: pd.DataFrame, tags: list[str], path: Path) -> None:
         _curve(ax, summary[(summary["objective"] == tag) & (summary["mask_source"] == "imp")
                            & (summary["init"] == "rewind")], "test_accuracy", tag)
     random = summary[(summary["mask_source"] == "random") & (summary["init"] == "reinit")]
-    if not random.empty:
+    random = random[random["objective"] == random["objective"].iloc[0]] if not random.empty else random
+    if not random.empty:  # one copy of the shared control
         _curve(ax, random, "test_accuracy", "random mask", "tab:gray", ":")
     _density_axis(ax, summary["density"])
     ax.set_ylabel("winning-ticket accuracy on labels (%)")

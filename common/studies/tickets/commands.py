@@ -40,9 +40,11 @@ def retrain_command(spec: ModelSpec, recipe: dict | None, paths: Paths, seeds: l
     preset = next((p for p in PRESETS if preset_config(p).dataset == dataset), "paper")
     names = {f for f in TicketsConfig.__dataclass_fields__} - {"objective", "dataset", "arch"}
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in (recipe or {}).items() if k in names}
-    cfg = preset_config(preset, **given, objective=objective, dataset=dataset, arch=spec.arch,
-                        rewind=knobs.get("rewind", preset_config(preset).rewind),
-                        prune_first_n_layers=int(knobs.get("layers", 0)))
+    layers = str(knobs.get("layers", 0))  # '3': the first 3 conv layers, 'last2': the last 2 (imp.layers_knob)
+    side = "prune_last_n_layers" if layers.startswith("last") else "prune_first_n_layers"
+    cfg = preset_config(preset, **{**given, "objective": objective, "dataset": dataset, "arch": spec.arch,
+                                   "rewind": knobs.get("rewind", given.get("rewind", preset_config(preset).rewind)),
+                                   side: int(layers.removeprefix("last"))})
     seeds = seeds or [spec.seed]
     run = ENTRY.preset_run(preset, stages=(stage,), index_start=min(seeds), index_end=max(seeds),
                            levels=max(level, 0), output_root=paths.output_root)

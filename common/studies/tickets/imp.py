@@ -6,9 +6,18 @@ the surviving weights from the rewind point, and trains to the end with the sche
 point. Every level is a finished model (weights, masks and a per-layer sparsity report in its metadata), so a rerun
 resumes at the first unfinished level, and inside a level at its saved state.
 
-Fidelity: open_lth prunes ceil(0.2 x remaining) per level, whose density drifts from 0.8^L; each level here keeps
-exactly round(0.8^L x pool) weights (ties broken by position), the density the paper plots. The optimizer restarts
-at the rewind point with fresh momentum (open_lth's), the learning rate at the schedule's value there.
+Fidelity: open_lth (pruning/sparse_global.py) prunes n = ceil(rate x remaining) weights per level plus one more
+and any ties: it sorts the remaining magnitudes, takes the threshold at index n and keeps only the weights strictly
+above it, so at least n + 1 go; its density drifts below (1 - rate)^L (a pool of 62,352 weights keeps 711 at
+level 20 where 0.8^20 x 62,352 rounds to 719). Each level here keeps exactly round((1 - rate)^L x pool) weights
+(ties broken by position), the density the paper plots. The optimizer restarts at the rewind point with fresh
+momentum (open_lth's), the learning rate at the schedule's value there.
+
+Layerwise tickets (Figure 4) prune only the first N or the last N conv layers (forward order; a block's shortcut
+after its convs). Pruning more layers prunes more weights, so a depth comparison at one density confounds depth
+with the amount pruned; here a layerwise level L prunes round((1 - (1 - rate)^L) x B) weights, B the smaller
+of its layers' and the other layers' weight counts: the first N and the last (pool - N) layers of one split prune
+exactly as many weights at every level (for the smaller side B is its own size: its density is (1 - rate)^L).
 """
 from __future__ import annotations
 
@@ -49,24 +58,59 @@ def labels_knob(cfg: TicketsConfig) -> tuple:
 
 
 def layers_knob(cfg: TicketsConfig, level: int) -> tuple:
-    """A layerwise ticket's name says how many layers it prunes; the dense level is the same for every depth."""
-    return (("layers", cfg.prune_first_n_layers),) if cfg.prune_first_n_layers and level else ()
+    """A layerwise ticket's name says which layers it prunes ('3': the first 3, 'last2': the last 2); the dense
+    level is the same for every choice."""
+    if not level:
+        return ()
+    if cfg.prune_first_n_layers:
+        return (("layers", cfg.prune_first_n_layers),)
+    return (("layers", f"last{cfg.prune_last_n_layers}"),) if cfg.prune_last_n_layers else ()
 
 
 def prunable_pool(cfg: TicketsConfig, template) -> tuple[str, ...]:
-    """The conv weights IMP ranks: all of the encoder's, or its first --prune_first_n_layers (layerwise tickets)."""
+    """The conv weights IMP ranks: all of the encoder's, or its first --prune_first_n_layers or last
+    --prune_last_n_layers (layerwise tickets)."""
     pool = tuple(POOLS[POOL](template))
-    if cfg.prune_first_n_layers > len(pool):
-        raise UsageError(f"--prune_first_n_layers {cfg.prune_first_n_layers}: {cfg.arch} has {len(pool)} conv layers")
-    return pool[:cfg.prune_first_n_layers] if cfg.prune_first_n_layers else pool
+    first, last = cfg.prune_first_n_layers, cfg.prune_last_n_layers
+    if first and last:
+        raise UsageError(f"--prune_first_n_layers {first} --prune_last_n_layers {last}: choose one side")
+    if max(first, last) > len(pool):
+        flag = "--prune_first_n_layers" if first else "--prune_last_n_layers"
+        raise UsageError(f"{flag} {max(first, last)}: {cfg.arch} has {len(pool)} conv layers")
+    return pool[:first] if first else pool[len(pool) - last:] if last else pool
 
 
-def imp_masks(weights: dict[str, torch.Tensor], previous: Masks | None, level: int, rate: float) -> Masks:
+def budget_scale(pool: tuple[str, ...], sizes: dict[str, int]) -> float:
+    """The fraction of (1 - density) a level prunes of `pool` (a part of the encoder's conv weights, whose sizes
+    are `sizes`): 1 for the whole encoder; min(own, other) / own for a layerwise pool, so that the two sides of a
+    split prune as many weights."""
+    own = sum(sizes[n] for n in pool)
+    other = sum(sizes.values()) - own
+    return min(own, other) / own if other else 1.0
+
+
+def balanced_split(arch: str) -> int:
+    """The N whose first N conv layers hold as many weights as the remaining ones (the closest split): the
+    layerwise pair whose two sides prune at about the same density too."""
+    sizes = conv_sizes(arch)
+    counts = list(sizes.values())
+    return min(range(1, len(counts)), key=lambda n: abs(sum(counts[:n]) - sum(counts[n:])))
+
+
+def conv_sizes(arch: str) -> dict[str, int]:
+    """{name: weights} of the encoder's conv layers, in forward order."""
+    network = build_network(arch, "supervised")
+    params = dict(network.named_parameters())
+    return {name: params[name].numel() for name in POOLS[POOL](network)}
+
+
+def imp_masks(weights: dict[str, torch.Tensor], previous: Masks | None, level: int, rate: float,
+              scale: float = 1.0) -> Masks:
     """Level `level`'s masks from the previous level's trained weights {name: [P, ...]}: global magnitude over the
-    pool, entries `previous` pruned ranked first, so that masks only shrink and exactly round(density x pool)
-    weights are kept, density = (1 - rate)^level."""
+    pool, entries `previous` pruned ranked first, so that masks only shrink and exactly round(sparsity x pool)
+    weights are pruned, sparsity = (1 - (1 - rate)^level) x scale (budget_scale: 1 but for layerwise pools)."""
     members = next(iter(weights.values())).shape[0]
-    return prune_once(weights, list(weights), [1.0 - level_density(rate, level)] * members, "global",
+    return prune_once(weights, list(weights), [(1.0 - level_density(rate, level)) * scale] * members, "global",
                       list(range(members)), masks=previous)
 
 
@@ -83,6 +127,7 @@ class Trunk:
         template = build_network(cfg.arch, self.method, num_classes, cfg.projection_dim)
         self.names = [n for n, _ in template.named_parameters()]
         self.pool = prunable_pool(cfg, template)
+        self.scale = budget_scale(self.pool, conv_sizes(cfg.arch))
         self.image_size = image_size
         self.steps_per_epoch = math.ceil(n_train / cfg.batch_size)
         self.rewind_step = cfg.rewind_step(self.steps_per_epoch)
@@ -90,7 +135,7 @@ class Trunk:
 
     @staticmethod
     def full_pool(cfg: TicketsConfig) -> tuple[str, ...]:
-        """Every conv weight of the encoder, whatever --prune_first_n_layers says."""
+        """Every conv weight of the encoder, whatever a layerwise flag says."""
         return tuple(POOLS[POOL](build_network(cfg.arch, "supervised")))
 
     def phase(self, **extra):
@@ -140,7 +185,7 @@ class Trunk:
         previous = [load_member(self.paths, trunk_spec(self.cfg, level - 1, seed))[:2] for seed in seeds]
         weights = {n: torch.stack([state[n] for state, _ in previous]) for n in self.pool}
         held = None if level == 1 else Masks({n: torch.stack([masks[n] for _, masks in previous]) for n in self.pool})
-        return imp_masks(weights, held, level, self.cfg.pruning_rate)
+        return imp_masks(weights, held, level, self.cfg.pruning_rate, self.scale)
 
     def rewound(self, level: int, job: Job, device: torch.device) -> TrainState:
         """Level `level`'s starting state: the rewind points under the level's masks."""

@@ -14,10 +14,10 @@ from common.data import DATASETS as DATASET_REGISTRY
 from common.plots.tickets import (plot_few_labels, plot_layerwise, plot_natural_sparsity, plot_pruning_time,
                                   plot_tickets, plot_transfer)
 from common.provenance import read_metas
-from common.studies.tickets.claims import (claims_table, layerwise_claims, layerwise_gaps, percent,
+from common.studies.tickets.claims import (REFERENCE, SHARED, claims_table, layerwise_claims, layerwise_gaps, percent,
                                            pruning_time_claims, supervision_claims, ticket_claims, transfer_claims)
-from common.studies.tickets.config import STUDY, objective_of
-from common.studies.tickets.config import OBJECTIVES
+from common.studies.tickets.config import OBJECTIVES, STUDY, objective_of
+from common.studies.tickets.imp import conv_sizes
 from common.studies.tickets.retrain import VARIANTS
 from common.zoo import finished_specs
 
@@ -25,18 +25,49 @@ log = logging.getLogger("prune")
 
 
 def ticket_summary(paths: Paths, dataset: str, arch: str) -> pd.DataFrame:
-    """One row per re-trained ticket on disk: objective, mask source, init, level, density (measured), seed, test
-    accuracy."""
+    """One row per re-trained ticket on disk: objective ('shared' for the random controls every objective shares),
+    mask source, init, level, rewind ('' for the shared controls), pruned layers ('all', 'first N', 'last N'),
+    density of the pruned layers and number of pruned weights (both measured), seed, test accuracy."""
     specs = [s for s in finished_specs(paths, dataset, "supervised", arch, STUDY) if "init" in dict(s.knobs)]
     metas = read_metas(paths, specs)
+    sizes = conv_sizes(arch)
     rows = []
     for spec in specs:
-        knobs = dict(spec.knobs)
-        rows.append(dict(objective=knobs["objective"], mask_source=spec.pruning, init=knobs["init"],
-                         level=int(knobs["level"]), rewind=knobs["rewind"], layers=int(knobs.get("layers", 0)),
-                         density=1.0 - metas[spec]["sparsity"], seed=spec.seed,
-                         test_accuracy=metas[spec]["test_accuracy"]))
-    return pd.DataFrame(rows)
+        knobs, meta = dict(spec.knobs), metas[spec]
+        pruned = sum(fraction * sizes[name] for name, fraction in meta.get("layer_sparsity", {}).items())
+        rows.append(dict(objective=knobs.get("objective", SHARED), mask_source=spec.pruning, init=knobs["init"],
+                         level=int(knobs["level"]), rewind=knobs.get("rewind", ""),
+                         layers=layers_label(knobs.get("layers", 0)), density=1.0 - meta["sparsity"],
+                         pruned_weights=int(round(pruned)), seed=spec.seed, test_accuracy=meta["test_accuracy"]))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+SUMMARY_COLUMNS = ["objective", "mask_source", "init", "level", "rewind", "layers", "density", "pruned_weights",
+                   "seed", "test_accuracy"]
+
+
+def layers_label(knob) -> str:
+    """A ticket's 'layers' knob as tables show it: 0 -> 'all', 3 -> 'first 3', 'last2' -> 'last 2'."""
+    knob = str(knob)
+    if knob.startswith("last"):
+        return f"last {knob[4:]}"
+    return "all" if knob == "0" else f"first {knob}"
+
+
+def of_rewind(summary: pd.DataFrame, rewind: str) -> pd.DataFrame:
+    """The tickets of one rewind point, and the shared controls (which have none)."""
+    return summary[summary["rewind"].isin([rewind, ""])]
+
+
+def per_objective(summary: pd.DataFrame) -> pd.DataFrame:
+    """The tickets as each objective's panel shows them: the shared random controls copied into every objective,
+    and at level 0 also as IMP's re-initialised dense network (the same model)."""
+    tags = sorted(set(summary["objective"]) - {SHARED}, key=lambda tag: (tag != REFERENCE, tag))  # labels first
+    own = pd.concat([summary[summary["objective"] == tag] for tag in tags]) if tags else summary.iloc[:0]
+    shared = summary[summary["objective"] == SHARED]
+    copies = [shared.assign(objective=tag) for tag in tags]
+    dense = [shared[shared["level"] == 0].assign(objective=tag, mask_source="imp") for tag in tags]
+    return pd.concat([own, *copies, *dense], ignore_index=True)
 
 
 def finetune_summary(paths: Paths, dataset: str, arch: str, rewind: str) -> pd.DataFrame:
@@ -88,28 +119,49 @@ def write_report(paths: Paths, dataset: str, arch: str, rewind: str, pool_size: 
     """The report of one rewind point (summary.csv keeps every rewind on disk, with its column): the analogues of
     Figures 1-5 that the models on disk allow, the claims with their intervals, natural sparsity."""
     everything = ticket_summary(paths, dataset, arch)
-    summary = everything[everything["rewind"] == rewind] if not everything.empty else everything
-    if summary.empty:
+    summary = of_rewind(everything, rewind)
+    if summary[summary["objective"] != SHARED].empty:
         where = paths.model_dir(dataset, "supervised", STUDY)
         raise UsageError(f"no re-trained tickets of {arch} on {dataset} under {where}: run `python studies/tickets.py "
                          f"--dataset {dataset} --arch {arch} --stages imp retrain` first")
     out = lambda name: paths.study_file(dataset, STUDY, name)  # noqa: E731
     write_csv(everything, out("summary.csv"))
-    full = summary[summary["layers"] == 0]
+    full = per_objective(summary[summary["layers"] == "all"])
     table = accuracy_table(full)
     write_csv(table, out("accuracy.csv"))
     probes, finetunes = probe_table(paths, dataset, arch, rewind), finetune_summary(paths, dataset, arch, rewind)
-    gaps = layerwise_gaps(summary)
-    claims = claims_table(ticket_claims(summary) + layerwise_claims(summary, pool_size) + supervision_claims(summary)
+    claims = claims_table(ticket_claims(summary) + supervision_claims(summary)
+                          + layerwise_claims(summary, pool_size)
                           + transfer_claims(probes if not probes.empty else _NO_PROBES)
                           + pruning_time_claims(finetunes if not finetunes.empty else _NO_FINETUNES))
     write_csv(claims, out("claims.csv"))
-    lines = [f"# Pruning with and without labels: {arch} on {dataset}, rewind {rewind}", "",
-             "Analogues of Caron et al. 2020's Figures 1-5. Accuracies are means over seeds; intervals are 95 % "
-             "t intervals over seeds, paired where both sides share their seeds (common/metrics/verdicts.py). "
-             "Below 3 seeds per side a claim reads TOO FEW SEEDS; an UNDECIDED one rules out differences larger "
-             "than its `detectable (pp)` (80 % power).", "",
+    lines = [f"# Pruning with and without labels: {arch} on {dataset}, rewind {rewind}", "", CLAIMS_INTRO, "",
              "## Claims", "", claims_markdown(claims), ""]
+    lines += figure_sections(full, table, probes, finetunes, out)
+    lines += layerwise_section(summary, pool_size, out)
+    natural = natural_sparsity_table(paths, dataset, arch, rewind)
+    if not natural.empty:
+        write_csv(natural, out("natural_sparsity.csv"))
+        plot_natural_sparsity(natural, out("natural_sparsity.png"))
+        lines += natural_sparsity_section(natural)
+    path = out("report.md")
+    write_text(path, "\n".join(lines))
+    return path
+
+
+CLAIMS_INTRO = ("Analogues of Caron et al. 2020's Figures 1-5. Accuracies are means over seeds. A claim is the mean "
+                "of per-seed differences (every variant of a seed shares its data order, random mask and "
+                "re-initialisation) with its 95 % paired t interval over seeds and a verdict (common/metrics/"
+                "verdicts.py, read by common/studies/tickets/claims.py); 'vs level 0' subtracts the same difference "
+                "between the dense networks, the head start a label head trained before the rewind point gives. "
+                "'detectable' is the difference this test finds with 80 % probability. Fewer than 3 seeds give no "
+                "verdict (TOO FEW SEEDS).")
+
+
+def figure_sections(full: pd.DataFrame, table: pd.DataFrame, probes: pd.DataFrame, finetunes: pd.DataFrame,
+                    out) -> list[str]:
+    """Figures 1, 2, 3 and 5 with their tables, those the models on disk allow."""
+    lines = []
     if not probes.empty:
         plot_transfer(probes, out("transfer.png"))
         lines += transfer_section(probes)
@@ -121,13 +173,6 @@ def write_report(paths: Paths, dataset: str, arch: str, rewind: str, pool_size: 
                   _markdown(finetune_means(finetunes)), "", "![Figure 2 analogue](pruning_time.png)", ""]
     lines += tickets_section(table, out)
     plot_tickets(full, out("tickets.png"))
-    if not gaps.empty and gaps["layers"].nunique() > 1:
-        write_csv(gaps, out("layerwise.csv"))
-        plot_layerwise(gaps, pool_size, out("layerwise.png"))
-        lines += ["## Figure 4: layerwise tickets", "",
-                  "Winning-ticket accuracy of label masks minus self-supervised masks (percentage points), pruning "
-                  "only the first N conv layers, at the deepest level run (layerwise.csv).", "",
-                  _markdown(gaps_in_points(gaps)), "", "![Figure 4 analogue](layerwise.png)", ""]
     few = [t for t in dict.fromkeys(full["objective"]) if objective_of(t) in ("supervised", "rotnet", "s4l",
                                                                                 "few_labels")]
     if any(objective_of(t) in ("s4l", "few_labels") for t in few):
@@ -135,14 +180,21 @@ def write_report(paths: Paths, dataset: str, arch: str, rewind: str, pool_size: 
         lines += ["## Figure 5: pruning with few labels", "", "Winning tickets (IMP mask, rewind) of the objectives "
                   "that see all, none or a fraction of the labels (the tag names the sampling and the fraction).",
                   "", "![Figure 5 analogue](few_labels.png)", ""]
-    natural = natural_sparsity_table(paths, dataset, arch, rewind)
-    if not natural.empty:
-        write_csv(natural, out("natural_sparsity.csv"))
-        plot_natural_sparsity(natural, out("natural_sparsity.png"))
-        lines += natural_sparsity_section(natural)
-    path = out("report.md")
-    write_text(path, "\n".join(lines))
-    return path
+    return lines
+
+
+def layerwise_section(summary: pd.DataFrame, pool_size: int, out) -> list[str]:
+    """Figure 4: the label-minus-objective gap of winning tickets per pruned part of the encoder."""
+    gaps = layerwise_gaps(summary)
+    if gaps.empty or gaps["layers"].nunique() < 2:
+        return []
+    write_csv(gaps, out("layerwise.csv"))
+    plot_layerwise(gaps, pool_size, out("layerwise.png"))
+    return ["## Figure 4: layerwise tickets", "",
+            "Winning-ticket accuracy of label masks minus self-supervised masks (percentage points, paired over "
+            "seeds), pruning only some conv layers, at the deepest level run, with the weights that level prunes "
+            "(layerwise.csv). A first-N and a last-(pool - N) ticket of one level prune exactly as many weights.",
+            "", _markdown(gaps_in_points(gaps)), "", "![Figure 4 analogue](layerwise.png)", ""]
 
 
 _NO_PROBES = pd.DataFrame(columns=["objective", "probe_dataset", "stage", "level", "density", "accuracy"])
@@ -150,23 +202,35 @@ _NO_FINETUNES = pd.DataFrame(columns=["objective", "dataset", "pruned", "level",
 
 
 def gaps_in_points(gaps: pd.DataFrame) -> pd.DataFrame:
-    """The layerwise gaps in percentage points with their interval; layers 0 means every conv layer."""
-    return pd.DataFrame({"objective": gaps["objective"], "first N layers pruned": gaps["layers"].replace(0, "all"),
-                         "level": gaps["level"], "gap (pp)": gaps["gap"].map(percent),
-                         "95 % interval (pp)": [f"[{percent(lo)}, {percent(hi)}]"
-                                                for lo, hi in zip(gaps["low"], gaps["high"])]})
+    """The layerwise gaps in percentage points with their interval and the weights pruned."""
+    return pd.DataFrame({"objective": gaps["objective"], "layers pruned": gaps["layers"], "level": gaps["level"],
+                         "weights pruned": gaps["pruned"].round().astype(int), "gap (pp)": gaps["gap"].map(percent),
+                         "95 % interval (pp)": [interval_text(lo, hi) for lo, hi in zip(gaps["low"], gaps["high"])],
+                         "seeds": gaps["seeds"]})
+
+
+def interval_text(low: float, high: float) -> str:
+    return "—" if pd.isna(low) else f"[{percent(low)}, {percent(high)}]"
 
 
 def claims_markdown(claims: pd.DataFrame) -> str:
+    """One row per claim: where it is measured, the raw difference and the one relative to level 0, each with
+    its interval and verdict (pp)."""
     if claims.empty:
         return "No claim can be measured yet: run more objectives (reproduce.py --study tickets)."
-    shown = claims.assign(**{"difference (pp)": claims["difference"].map(percent),
-                             "95 % interval (pp)": [f"[{percent(lo)}, {percent(hi)}]"
-                                                    for lo, hi in zip(claims["low"], claims["high"])],
-                             "threshold (pp)": claims["threshold"].map(percent),
-                             "detectable (pp)": claims["detectable"].map(percent)})
-    return _markdown(shown[["claim", "measured", "difference (pp)", "95 % interval (pp)", "threshold (pp)",
-                            "verdict", "seeds", "procedure", "detectable (pp)"]])
+    shown = pd.DataFrame({
+        "claim": claims["claim"], "measured": claims["measured"],
+        "weights": (100 * claims["density"]).map(lambda v: "—" if pd.isna(v) else f"{v:.1f} %"),
+        "n": claims["n"], "difference (pp)": [f"{percent(e)} {interval_text(lo, hi)}" for e, lo, hi in
+                                             zip(claims["estimate"], claims["low"], claims["high"])],
+        "verdict": claims["verdict"], "level-0 gap (pp)": claims["head_start"].map(percent),
+        "vs level 0 (pp)": [f"{percent(e)} {interval_text(lo, hi)}" if not pd.isna(e) else "—" for e, lo, hi in
+                            zip(claims["relative_estimate"], claims["relative_low"], claims["relative_high"])],
+        "verdict vs level 0": claims["relative_verdict"].fillna("—"),
+        "threshold (pp)": [("±" + percent(t)[1:]) if k == "within" else percent(t)
+                           for t, k in zip(claims["threshold"], claims["kind"])],
+        "detectable (pp)": claims["detectable"].map(lambda v: "—" if pd.isna(v) else f"{100 * v:.1f}")})
+    return _markdown(shown)
 
 
 def tickets_section(table: pd.DataFrame, out) -> list[str]:

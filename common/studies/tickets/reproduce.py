@@ -1,9 +1,11 @@
 """`python reproduce.py --study tickets`: IMP, ticket re-training and transfer for every pruning objective, then the
-layerwise tickets (Figure 4: the objectives of --layerwise_objectives pruned in their first N conv layers only, for
-each N of --layerwise_depths), then the report, through the study contract (common.study)."""
+layerwise tickets (Figure 4: the objectives of --layerwise_objectives pruned in their first N or last N conv layers
+only, for each of --layerwise_depths), then the report, through the study contract (common.study). --objectives and
+--layerwise_depths default to the preset's (config.PRESET_OBJECTIVES, config.LAYERWISE_DEPTHS)."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, replace
 
@@ -13,12 +15,14 @@ from common.launch import Stage, Task
 from common.paths import Paths
 from common.study import Study
 from common.studies.per_objective import Objectives, Plan, resolve_plan
-from common.studies.tickets.config import OBJECTIVES, STAGES, TicketsConfig, TicketsRun
-from common.studies.tickets.imp import Trunk
+from common.studies.tickets.config import (LAYERWISE_DEPTHS, OBJECTIVES, PRESET_OBJECTIVES, STAGES, TicketsConfig,
+                                           TicketsRun)
+from common.studies.tickets.imp import Trunk, balanced_split
 from common.studies.tickets.commands import ENTRY
 from common.studies.tickets.run import STAGES_RUN, run_objective
 
 log = logging.getLogger("prune")
+STUDY_PRESET = "demo"  # what reproduce.py runs without --preset (STUDY.preset)
 LAYERWISE_STAGES = ("imp", "retrain")  # a layerwise ticket is found and re-trained; its features are not probed
 
 
@@ -27,36 +31,59 @@ class TicketsOptions(Objectives):
     """reproduce.py's own flags for the tickets study."""
 
     layerwise_objectives: tuple = help_field(("supervised", "rotnet"), "objectives whose layerwise tickets (Caron et "
-                                             "al. Fig. 4) are found, pruning their first N conv layers only",
-                                             nargs="*", item=str)
-    layerwise_depths: str = help_field("auto", "the N of the layerwise tickets: auto (1, a third and two thirds of "
-                                               "the encoder's conv layers), none, or layer counts such as 1,3,6")
+                                             "al. Fig. 4) are found, pruning their first or last N conv layers "
+                                             "only", nargs="*", item=str)
+    layerwise_depths: str = help_field("none", "the layers of the layerwise tickets: N (the first N conv layers), "
+                                               "lastN (the last N), split (the first N and the last pool - N that "
+                                               "hold as many weights), auto (split plus 1, a third and two thirds of "
+                                               "the encoder's conv layers), none; e.g. 1,3,last6")
 
 
-def layerwise(config: TicketsConfig, options: dict) -> tuple[tuple[str, int], ...]:
-    """(objective, depth) of every layerwise ticket asked, checked."""
+# reproduce.py's own defaults under each preset (--help shows them; resolve fills what was not given)
+OPTION_PRESETS = {name: dict(objectives=PRESET_OBJECTIVES[name], layerwise_depths=LAYERWISE_DEPTHS[name])
+                  for name in PRESET_OBJECTIVES}
+
+
+def layerwise(config: TicketsConfig, options: dict) -> tuple[tuple[str, str], ...]:
+    """(objective, layers) of every layerwise ticket asked, checked: layers '3' (the first 3 conv layers) or
+    'last6' (the last 6)."""
     objectives = tuple(options.get("layerwise_objectives", TicketsOptions.layerwise_objectives))
-    depths_text = options.get("layerwise_depths", "auto")
+    asked = options.get("layerwise_depths", TicketsOptions.layerwise_depths)
     unknown = [o for o in objectives if o not in OBJECTIVES]
     if unknown:
         raise UsageError(f"--layerwise_objectives {','.join(objectives)}: choose among {', '.join(OBJECTIVES)}")
-    if depths_text == "none":
+    if asked == "none":
         return ()
     size = len(Trunk.full_pool(config))
-    if depths_text == "auto":
-        depths = sorted({1, size // 3, 2 * size // 3} - {0})
+    split = balanced_split(config.arch)
+    if asked in ("auto", "split"):
+        depths = [str(split), f"last{size - split}"]
+        depths += [str(d) for d in sorted({1, size // 3, 2 * size // 3} - {0, split})] if asked == "auto" else []
     else:
-        parts = [d for d in depths_text.split(",") if d]
-        if not parts or not all(d.isdigit() and 1 <= int(d) <= size for d in parts):
-            raise UsageError(f"--layerwise_depths {depths_text}: auto, none or layer counts from 1 to {size} "
-                             f"({config.arch}'s conv layers), e.g. 1,3,6")
-        depths = [int(d) for d in parts]
+        depths = [d for d in asked.split(",") if d]
+        if not depths or not all(re.fullmatch(r"(last)?\d+", d) and 1 <= int(d.removeprefix("last")) <= size
+                                 for d in depths):
+            raise UsageError(f"--layerwise_depths {asked}: auto, split, none or layer counts from 1 to {size} "
+                             f"({config.arch}'s conv layers; lastN for the last N), e.g. 1,3,last6")
     return tuple((o, d) for d in depths for o in objectives)
 
 
+def layer_fields(layers: str) -> dict:
+    """The recipe fields of a layerwise ticket's layers ('3' or 'last6')."""
+    if layers.startswith("last"):
+        return dict(prune_last_n_layers=int(layers.removeprefix("last")))
+    return dict(prune_first_n_layers=int(layers))
+
+
+def layer_label(layers: str) -> str:
+    return f"last {layers.removeprefix('last')}" if layers.startswith("last") else f"first {layers}"
+
+
 def resolve(given: tuple[dict, dict, dict]) -> Plan:
-    plan = resolve_plan(ENTRY, given, OBJECTIVES)
-    return replace(plan, extra=dict(layerwise=layerwise(plan.config, given[2])))
+    recipe, job, options = given
+    options = {**OPTION_PRESETS.get(job.get("preset", STUDY_PRESET), {}), **options}
+    plan = resolve_plan(ENTRY, (recipe, job, options), OBJECTIVES)
+    return replace(plan, extra=dict(layerwise=layerwise(plan.config, options)))
 
 
 def run(plan: Plan) -> list[dict]:
@@ -69,7 +96,7 @@ def run(plan: Plan) -> list[dict]:
     for objective, depth in plan.extra["layerwise"]:
         stages = tuple(s for s in wanted if s in LAYERWISE_STAGES)
         if stages:
-            models += run_objective(*plan.of(objective, stages, prune_first_n_layers=depth))
+            models += run_objective(*plan.of(objective, stages, **layer_fields(depth)))
     if "report" in wanted:  # over every objective on disk; it runs under the first one's name
         run_objective(*plan.of(OBJECTIVES[0], ("report",)))
     log.info("tickets study finished in %.1fs (%d models trained)", time.time() - started, len(models))
@@ -93,8 +120,8 @@ def tasks(plan: Plan) -> list[Stage]:
                   *plan.of(objective, (stage,), index_start=a, index_end=min(a + size - 1, last)))
             for objective in plan.objectives for a in range(first, last + 1, size)]))
     for stage in (s for s in LAYERWISE_STAGES if s in wanted):
-        layer_tasks = [_task(f"{objective} layers 1-{depth} {stage}",
-                             *plan.of(objective, (stage,), prune_first_n_layers=depth))
+        layer_tasks = [_task(f"{objective} layers {layer_label(depth)} {stage}",
+                             *plan.of(objective, (stage,), **layer_fields(depth)))
                        for objective, depth in plan.extra["layerwise"]]
         if layer_tasks:
             stages.append(Stage(f"layerwise {stage}", layer_tasks))
@@ -112,12 +139,13 @@ STUDY = Study(
         "studies/tickets.py --objective O.",
     prefix="tickets",
     configs=(TicketsConfig, TicketsRun, TicketsOptions),
-    presets={name: {**values, **ENTRY.run_presets.get(name, {})} for name, values in ENTRY.presets.items()},
+    presets={name: {**values, **ENTRY.run_presets.get(name, {}), **OPTION_PRESETS.get(name, {})}
+             for name, values in ENTRY.presets.items()},
     resolve=resolve,
     stages=STAGES_RUN,
     run=run,
     tasks=tasks,
     paths=lambda plan: Paths.at(plan.run.output_root),
     skip=("objective",),
-    preset="demo",
+    preset=STUDY_PRESET,
 )

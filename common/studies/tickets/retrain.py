@@ -1,15 +1,21 @@
-"""Ticket evaluation: every level's mask re-trained on labels with one recipe, whatever found it.
+"""Ticket evaluation: the masks of the levels of --retrain_levels re-trained on labels with one recipe, whatever
+found them.
 
 Variants (mask source x initial weights), each at the level's density:
   imp / rewind             the winning ticket: IMP's mask on the rewind point's weights (Frankle et al.)
   imp / reinit             IMP's mask on a fresh random initialisation (Liu et al.)
   random / reinit          a random global mask
   random_natural / reinit  a random mask corrected for natural sparsity: the weights of the trained dense network
-                           below --natural_zero_eps pruned first, the rest at random (Caron et al. §4.3)
+                           below --natural_zero_eps pruned first, the rest at random (Caron et al. §4.3;
+                           --no-natural_control leaves it out)
 Caron et al.'s random baselines are randomly initialised ("the remaining non-masked weights are randomly
-initialized"), so they differ from imp / reinit by the mask alone. The dense level 0 is re-trained from the rewind
-point and from a re-initialisation. The head is never pruned; a pruning objective without a label head (SupCon)
-leaves its classifier at its initialisation, so its tickets start with a fresh head.
+initialized"), so they differ from imp / reinit by the mask alone. The random mask and its initialisation depend
+on the seed and the density only, not on the pruning objective nor the rewind point: it is one model per level and
+seed, shared by every objective (no objective in its name; whichever objective's retrain stage comes first trains
+it, the others find it on disk). At level 0 every mask is dense: the random mask is the dense network trained from
+a random initialisation, which is also IMP's re-initialised level 0, so level 0 has the winning ticket (the dense
+network from the rewind point) and that shared control. The head is never pruned; a pruning objective without a
+label head (a pretext, SupCon) leaves its classifier at its initialisation, so its tickets start with a fresh head.
 
 Every ticket runs the label recipe from its first step (the rewind point's schedule position belongs to the
 pruning objective's run), so every mask source gets the same budget; for the supervised objective the winning
@@ -18,6 +24,7 @@ as one population; each member's data order is its seed's, the same for every va
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -34,20 +41,34 @@ from common.studies.tickets.commands import retrain_command
 from common.zoo import finished_or_conflict, load_member
 
 VARIANTS = (("imp", "rewind"), ("imp", "reinit"), ("random", "reinit"), ("random_natural", "reinit"))
+SHARED = ("random", "reinit")  # the variant that depends on neither the pruning objective nor the rewind point
 REINIT_OFFSET = 10_000  # a re-initialised member draws its weights from seed + this
 MASK_OFFSET = 20_000  # a random mask is drawn from seed + this
 
 
 def ticket_spec(cfg: TicketsConfig, level: int, seed: int, source: str, init: str) -> ModelSpec:
+    """A re-trained ticket; the shared random control names no objective and no rewind point."""
+    own = () if (source, init) == SHARED else (("objective", objective_tag(cfg)),)
+    rewind = () if (source, init) == SHARED else (("rewind", cfg.rewind),)
     return ModelSpec("supervised", cfg.arch, cfg.dataset, source, 1.0 - level_density(cfg.pruning_rate, level), seed,
-                     study=STUDY, knobs=(("objective", objective_tag(cfg)), ("level", level), ("rewind", cfg.rewind),
-                                         ("init", init), *layers_knob(cfg, level)))
+                     study=STUDY, knobs=(*own, ("level", level), *rewind, ("init", init), *layers_knob(cfg, level)))
 
 
-def variants(level: int, layerwise: bool = False) -> tuple:
-    """At level 0 every mask is dense: only the two initialisations differ. A layerwise ticket (Figure 4) is
-    compared with the label ticket of the same depth only: its random controls are left out."""
-    return VARIANTS if level and not layerwise else tuple(v for v in VARIANTS if v[0] == "imp")
+def variants(level: int, layerwise: bool = False, natural: bool = True) -> tuple:
+    """At level 0 every mask is dense: the winning ticket and the shared control (the dense network from a random
+    initialisation). A layerwise ticket (Figure 4) is compared with the label ticket of the same depth only: its
+    random controls are left out."""
+    if layerwise:
+        return tuple(v for v in VARIANTS if v[0] == "imp") if level else (VARIANTS[0],)
+    if not level:
+        return VARIANTS[0], SHARED
+    return tuple(v for v in VARIANTS if natural or v[0] != "random_natural")
+
+
+def retrained_levels(levels: int, asked: tuple) -> list[int]:
+    """The levels whose tickets are re-trained: those asked (none: every level) up to `levels`, and always level 0
+    (the dense reference every claim is read against)."""
+    return sorted({0, *(level for level in (asked or range(levels + 1)) if level <= levels)})
 
 
 class Tickets:
@@ -59,13 +80,15 @@ class Tickets:
         self.names = [n for n, _ in template.named_parameters()]
         self.shapes = {n: p.shape for n, p in template.named_parameters() if n in trunk.pool}
 
-    def jobs(self, seeds: list[int], levels: int, population_size: int, state_dir) -> list[tuple[Job, Path | None]]:
-        """(job, resume state) per level and population of --population_size tickets (common.stage.planned_jobs)."""
+    def jobs(self, seeds: list[int], levels: list[int], population_size: int, state_dir,
+             natural: bool = True) -> list[tuple[Job, Path | None]]:
+        """(job, resume state) per level of `levels` (see retrained_levels) and population of --population_size
+        tickets not yet on disk (common.stage.planned_jobs)."""
         phase = label_phase(self.cfg, self.names, self.trunk.image_size)
         jobs = []
-        for level in range(levels + 1):
+        for level in levels:
             members = [ticket_spec(self.cfg, level, seed, source, init) for seed in seeds
-                       for source, init in variants(level, self.cfg.prune_first_n_layers > 0)]
+                       for source, init in variants(level, self.cfg.layerwise, natural)]
             todo = [s for s in members if not finished_or_conflict(self.paths, s, self.recipe(s),
                                                                    retrain=retrain_command)]
             jobs += planned_jobs(
@@ -78,7 +101,12 @@ class Tickets:
         return jobs
 
     def recipe(self, spec: ModelSpec) -> dict:
-        return self.cfg.recipe(pruned=dict(spec.knobs)["level"] > 0, natural=spec.pruning == "random_natural")
+        """The label recipe; the shared control's is the same whatever objective trains it (no objective-specific
+        field, no rewind point)."""
+        knobs = dict(spec.knobs)
+        if "objective" not in knobs:
+            return replace(self.cfg, objective="supervised").recipe(pruned=knobs["level"] > 0, rewound=False)
+        return self.cfg.recipe(pruned=knobs["level"] > 0, natural=spec.pruning == "random_natural")
 
     def network(self, spec: ModelSpec):
         """The label network a ticket starts from: the rewind point's weights, or a fresh initialisation."""

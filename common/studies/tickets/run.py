@@ -27,7 +27,7 @@ from common.studies.tickets.commands import ENTRY
 from common.studies.tickets.config import STUDY, TicketsConfig, TicketsRun
 from common.studies.tickets.imp import Trunk
 from common.studies.tickets.report import write_report
-from common.studies.tickets.retrain import Tickets
+from common.studies.tickets.retrain import Tickets, retrained_levels
 from common.studies.tickets.transfer import probe_dataset_name, run_transfer
 
 log = logging.getLogger("prune")
@@ -45,8 +45,9 @@ def check_rewind(cfg: TicketsConfig, trunk: Trunk) -> None:
 
 
 def check_transfer(cfg: TicketsConfig, run: TicketsRun) -> None:
-    if cfg.prune_first_n_layers:
-        raise UsageError(f"--prune_first_n_layers {cfg.prune_first_n_layers} --stages transfer: layerwise tickets are "
+    if cfg.layerwise:
+        raise UsageError(f"--prune_first_n_layers {cfg.prune_first_n_layers} --prune_last_n_layers "
+                         f"{cfg.prune_last_n_layers} --stages transfer: layerwise tickets are "
                          "re-trained, not transferred; drop transfer from --stages")
     other = load_dataset(probe_dataset_name(cfg, run.probe_dataset), run.data_dir)
     try:
@@ -85,7 +86,9 @@ def imp(ctx: Context) -> list[dict]:
 
 def retrain(ctx: Context) -> list[dict]:
     state_dir = ctx.paths.state_dir(ctx.cfg.dataset, "supervised", STUDY)
-    jobs = Tickets(ctx.trunk, ctx.data.num_classes).jobs(ctx.seeds, ctx.run.levels, ctx.size, state_dir)
+    levels = retrained_levels(ctx.run.levels, ctx.run.retrain_levels)
+    jobs = Tickets(ctx.trunk, ctx.data.num_classes).jobs(ctx.seeds, levels, ctx.size, state_dir,
+                                                         ctx.run.natural_control)
     return train_populations(jobs, ctx.data, ctx.device, ctx.run, ctx.paths, state_dir,
                              f"tickets ({ctx.cfg.objective})")
 
@@ -104,7 +107,7 @@ STAGES_RUN = {"imp": imp, "retrain": retrain, "transfer": transfer, "report": re
 def run_objective(cfg: TicketsConfig, run: TicketsRun) -> list[dict]:
     """The stages of `run` for the objective of `cfg`; -> the models trained."""
     paths = Paths.at(run.output_root)
-    data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset)
+    data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset).resized(cfg.image_size)
     trunk = Trunk(cfg, paths, len(data.train_labels), data.num_classes, data.image_size)
     check_rewind(cfg, trunk)
     if "transfer" in run.stages:  # bad transfer flags fail before any training

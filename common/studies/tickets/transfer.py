@@ -62,12 +62,13 @@ def probe_dataset_name(cfg: TicketsConfig, asked: str) -> str:
 
 
 def probe_sets(cfg: TicketsConfig, run, device) -> dict[str, Dataset]:
-    """The pretext's own dataset (its training images: --train_subset) and the other one (--transfer_subset
-    training images, class-balanced), each scored on the first --probe_test_subset test images."""
+    """The pretext's own dataset (its training images: --train_subset, at --image_size) and the other one
+    (--transfer_subset training images, class-balanced, at its own size), each scored on the first
+    --probe_test_subset test images."""
     sets = {}
     other = probe_dataset_name(cfg, run.probe_dataset)
-    for name, subset in ((cfg.dataset, cfg.train_subset), (other, cfg.transfer_subset)):
-        data = load_dataset(name, run.data_dir).train_subset(subset)
+    for name, subset, size in ((cfg.dataset, cfg.train_subset, cfg.image_size), (other, cfg.transfer_subset, 0)):
+        data = load_dataset(name, run.data_dir).train_subset(subset).resized(size)
         if run.probe_test_subset:
             data = replace(data, test_images=data.test_images[:run.probe_test_subset],
                            test_labels=data.test_labels[:run.probe_test_subset])
@@ -107,13 +108,14 @@ def probe_level(trunk: Trunk, level: int, seeds: list[int], sets: dict[str, Data
     return rows
 
 
-def run_probes(trunk: Trunk, seeds: list[int], levels: int, sets: dict[str, Dataset], steps: int, device) -> str:
-    """Probes of every level and seed not yet in the objective's probes file (its rows are reused when the probe
+def run_probes(trunk: Trunk, seeds: list[int], levels: list[int], sets: dict[str, Dataset], steps: int,
+               device) -> str:
+    """Probes of `levels` for every seed not yet in the objective's probes file (its rows are reused when the probe
     protocol matches), written atomically after each level."""
     path = probes_path(trunk.paths, trunk.cfg)
     table = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=PROBE_KEYS)
     done = set(map(tuple, table[PROBE_KEYS].astype(str).values.tolist()))
-    for level in range(levels + 1):
+    for level in levels:
         todo = [seed for seed in seeds if not all(_key(trunk.cfg, level, seed, name, data, steps) in done
                                                  for name, data in sets.items())]
         if not todo:
@@ -144,7 +146,7 @@ class Finetunes:
         self.trunk, self.cfg, self.paths = trunk, trunk.cfg, trunk.paths
         self.target, self.target_name = target, target_name
         self.target_cfg = with_dataset_defaults(replace(self.cfg, dataset=target_name, vertical_flip=None,
-                                                        train_subset=self.cfg.transfer_subset))
+                                                        train_subset=self.cfg.transfer_subset, image_size=0))
         template = build_network(self.cfg.arch, "supervised", target.num_classes)
         self.names = [n for n, _ in template.named_parameters()]
 
@@ -210,16 +212,17 @@ class Finetunes:
 
 
 def run_transfer(trunk: Trunk, run, seeds: list[int], device, population_size: int) -> list[dict]:
-    """The transfer stage of one pruning objective: the probes of every level (Fig. 1), then, for the objectives
-    of --finetune_objectives, the finetunings on the probe dataset (Fig. 2). -> the finetuned models' metadata."""
+    """The transfer stage of one pruning objective: the probes of the levels of --transfer_levels (Fig. 1; level 0
+    always), then, for the objectives of --finetune_objectives, the finetunings of those levels on the probe
+    dataset (Fig. 2). -> the finetuned models' metadata."""
     cfg = trunk.cfg
     sets = probe_sets(cfg, run, device)
-    run_probes(trunk, seeds, run.levels, sets, run.probe_steps, device)
+    levels = sorted({0, *(level for level in (run.transfer_levels or range(run.levels + 1)) if level <= run.levels)})
+    run_probes(trunk, seeds, levels, sets, run.probe_steps, device)
     if cfg.objective not in run.finetune_objectives:
         return []
     target_name = probe_dataset_name(cfg, run.probe_dataset)
     target = sets[target_name]  # the probes' training images; scored on the probes' test images
-    levels = tuple(level for level in (run.transfer_levels or range(run.levels + 1)) if level <= run.levels)
     state_dir = trunk.paths.state_dir(target_name, "supervised", STUDY)
     jobs = Finetunes(trunk, target, target_name).jobs(seeds, levels, population_size, state_dir)
     return train_populations(jobs, target, device, run, trunk.paths, state_dir, f"transfer ({cfg.objective})")
