@@ -122,7 +122,8 @@ def flops_per_image(arch: str, method: str, size: int, device: torch.device) -> 
 # ---- memory: a row that cannot fit is skipped, not killed ---------------------------------------------
 
 def activation_bytes_per_image(arch: str, method: str, size: int) -> float:
-    """Bytes autograd keeps per training image of one network (fp32, both views for SupCon), counted on 4 images."""
+    """Bytes autograd keeps per image through one network (fp32; each of SupCon's views is an image), counted on 4
+    images per view."""
     net = build_network(arch, method)
     saved = []
 
@@ -132,7 +133,7 @@ def activation_bytes_per_image(arch: str, method: str, size: int) -> float:
 
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
         net(torch.randn(4 * views(method), 3, size, size), "logits" if method == "supervised" else "projection")
-    return sum(saved) / 4
+    return sum(saved) / (4 * views(method))
 
 
 def free_bytes(device: torch.device) -> float:
