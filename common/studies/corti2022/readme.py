@@ -23,8 +23,8 @@ from common.zoo import finished_specs
 
 PRESETS = {  # preset -> (dataset, what was run)
     "demo": ("digits", "3 models per configuration, sparsities 0.5 and 0.9, WRN-10-1 on 8×8 digits, 360 test digits"),
-    "study": ("fashion_mnist", "5 models per configuration, sparsities 0.5 and 0.9, WRN-10-1 on Fashion-MNIST "
-                               "trained on a class-balanced 5,000-image subset, the full 10,000-image test set"),
+    "study": ("fashion_mnist", "5 models per configuration, sparsity 0.9, WRN-10-1 on Fashion-MNIST "
+                               "trained on a class-balanced 20,000-image subset, the full 10,000-image test set"),
 }
 
 
