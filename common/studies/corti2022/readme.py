@@ -18,7 +18,7 @@ from common.errors import UsageError
 from common.io import write_text
 from common.paths import REPO_ROOT
 from common.studies.corti2022.paths import CortiPaths
-from common.studies.corti2022.report import copy_headline_figures, measured_claims
+from common.studies.corti2022.report import copy_headline_figures, matched_quality, measured_claims
 from common.zoo import finished_specs
 
 PRESETS = {  # preset -> (dataset, what was run)
@@ -67,6 +67,11 @@ def block(paths: CortiPaths, preset: str, timing: str = "") -> str:
         f"effect it detects at 80 % power (common/metrics/verdicts.py; TOO FEW SEEDS below 3 per side):",
         "",
         *measured_claims(paths, dataset),
+        "",
+        "At matched quality (the report's \"Matched quality\" section: the dense accuracy gap by Welch's t over "
+        "members; PIE counts per point of dense error, jackknifed over seeds):",
+        "",
+        *matched_quality(paths, dataset),
         end,
     ])
 
