@@ -203,8 +203,10 @@ def per_error_difference(paths: CortiPaths, dataset: str, pruning: str, sparsity
     if any(f is None for f in found) or not all(accuracies.get(m) for m in methods):
         return None
     seeds, full, loo = blocks(found)
-    error = lambda m, drop: 100 * (1 - np.mean([a for s, a in accuracies[m].items() if s != drop]  # noqa: E731
-                                              or list(accuracies[m].values())))
+    members = {m: {s: a for s, a in accuracies[m].items() if s in masks} or accuracies[m]  # the stage's seeds
+               for m, (masks, _) in zip(methods, found)}
+    error = lambda m, drop: 100 * (1 - np.mean([a for s, a in members[m].items() if s != drop]  # noqa: E731
+                                              or list(members[m].values())))
     rate_full = full.sum(-1) / np.array([error(m, None) for m in methods])
     rate_loo = loo.sum(-1) / np.array([[error(m, s) for m in methods] for s in seeds])
     sizes = tuple(len(masks) for masks, _ in found)
