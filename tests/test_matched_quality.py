@@ -9,10 +9,10 @@ from scipy import stats
 from common.io import write_csv
 from common.metrics.pies import find_pies
 from common.metrics.verdicts import FALSE, TOO_FEW, TRUE, UNDECIDED, jackknife, leave_one_out_pies
-from common.studies.corti2022.claims import accuracy_gap_claim, dense_accuracies
+from common.studies.corti2022.claims import accuracy_gap_claim, count_difference, dense_accuracies
 from common.studies.corti2022.paths import CortiPaths
 from common.studies.corti2022.pies import write_leave_one_out
-from common.studies.corti2022.report import matched_quality, write_report
+from common.studies.corti2022.report import matched_quality, seed_power, write_report
 
 SEEDS = [0, 1, 2, 3, 4]
 ACCURACY = {"supervised": [0.861, 0.850, 0.857, 0.853, 0.859], "supcon": [0.833, 0.831, 0.836, 0.829, 0.834]}
@@ -80,6 +80,21 @@ def test_the_report_restates_each_pie_claim_per_point_of_dense_error(tmp_path):
     report = write_report(paths, "digits").read_text()
     section = report[report.index("## Matched quality"):report.index("## Test accuracy")]
     assert "Welch's t over members" in section and gap_line in section and pie_line in section
+    assert seed_power(paths, "digits")[0] in report[report.index("## What the seeds can tell"):]
+
+
+def test_the_power_of_the_seeds_is_the_non_central_t_behind_detectable(tmp_path):
+    """The report states K's power for a 20 % PIE-count excess (issue 30) from the spread the jackknife measured."""
+    paths = CortiPaths(tmp_path)
+    write_stages(paths)
+    [line] = seed_power(paths, "digits")
+    diff = count_difference(paths, "digits", ("supcon", "global", 0.9), ("supervised", "global", 0.9))
+    sup_pies = int(pd.read_csv(paths.pie_summary("digits", "supervised"))["pies"].iloc[0])
+    critical, shift = stats.t.ppf(0.975, 4), 0.2 * sup_pies / diff.se
+    expected = stats.nct.sf(critical, 4, shift) + stats.nct.cdf(-critical, 4, shift)
+    assert f"5 vs 5 seeds: a 20 % excess over supervised's {sup_pies} PIEs (+{0.2 * sup_pies:.0f}) would be found " \
+           f"with {100 * expected:.0f} % power" in line
+    assert diff.power(diff.detectable) == pytest.approx(0.8, abs=1e-3) and np.isnan(diff.power(np.nan))
 
 
 @pytest.mark.parametrize("supcon, verdict", [([0.80, 0.81, 0.79, 0.80, 0.805], FALSE),

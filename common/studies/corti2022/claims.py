@@ -234,3 +234,24 @@ def matched_quality_claims(paths: CortiPaths, dataset: str, pies: dict[str, pd.D
         result, (rate_con, rate_sup) = found
         lines.append(_tested(f"{text}: {rate_con:.1f} vs {rate_sup:.1f}; difference", result, 1))
     return lines
+
+
+def power_lines(paths: CortiPaths, dataset: str, pies: dict[str, pd.DataFrame], excess: float = 0.2) -> list[str]:
+    """What the seeds can tell (issue 30): per pruning method at its highest sparsity, the power with which the
+    PIE-count claim would find SupCon `excess` above supervised's count, at the spread the jackknife measured."""
+    sup, con = pies.get("supervised", pd.DataFrame()), pies.get("supcon", pd.DataFrame())
+    if sup.empty or con.empty:
+        return []
+    lines = []
+    for pruning, part in sup.merge(con, on=["pruning", "sparsity"], suffixes=("_sup", "_con")).groupby("pruning"):
+        top = part.sort_values("sparsity").iloc[-1]
+        diff = count_difference(paths, dataset, ("supcon", pruning, top.sparsity),
+                                ("supervised", pruning, top.sparsity))
+        if diff is None or not diff.enough:
+            continue
+        shift = excess * top.pies_sup
+        lines.append(f"- at {top.sparsity:g} sparsity ({pruning}), {diff.seeds}: a {100 * excess:.0f} % excess over "
+                     f"supervised's {int(top.pies_sup)} PIEs (+{shift:.0f}) would be found with "
+                     f"{100 * float(diff.power(shift)):.0f} % power at the spread measured (non-central t, "
+                     f"{diff.procedure}); 80 % power needs ±{float(diff.detectable):.0f}")
+    return lines

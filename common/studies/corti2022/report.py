@@ -15,7 +15,7 @@ import pandas as pd
 
 from common.io import write_text
 from common.studies.corti2022.paths import CortiPaths
-from common.studies.corti2022.claims import check_claims, dense_accuracies, matched_quality_claims
+from common.studies.corti2022.claims import check_claims, dense_accuracies, matched_quality_claims, power_lines
 
 NAMES = {"supervised": "supervised", "supcon": "SupCon"}
 
@@ -199,6 +199,11 @@ def matched_quality(paths: CortiPaths, dataset: str) -> list[str]:
     return matched_quality_claims(paths, dataset, pies, accuracies)
 
 
+def seed_power(paths: CortiPaths, dataset: str) -> list[str]:
+    """The power of the run's seeds for a 20 % PIE-count excess (common.studies.corti2022.claims.power_lines)."""
+    return power_lines(paths, dataset, {m: _read(paths.pie_summary(dataset, m)) for m in ("supervised", "supcon")})
+
+
 def disparity_table(paths: CortiPaths, dataset: str, pies: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per configuration, the classes Hooker et al.'s Welch test finds disparately affected (p <= 0.05), those
     pruning hurts (mean-shifted accuracy lower in the pruned members) and those it spares."""
@@ -230,6 +235,7 @@ def write_report(paths: CortiPaths, dataset: str, timings: list[dict] | None = N
              "those files.\n",
              "## Claims of the paper, as measured\n", *measured_claims(paths, dataset),
              "\n## Matched quality\n", MATCHED_QUALITY, *matched_quality(paths, dataset),
+             "\n## What the seeds can tell\n", *(seed_power(paths, dataset) or ["_needs 3 seeds per side_"]),
              "\n## Test accuracy (%, mean ± std over the members of each population)\n",
              _markdown(accuracy_table(pies)),
              "\n## PIEs (modal label of the pruned population differs from the dense one's)\n",
