@@ -18,7 +18,7 @@ from common.errors import UsageError
 from common.io import write_text
 from common.paths import REPO_ROOT
 from common.studies.corti2022.paths import CortiPaths
-from common.studies.corti2022.report import copy_headline_figures, matched_quality, measured_claims
+from common.studies.corti2022.report import copy_headline_figures, matched_quality, measured_claims, seed_power
 from common.zoo import finished_specs
 
 PRESETS = {  # preset -> (dataset, what was run)
@@ -72,6 +72,10 @@ def block(paths: CortiPaths, preset: str, timing: str = "") -> str:
         "members; PIE counts per point of dense error, jackknifed over seeds):",
         "",
         *matched_quality(paths, dataset),
+        "",
+        "What the seeds can tell (the power of the PIE-count claims at the spread measured):",
+        "",
+        *(seed_power(paths, dataset) or ["- too few seeds to tell (3 per side needed)"]),
         end,
     ])
 
