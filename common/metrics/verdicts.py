@@ -113,6 +113,15 @@ class Inference:
             return np.full(np.shape(self.estimate), np.nan)[()]
         return (_detectable_shift(np.asarray(self.df, dtype=float), 1 - self.level) * self.se)[()]
 
+    def power(self, shift):
+        """Chance that this two-sided test rejects when the truth lies `shift` from the threshold, at the spread it
+        measured (nan with too few seeds): what `detectable` inverts."""
+        if not self.enough:
+            return np.full(np.shape(self.estimate), np.nan)[()]
+        with np.errstate(divide="ignore"):
+            noncentrality = np.abs(shift) / np.asarray(self.se, dtype=float)
+        return _power(noncentrality, np.asarray(self.df, dtype=float), 1 - self.level)[()]
+
     @property
     def seeds(self) -> str:
         """'3 vs 3 seeds', '3 paired seeds' or '5 seeds'."""

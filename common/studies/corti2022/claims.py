@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.metrics.verdicts import MIN_SEEDS, Inference, from_columns, jackknife, tally
+from common.metrics.verdicts import (FALSE, MIN_SEEDS, TOO_FEW, TRUE, UNDECIDED, Inference, from_columns,
+                                     jackknife, tally, welch)
 from common.studies.corti2022.paths import CortiPaths
 
 NAMES = {"supervised": "supervised", "supcon": "SupCon"}
+MATCHED = 0.03  # dense accuracies within 3 points read as models of comparable quality (issue 30)
 
 
 def _claim(text: str, outcome: str) -> str:
@@ -156,3 +158,100 @@ def check_claims(paths: CortiPaths, dataset: str, pies: dict[str, pd.DataFrame],
         lines += majority_claim("PIEs have a higher prediction depth than the rest (dense populations)", depth,
                                 "depth_dense_gap", 0.0, above=True, digits=2)
     return lines or ["- no claim can be checked: run the PIE stage on both learning methods first"]
+
+
+# ---- matched quality: do the PIE claims survive equal dense accuracy? ---------------------------------------
+
+def dense_accuracies(models: pd.DataFrame) -> dict[int, float]:
+    """{seed: test accuracy} of the dense members in a training stage's models table (logs/…/models.csv)."""
+    if models.empty:
+        return {}
+    dense = models[(models["pruning"] == "dense") & models["knobs"].fillna("").eq("")
+                   & models["test_accuracy"].notna()]
+    return dict(zip(dense["seed"].astype(int), dense["test_accuracy"].astype(float)))
+
+
+def accuracy_gap_claim(accuracies: dict[str, dict[int, float]]) -> list[str]:
+    """SupCon's dense accuracy minus supervised's, Welch's t over members (the two methods train their members
+    independently: a seed number shared by both pairs nothing), and whether it lies within ±MATCHED."""
+    sup, con = accuracies.get("supervised", {}), accuracies.get("supcon", {})
+    if not sup or not con:
+        return []
+    gap = welch(list(con.values()), list(sup.values()))
+    spread = lambda a: f"{100 * np.mean(a):.1f} ± {100 * np.std(a, ddof=1):.1f} %" if len(a) > 1 else \
+        f"{100 * np.mean(a):.1f} %"  # noqa: E731
+    if not gap.enough:
+        verdict = TOO_FEW
+    elif -MATCHED < gap.low and gap.high < MATCHED:
+        verdict = TRUE
+    else:
+        verdict = FALSE if gap.low >= MATCHED or gap.high <= -MATCHED else UNDECIDED
+    text = (f"the methods' dense models are of comparable quality (within {100 * MATCHED:.0f} points): supervised "
+            f"{spread(list(sup.values()))}, SupCon {spread(list(con.values()))}; SupCon − supervised "
+            f"{gap.interval_text(1, scale=100)} points ({gap.basis(1, scale=100)}; TRUE when the whole interval "
+            f"lies within ±{100 * MATCHED:.0f}, FALSE when it lies outside)")
+    return [_claim(text, verdict)]
+
+
+def per_error_difference(paths: CortiPaths, dataset: str, pruning: str, sparsity: float,
+                         accuracies: dict[str, dict[int, float]]) -> tuple[Inference, np.ndarray] | None:
+    """(SupCon's minus supervised's PIEs per point of dense error, each method's [2] value): a PIE count divided by
+    its dense members' mean error in percentage points, jackknifed with seed s left out of both methods' PIE
+    masks and dense accuracies at once; None without the masks or the accuracies."""
+    methods = ("supcon", "supervised")
+    found = [leave_one_out(paths, dataset, m, pruning, sparsity) for m in methods]
+    if any(f is None for f in found) or not all(accuracies.get(m) for m in methods):
+        return None
+    seeds, full, loo = blocks(found)
+    members = {m: {s: a for s, a in accuracies[m].items() if s in masks} or accuracies[m]  # the stage's seeds
+               for m, (masks, _) in zip(methods, found)}
+    error = lambda m, drop: 100 * (1 - np.mean([a for s, a in members[m].items() if s != drop]  # noqa: E731
+                                              or list(members[m].values())))
+    rate_full = full.sum(-1) / np.array([error(m, None) for m in methods])
+    rate_loo = loo.sum(-1) / np.array([[error(m, s) for m in methods] for s in seeds])
+    sizes = tuple(len(masks) for masks, _ in found)
+    return jackknife(rate_full[0] - rate_full[1], rate_loo[:, 0] - rate_loo[:, 1], 0.0, True, sizes), rate_full
+
+
+def matched_quality_claims(paths: CortiPaths, dataset: str, pies: dict[str, pd.DataFrame],
+                           accuracies: dict[str, dict[int, float]]) -> list[str]:
+    """The accuracy gap between the methods' dense models, then each 'SupCon has more PIEs' claim restated per
+    point of dense error (a weaker model has more examples near its decision boundaries for pruning to flip):
+    does the headline survive equal quality?"""
+    lines = accuracy_gap_claim(accuracies)
+    sup, con = pies.get("supervised", pd.DataFrame()), pies.get("supcon", pd.DataFrame())
+    if sup.empty or con.empty:
+        return lines
+    both = sup.merge(con, on=["pruning", "sparsity"])
+    for pruning, part in both.groupby("pruning"):
+        sparsity = part["sparsity"].max()
+        text = f"at {sparsity:g} sparsity ({pruning}) SupCon has more PIEs per point of dense error than supervised"
+        found = per_error_difference(paths, dataset, pruning, sparsity, accuracies)
+        if found is None:
+            lines.append(_claim(f"{text} (needs the leave-one-seed-out PIE masks and the training stages' "
+                                f"models.csv of both methods)", UNDECIDED))
+            continue
+        result, (rate_con, rate_sup) = found
+        lines.append(_tested(f"{text}: {rate_con:.1f} vs {rate_sup:.1f}; difference", result, 1))
+    return lines
+
+
+def power_lines(paths: CortiPaths, dataset: str, pies: dict[str, pd.DataFrame], excess: float = 0.2) -> list[str]:
+    """What the seeds can tell (issue 30): per pruning method at its highest sparsity, the power with which the
+    PIE-count claim would find SupCon `excess` above supervised's count, at the spread the jackknife measured."""
+    sup, con = pies.get("supervised", pd.DataFrame()), pies.get("supcon", pd.DataFrame())
+    if sup.empty or con.empty:
+        return []
+    lines = []
+    for pruning, part in sup.merge(con, on=["pruning", "sparsity"], suffixes=("_sup", "_con")).groupby("pruning"):
+        top = part.sort_values("sparsity").iloc[-1]
+        diff = count_difference(paths, dataset, ("supcon", pruning, top.sparsity),
+                                ("supervised", pruning, top.sparsity))
+        if diff is None or not diff.enough:
+            continue
+        shift = excess * top.pies_sup
+        lines.append(f"- at {top.sparsity:g} sparsity ({pruning}), {diff.seeds}: a {100 * excess:.0f} % excess over "
+                     f"supervised's {int(top.pies_sup)} PIEs (+{shift:.0f}) would be found with "
+                     f"{100 * float(diff.power(shift)):.0f} % power at the spread measured (non-central t, "
+                     f"{diff.procedure}); 80 % power needs ±{float(diff.detectable):.0f}")
+    return lines

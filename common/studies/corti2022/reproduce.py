@@ -79,7 +79,7 @@ PRESETS = {
     "demo": dict(models_number=3, pruning_percentages=(0.5, 0.9), prediction_depth_models=3),
     "paper": dict(models_number=30, pruning_percentages=(0.3, 0.5, 0.7, 0.9, 0.95), prediction_depth_models=5),
     # evaluating 10,000 test images every epoch would cost a third of the training time: only at the end
-    "study": dict(models_number=5, pruning_percentages=(0.5, 0.9), prediction_depth_models=3, eval_every=1000),
+    "study": dict(models_number=5, pruning_percentages=(0.9,), prediction_depth_models=3, eval_every=1000),
 }
 
 
