@@ -143,17 +143,17 @@ class VGG(nn.Module):
 
     STAGES = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)
 
-    def __init__(self):
+    def __init__(self, stages: tuple = STAGES):
         super().__init__()
         self.groups = nn.ModuleList()
         c_in = 3
-        for widths in self.STAGES:
+        for widths in stages:
             layers = []
             for width in widths:
                 layers.append(ConvBNReLU(c_in, width))
                 c_in = width
             self.groups.append(nn.ModuleList(layers))
-        self.feature_dim = 512
+        self.feature_dim = c_in
         self.stage_taps = _stage_taps(self.groups, per_block=1, stem=0)
         _init(self)
 

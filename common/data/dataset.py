@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from common.data.augment import ContrastiveAugment
 
@@ -48,6 +49,18 @@ class Dataset:
         mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
         return (images - mean) / std
+
+    def resized(self, size: int) -> "Dataset":
+        """Every image (train and test) averaged down to size x size by area (F.interpolate mode='area': each
+        output pixel the mean of the input pixels it covers), rounded back to uint8, once; 0 or the current size
+        = unchanged. The normalisation stays the full-size set's (area averaging keeps the mean)."""
+        if size in (0, self.image_size):
+            return self
+        if size > self.image_size:
+            raise DataError(f"--image_size {size}: {self.name}'s images are {self.image_size}x{self.image_size}; "
+                            f"ask at most {self.image_size} (downsampling only)")
+        shrink = lambda t: F.interpolate(t.float(), size=(size, size), mode="area").round_().to(torch.uint8)  # noqa: E731
+        return replace(self, train_images=shrink(self.train_images), test_images=shrink(self.test_images))
 
     def train_subset(self, size: int) -> "Dataset":
         """A class-balanced subset of `size` training examples (size // classes per class, the remainder to the
