@@ -1,87 +1,134 @@
-"""The grid's table and phase plots: grid.csv (one row per cell and retrain-seed pair), the means per cell, the
-regimes by stated rules and the four heatmaps, per objective."""
+"""The grid's tables and phase plots, per objective: grid.csv (one row per cell and retrain-seed pair, each row
+carrying its cell's regime), cells.csv (one row per cell: means with intervals over the dense seeds, the regime),
+the five heatmaps and report.md."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 from common.io import upsert_csv, write_text
-from common.metrics.connectivity import frankle_barrier, regimes, zhou_barrier
+from common.metrics.connectivity import cell_interval, frankle_barrier, regimes, zhou_barrier
 from common.plots.phase import plot_phase
 from common.studies.three_regime.config import STUDY
 
 KEYS = ["setting", "objective", "knob", "temperature", "density", "dense_seed", "retrain_seeds"]
+CELL = ["setting", "objective", "knob", "temperature", "density"]
 TEMPERATURE_LABELS = {"epochs": "dense training epochs", "batch_size": "batch size", "sam_rho": "SAM ρ"}
+# Which way each knob's values run in temperature: Zhou et al.'s Figure 1 puts temperature upward and their
+# Figure 2 draws epoch 10 on top (fewer epochs: hotter; the learning-rate drops cool the run), smaller batches are
+# hotter (more gradient noise), a larger SAM radius hotter [our reading]. Rows are drawn and walked hottest first.
+HOTTEST_FIRST = {"epochs": "ascending", "batch_size": "ascending", "sam_rho": "descending"}
+LEVEL = 0.95
 
 
 def pair_table(errors: pd.DataFrame, connectivity: pd.DataFrame, cka: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell and pair: test error (mean of the pair's), both barriers of the error the objective's
-    connectivity uses (supervised: train error, their notebook; SupCon: the k-NN test error), and the CKAs."""
+    """One row per cell and pair: test error (mean of the pair's), the barriers of the error the objective's
+    connectivity uses (supervised: train error, their notebook; SupCon: the k-NN test error) — theirs, theirs with
+    paths inside the endpoints' range counted 0 (the regime rule's) and Frankle's — and the CKAs."""
     curve = "train_error" if connectivity["train_error"].notna().all() else "test_error"
-    barriers = []
-    for key, path in connectivity.sort_values("t").groupby(KEYS, sort=False):
-        e = path[curve].to_numpy()
-        barriers.append(dict(zip(KEYS, key), barrier=float(zhou_barrier(e)), barrier_frankle=float(frankle_barrier(e)),
-                             barrier_curve=curve, endpoint_test_error=float(path["test_error"].iloc[[0, -1]].mean())))
-    table = pd.DataFrame(barriers).merge(cka, on=KEYS, how="left")
-    pair_errors = []
-    for key in table[KEYS].itertuples(index=False):
-        a, b = (int(s) for s in key.retrain_seeds.split("-"))
-        members = errors[(errors["temperature"] == key.temperature) & (errors["density"] == key.density)
-                         & (errors["dense_seed"] == key.dense_seed) & errors["retrain_seed"].isin([a, b])]
-        pair_errors.append(members["test_error"].mean())
-    table["test_error"] = pair_errors
-    table["test_error"] = table["test_error"].fillna(table["endpoint_test_error"])  # SupCon: the k-NN error
+    paths = connectivity.sort_values("t").groupby(KEYS, sort=False)
+    keys = [dict(zip(KEYS, key)) for key, _ in paths]
+    curves = np.stack([path[curve].to_numpy() for _, path in paths])
+    endpoints = np.array([path["test_error"].iloc[[0, -1]].mean() for _, path in paths])
+    table = pd.DataFrame(keys).assign(barrier=zhou_barrier(curves), barrier_robust=zhou_barrier(curves, True),
+                                      barrier_frankle=frankle_barrier(curves), barrier_curve=curve,
+                                      endpoint_test_error=endpoints)
+    table = table.merge(cka, on=KEYS, how="left")
+    seeds = table["retrain_seeds"].str.split("-", expand=True).astype(int)
+    members = errors.set_index(["temperature", "density", "dense_seed", "retrain_seed"])["test_error"]
+    pair_errors = [np.mean([members.get((t, d, s, r), np.nan) for r in (a, b)])
+                   for t, d, s, a, b in zip(table["temperature"], table["density"], table["dense_seed"], seeds[0],
+                                            seeds[1])]
+    table["test_error"] = pd.Series(pair_errors, index=table.index).fillna(table["endpoint_test_error"])  # SupCon
     return table
 
 
-def cell_means(table: pd.DataFrame, cka_column: str, threshold: float):
-    """Grids [T, D] of the cell means, the normalised test error (minus each density's best temperature) and the
-    regimes."""
-    means = table.groupby(["temperature", "density"])[["test_error", "barrier", cka_column]].mean()
-    temperatures = sorted(table["temperature"].unique())
-    densities = sorted(table["density"].unique())
-    grid = {name: means[name].unstack("density").reindex(index=temperatures, columns=densities).to_numpy()
-            for name in ("test_error", "barrier", cka_column)}
-    grid["cka"] = grid.pop(cka_column)
-    grid["normalized_test_error"] = grid["test_error"] - np.nanmin(grid["test_error"], axis=0, keepdims=True)
-    return grid, temperatures, densities, regimes(grid["barrier"], grid["cka"], threshold)
+def cell_table(table: pd.DataFrame, cka_column: str, knob: str, threshold: float) -> pd.DataFrame:
+    """One row per cell, hottest temperature first: pairs and dense seeds, the mean test error, each barrier's
+    mean, the rule's barrier and the CKA with their intervals over the dense seeds, and the regime."""
+    rows = []
+    for key, cell in table.groupby(CELL, sort=False):
+        row = dict(zip(CELL, key), pairs=len(cell), dense_seeds=cell["dense_seed"].nunique(),
+                   test_error=cell["test_error"].mean(), barrier_theirs=cell["barrier"].mean(),
+                   barrier_frankle=cell["barrier_frankle"].mean(), cka_column=cka_column)
+        for name, column in (("barrier", "barrier_robust"), ("cka", cka_column)):
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = cell_interval(cell[column], cell["dense_seed"], LEVEL)
+        rows.append(row)
+    cells = pd.DataFrame(rows)
+    cells = cells.sort_values(["temperature", "density"], ascending=[HOTTEST_FIRST[knob] == "ascending", True])
+    best = cells.groupby("density")["test_error"].transform("min")
+    cells["normalized_test_error"] = cells["test_error"] - best  # their notebook: minus each load's best temperature
+    grids = {name: as_grid(cells, name) for name in ("barrier_high", "cka_low", "cka_high")}
+    labels = regimes(grids["barrier_high"], grids["cka_low"], grids["cka_high"], threshold)
+    temperatures, densities = list(dict.fromkeys(cells["temperature"])), sorted(cells["density"].unique())
+    regime = {(t, d): labels[i, j] for i, t in enumerate(temperatures) for j, d in enumerate(densities)}
+    cells["regime"] = [regime[t, d] for t, d in zip(cells["temperature"], cells["density"])]
+    return cells.reset_index(drop=True)
+
+
+def as_grid(cells: pd.DataFrame, column: str) -> np.ndarray:
+    """cells.csv's `column` as a [temperature, density] grid, rows in the table's (hottest first) order."""
+    temperatures = list(dict.fromkeys(cells["temperature"]))
+    densities = sorted(cells["density"].unique())
+    grid = cells.pivot(index="temperature", columns="density", values=column).reindex(index=temperatures,
+                                                                                        columns=densities)
+    return grid.to_numpy(dtype=object) if column == "regime" else grid.to_numpy(dtype=float)
+
+
+def caption(knob: str, threshold: float, cka_column: str, cells: pd.DataFrame) -> str:
+    """The regime rule as the figure and the report state it."""
+    seeds = int(cells["dense_seeds"].min())
+    curve = "train error" if cka_column == "cka_softmax" else "k-NN test error"
+    intervals = (f"{LEVEL:.0%} t intervals over the {seeds} dense seeds (each seed's mean over its retrain pairs)"
+                 if seeds >= 2 else "intervals over the dense seeds: one dense seed gives none, so no regime (n/a)")
+    return (f"Regimes by stated rules (ours; theirs are hand-drawn), on {intervals}. I: the barrier's interval lies "
+            f"below {threshold:g} (m − e(t*) of the {curve}, a path within its endpoints' range counting 0). II-B: in "
+            f"a density column, among the other cells, the {cka_column} interval lies above that of the column's "
+            f"hottest regime-II cell (lowering the temperature made the outputs more similar; rows: "
+            f"{TEMPERATURE_LABELS[knob]}, hottest on top). II-A: the rest.")
 
 
 def write_report(paths, dataset: str, tables: dict[str, pd.DataFrame], knob: str, threshold: float):
-    """grid.csv over the objectives, a phase plot per objective, report.md; -> the report's path."""
-    grid = pd.concat(tables.values(), ignore_index=True)
-    upsert_csv(paths.study_file(dataset, STUDY, "grid.csv"), grid, KEYS)  # other knobs' and grids' rows are kept
-    lines = [f"# Three-regime phase diagram on {dataset} (knob: {knob})", ""]
+    """grid.csv and cells.csv over the objectives, a phase plot per objective, report.md; -> the report's path."""
+    lines, all_cells, all_pairs = [f"# Three-regime phase diagram on {dataset} (knob: {knob})", ""], [], []
     for objective, table in tables.items():
         cka_column = "cka_softmax" if objective == "supervised" else "cka_features"
-        cells, temperatures, densities, labels = cell_means(table, cka_column, threshold)
+        cells = cell_table(table, cka_column, knob, threshold)
+        all_cells.append(cells)
+        all_pairs.append(table.merge(cells[CELL + ["regime"]], on=CELL, how="left"))
         figure = f"phase_{objective}_{knob}.png"
-        plot_phase(cells, densities, temperatures, labels, f"{objective}: {dataset}", TEMPERATURE_LABELS[knob],
+        text = caption(knob, threshold, cka_column, cells)
+        plot_phase({name: as_grid(cells, column) for name, column in PANEL_COLUMNS.items()},
+                   sorted(cells["density"].unique()), list(dict.fromkeys(cells["temperature"])),
+                   as_grid(cells, "regime"), f"{objective}: {dataset}", TEMPERATURE_LABELS[knob], text,
                    paths.study_file(dataset, STUDY, figure))
-        lines += [f"## {objective}", "",
-                  f"Regimes (rows: {TEMPERATURE_LABELS[knob]}; columns: density). I: mean barrier below {threshold:g} "
-                  f"(train error for supervised, k-NN test error for SupCon); II-B: {cka_column} above its row's "
-                  f"median; II-A: otherwise.", "", _regime_table(labels, temperatures, densities), "",
-                  f"![phase plot]({figure})", "",
-                  "Cell means (test error, barrier, CKA):", "", _cell_table(cells, temperatures, densities), ""]
+        lines += [f"## {objective}", "", text, "", _regime_table(cells), "", f"![phase plot]({figure})", "",
+                  "Cells (means over their pairs; intervals over the dense seeds):", "", _cell_table(cells), ""]
+    upsert_csv(paths.study_file(dataset, STUDY, "grid.csv"), pd.concat(all_pairs, ignore_index=True), KEYS)
+    upsert_csv(paths.study_file(dataset, STUDY, "cells.csv"), pd.concat(all_cells, ignore_index=True), CELL)
     path = paths.study_file(dataset, STUDY, "report.md")
     write_text(path, "\n".join(lines))
     return path
 
 
-def _cell_table(cells, temperatures, densities) -> str:
-    rows = ["| temperature | density | test error | normalised | barrier | CKA |", "|---|---|---|---|---|---|"]
-    for i, t in enumerate(temperatures):
-        for j, d in enumerate(densities):
-            rows.append(f"| {t:g} | {100 * d:g} % | {cells['test_error'][i, j]:.4f} | "
-                        f"{cells['normalized_test_error'][i, j]:.4f} | {cells['barrier'][i, j]:+.4f} | "
-                        f"{cells['cka'][i, j]:.4f} |")
+PANEL_COLUMNS = {"test_error": "test_error", "normalized_test_error": "normalized_test_error",
+                 "barrier": "barrier", "barrier_frankle": "barrier_frankle", "cka": "cka"}
+
+
+def _cell_table(cells: pd.DataFrame) -> str:
+    rows = ["| temperature | density | pairs | test error | barrier (rule) [interval] | theirs | Frankle's | CKA "
+            "[interval] | regime |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in cells.itertuples(index=False):
+        rows.append(f"| {c.temperature:g} | {100 * c.density:g} % | {c.pairs} | {c.test_error:.4f} | "
+                    f"{c.barrier:+.4f} [{c.barrier_low:+.4f}, {c.barrier_high:+.4f}] | {c.barrier_theirs:+.4f} | "
+                    f"{c.barrier_frankle:+.4f} | {c.cka:.4f} [{c.cka_low:.4f}, {c.cka_high:.4f}] | {c.regime} |")
     return "\n".join(rows)
 
 
-def _regime_table(labels, temperatures, densities) -> str:
+def _regime_table(cells: pd.DataFrame) -> str:
+    densities = sorted(cells["density"].unique())
+    labels = as_grid(cells, "regime")
     rows = ["| temperature | " + " | ".join(f"{100 * d:g} %" for d in densities) + " |",
             "|---|" + "---|" * len(densities)]
-    rows += [f"| {t:g} | " + " | ".join(labels[i]) + " |" for i, t in enumerate(temperatures)]
+    rows += [f"| {t:g} | " + " | ".join(labels[i]) + " |" for i, t in enumerate(dict.fromkeys(cells["temperature"]))]
     return "\n".join(rows)
