@@ -55,6 +55,9 @@ class RegimeConfig:
     lr_milestones: tuple = help_field((80, 120), "dense epochs at which the rate is multiplied by 0.1 (knob "
                                                  "batch_size: 50 % and 75 % of the run instead)", nargs="*", item=int)
     train_subset: int = help_field(0, "train on a seeded, class-balanced subset of this many images; 0 = all")
+    image_size: int = help_field(0, "average every image (train and test) down to this side by area, once at load "
+                                    "(the CPU's recipe: 28x28 Fashion-MNIST to 14x14 is 4x fewer pixels); 0 = the "
+                                    "dataset's own size", omit_default=True)
     vertical_flip: bool | None = help_field(None, "RandomVerticalFlip(0.5) in the supervised augmentation; none = "
                                                   "the dataset's (their CIFAR pipeline has none: --no-vertical_flip)")
     densities: tuple = help_field((0.05, 0.06, 0.07, 0.08, 0.1, 0.14, 0.2, 0.4, 0.8),
@@ -102,6 +105,9 @@ class RegimeRun(JobConfig):
     only_temperatures: tuple = help_field((), "work on these temperatures of the grid only (one launcher task per "
                                               "temperature point); empty = all", nargs="*", item=float)
     lmc_points: int = help_field(11, "points on the segment between two re-trained networks, endpoints included")
+    path_test_error: bool = help_field(True, "supervised: the test error at every point of the segment too (theirs; "
+                                             "the barrier reads the train error); --no-path_test_error measures "
+                                             "the train curve only")
     cka_images: int = help_field(6464, "images CKA compares on (theirs: 101 batches x 64 training images)")
     cka_split: str = help_field("train", "train (theirs: images every model has seen) or test", choices=("train", "test"))
     test_error_epochs: int = help_field(5, "a re-trained network's test error is the mean over its last N epochs "
@@ -121,11 +127,14 @@ PRESETS = {
 # Fashion-MNIST, real 28x28 images: 2,000 training images, the demo's 3 x 3 grid; not measured (estimated 50 min
 # on 2 CPU cores: 17x the demo's pixels per epoch, connectivity over the 10,000 test images)
 PRESETS["study"] = dict(PRESETS["demo"], dataset="fashion_mnist", train_subset=2000)
-RUN_PRESETS = {"paper": {}, "study": dict(retrain_seeds=(1, 2), cka_images=2048, curves=False, test_error_epochs=1), "demo": dict(retrain_seeds=(1, 2), cka_images=1024, curves=False, test_error_epochs=1)}
+RUN_PRESETS = {"paper": {},
+               "study": dict(dense_seeds=(1, 2, 3), retrain_seeds=(1, 2, 3), cka_images=2048, curves=False,
+                             test_error_epochs=1),
+               "demo": dict(retrain_seeds=(1, 2), cka_images=1024, curves=False, test_error_epochs=1)}
 
 RULES = dict(epochs=AT_LEAST_ONE, save_every=AT_LEAST_ONE, batch_size=AT_LEAST_ONE, iterations=AT_LEAST_ONE,
              learning_rate=POSITIVE, momentum=MOMENTUM, weight_decay=NON_NEGATIVE, lr_milestones=MILESTONES,
-             train_subset=NON_NEGATIVE, retrain_epochs=AT_LEAST_ONE, retrain_learning_rate=POSITIVE,
+             train_subset=NON_NEGATIVE, image_size=NON_NEGATIVE, retrain_epochs=AT_LEAST_ONE, retrain_learning_rate=POSITIVE,
              retrain_batch_size=AT_LEAST_ONE, retrain_milestones=MILESTONES, temperature=POSITIVE,
              base_temperature=POSITIVE, projection_dim=AT_LEAST_ONE,
              densities=(lambda v: bool(v) and all(0 < d <= 1 for d in v) and len(set(v)) == len(v),

@@ -35,7 +35,7 @@ def parse(argv=None) -> tuple[RegimeConfig, RegimeRun]:
 def main(argv=None):
     cfg, run = parse(argv)
     paths = Paths.at(run.output_root)
-    data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset)
+    data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset).resized(cfg.image_size)
     if cfg.knob == "epochs" and cfg.epochs % cfg.save_every:
         raise UsageError(f"--save_every {cfg.save_every}: must divide --epochs {cfg.epochs} (the last checkpoint is "
                          f"the run's end)")
