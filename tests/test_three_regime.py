@@ -8,24 +8,25 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 from torch.func import functional_call
 
 import reproduce
 from conftest import one_line_usage_error
-from common.data import load_dataset
+from common.data import DataError, load_dataset
 from common.data.augment import SupervisedAugment
 from common.engine.loop import Trainer
 from common.engine.objectives import make_objective
 from common.engine.phase import Job, Phase
 from common.metrics.cka import linear_cka
-from common.metrics.connectivity import frankle_barrier, regimes, zhou_barrier
+from common.metrics.connectivity import cell_interval, frankle_barrier, mean_interval, regimes, zhou_barrier
 from common.models import build_network
 from common.paths import Paths
 from common.pruning.criteria import CRITERIA
 from common.pruning.pools import POOLS
 from common.spec import ModelSpec, spec_from_filename
 from common.studies.three_regime import run as three_regime
-from common.studies.three_regime.config import RegimeRun, preset_config
+from common.studies.three_regime.config import RUN_PRESETS, RegimeRun, preset_config
 from common.studies.three_regime.grid import Grid, interpolate
 from common.zoo import load_member
 
@@ -56,6 +57,7 @@ def test_both_barriers_on_flat_bumped_and_unequal_curves():
     bump = flat.copy()
     bump[5] += 0.3
     assert zhou_barrier(bump) == pytest.approx(-0.3) and frankle_barrier(bump) == pytest.approx(0.3)
+    assert zhou_barrier(bump, within_range_zero=True) == pytest.approx(-0.3)  # a real barrier stays theirs
     unequal = np.array([0.1, 0.12, 0.18, 0.3, 0.25, 0.2])
     m = (unequal[0] + unequal[-1]) / 2
     assert zhou_barrier(unequal) == pytest.approx(m - unequal[np.argmax(np.abs(m - unequal))])  # their notebook
@@ -64,10 +66,114 @@ def test_both_barriers_on_flat_bumped_and_unequal_curves():
     assert zhou_barrier(line) == pytest.approx(0.1)
 
 
+def test_the_rules_barrier_does_not_take_its_sign_from_which_end_a_connected_path_starts():
+    step = np.array([0.05] + [0.06] * 9 + [0.07])  # inside the endpoints' range: connected
+    assert zhou_barrier(step) == pytest.approx(0.01) and zhou_barrier(step[::-1]) == pytest.approx(-0.01)  # theirs
+    assert zhou_barrier(step, True) == 0 and zhou_barrier(step[::-1], True) == 0
+    assert frankle_barrier(step) == pytest.approx(0.01) == frankle_barrier(step[::-1])
+    dip = step.copy()
+    dip[4] = 0.01  # leaves the range downwards: theirs, positive, either way round
+    assert zhou_barrier(dip, True) == pytest.approx(0.05) == zhou_barrier(dip[::-1], True)
+    batch = np.stack([step, step[::-1], dip])
+    assert zhou_barrier(batch, True).tolist() == pytest.approx([0.0, 0.0, 0.05])
+
+
 def test_regimes_follow_the_stated_rules():
-    barrier = np.array([[-0.3, 0.0, 0.0], [0.0, -0.05, 0.0]])
-    cka = np.array([[0.5, 0.9, 0.8], [0.7, 0.95, 0.6]])
-    assert regimes(barrier, cka, -0.1).tolist() == [["I", "II-B", "II-A"], ["II-A", "II-B", "II-A"]]
+    # rows hottest first; columns loads. I: the barrier's interval below -0.1; II-B: CKA interval above the
+    # interval of the column's hottest regime-II cell
+    barrier_high = np.array([[-0.30, 0.00, 0.00], [-0.05, -0.05, 0.00], [-0.20, 0.00, np.nan]])
+    cka_low = np.array([[0.50, 0.90, 0.80], [0.70, 0.95, 0.81], [0.60, 0.91, 0.99]])
+    cka_high = cka_low + 0.02
+    labels = regimes(barrier_high, cka_low, cka_high, -0.1)
+    assert labels.tolist() == [["I", "II-A", "II-A"], ["II-A", "II-B", "II-A"], ["I", "II-A", "n/a"]]
+    # the split runs down a density column, never across a temperature row: equal columns, equal labels
+    same = np.repeat(np.array([[0.90], [0.95], [0.99]]), 3, axis=1)
+    assert (regimes(np.zeros((3, 3)), same - 0.01, same + 0.01) == np.array([["II-A"], ["II-B"], ["II-B"]])).all()
+
+
+def test_a_cells_interval_is_over_its_dense_seeds():
+    values = np.array([-0.20, -0.22, -0.21, -0.10, -0.12, -0.11, -0.15, -0.16, -0.14])
+    seeds = np.repeat([1, 2, 3], 3)
+    mean, low, high = cell_interval(values, seeds)
+    units = np.array([-0.21, -0.11, -0.15])
+    half = stats.t.ppf(0.975, 2) * units.std(ddof=1) / np.sqrt(3)
+    assert mean == pytest.approx(values.mean()) and (low, high) == pytest.approx((units.mean() - half,
+                                                                                  units.mean() + half))
+    assert np.isnan(cell_interval(values[:3], seeds[:3])[1:]).all()  # one dense seed: no interval
+    assert np.isnan(mean_interval([0.3])[1:]).all()
+
+
+def simulate_cells(rng, cells: int, dense: int, retrain: int, skew: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pair barriers of `cells` cells whose true mean is 0: a dense seed's effect (normal, or a centred exponential
+    with its long tail toward deep barriers, 'left', or away from them, 'right'), each re-training's own effect
+    shared by the pairs it is in, and a pair's own noise. -> [cells, pairs], the pairs' dense seeds."""
+    tail = rng.exponential(0.03, (cells, dense, 1)) - 0.03
+    dense_effect = {"normal": rng.normal(0, 0.03, (cells, dense, 1)), "left": -tail, "right": tail}[skew]
+    member = rng.normal(0, 0.02, (cells, dense, retrain))
+    a, b = np.triu_indices(retrain, 1)
+    pairs = dense_effect + member[..., a] + member[..., b] + rng.normal(0, 0.02, (cells, dense, len(a)))
+    return pairs.reshape(cells, -1), np.repeat(np.arange(dense), len(a))
+
+
+@pytest.mark.parametrize("skew, at_most", [("normal", 0.025), ("left", 0.025), ("right", 0.05)])
+def test_a_false_regime_verdict_is_rare_at_the_study_presets_seed_counts(skew, at_most):
+    """Regime I needs the interval's upper end below the threshold: where the true mean barrier equals it, that
+    verdict comes 2.5 % of the time with the study's 3 dense x 3 retrain seeds (pairs clustered by dense seed;
+    fewer where the dense seeds' spread has its long tail toward deep barriers, as a barrier bounded near 0 has;
+    about 4 % where the tail runs the other way); taking the 9 pairs as independent replicates would give it
+    7-12 % of the time. II-B needs two intervals apart: rarer still where two cells' CKAs are equal."""
+    rng = np.random.default_rng(0)
+    preset = RegimeRun(**RUN_PRESETS["study"])
+    dense, retrain = len(preset.dense_seeds), len(preset.retrain_seeds)
+    values, seeds = simulate_cells(rng, 4000, dense, retrain, skew)
+    intervals = np.array([cell_interval(v, seeds) for v in values])
+    naive = np.mean([mean_interval(v)[2] < 0 for v in values])
+    assert np.mean(intervals[:, 2] < 0) < at_most + 3 * np.sqrt(at_most * (1 - at_most) / 4000) and naive > 0.06
+    other = np.array([cell_interval(v, seeds) for v in simulate_cells(rng, 4000, dense, retrain, skew)[0]])
+    assert np.mean(intervals[:, 1] > other[:, 2]) < 0.025
+
+
+# Zhou et al.'s Figure 2 (PreResNet-20, CIFAR-10), read back from their repository's PNGs (visualization/
+# earlystop_linear_mc.png, earlystop_cka_similairty.png: each cell's colour matched to its colour bar, about
+# +-0.005): every other checkpoint epoch (rows, hottest first) x their nine densities (columns).
+FIGURE2_EPOCHS = (10, 30, 50, 70, 90, 110, 130, 150)
+FIGURE2_DENSITIES = (5, 6, 7, 8, 10, 14, 20, 40, 80)
+FIGURE2_BARRIER = np.array([
+    [-0.099, -0.043, -0.043, -0.027, -0.014, -0.005, -0.003, -0.003, -0.014],
+    [-0.177, -0.075, -0.027, -0.027, -0.003, -0.000, -0.000, -0.000, -0.003],
+    [-0.182, -0.102, -0.027, -0.011, -0.005, -0.000, -0.000, -0.000, -0.000],
+    [-0.187, -0.093, -0.027, -0.008, -0.005, -0.000, -0.000, -0.000, -0.000],
+    [-0.505, -0.361, -0.123, -0.024, -0.014, -0.000, -0.000, -0.000, -0.000],
+    [-0.639, -0.582, -0.513, -0.297, -0.061, -0.008, -0.000, -0.000, -0.000],
+    [-0.650, -0.663, -0.639, -0.564, -0.149, -0.027, -0.000, -0.000, -0.000],
+    [-0.644, -0.657, -0.636, -0.572, -0.192, -0.032, -0.005, -0.000, -0.000]])
+FIGURE2_CKA = np.array([
+    [0.911, 0.922, 0.929, 0.936, 0.945, 0.954, 0.962, 0.976, 0.988],
+    [0.913, 0.927, 0.938, 0.946, 0.960, 0.970, 0.975, 0.983, 0.990],
+    [0.910, 0.925, 0.939, 0.952, 0.967, 0.975, 0.980, 0.986, 0.992],
+    [0.908, 0.923, 0.944, 0.955, 0.966, 0.975, 0.981, 0.988, 0.993],
+    [0.893, 0.906, 0.926, 0.946, 0.962, 0.975, 0.984, 0.990, 0.993],
+    [0.886, 0.895, 0.905, 0.917, 0.944, 0.969, 0.982, 0.992, 0.993],
+    [0.885, 0.889, 0.898, 0.906, 0.934, 0.961, 0.981, 0.992, 0.993],
+    [0.884, 0.889, 0.897, 0.907, 0.928, 0.957, 0.980, 0.993, 0.993]])
+READING = 0.005  # they publish no intervals: the reading error stands in for one
+
+
+def test_the_rule_draws_their_figure_2_where_it_is_unambiguous():
+    """Their regime I corner (past the learning-rate drop at epoch 80, density <= 10 %), II-A at the hottest
+    checkpoint of every load and II-B at the cold end of the high loads (below their dashed line, which runs from
+    about epoch 90 at 9 % to epoch 65 at 80 %: lowering the temperature at a fixed load crosses it from II-A to
+    II-B, their Figure 1's arrow). Between epochs 20 and 80 at 7-40 % their CKA has already risen 0.01-0.03 above
+    epoch 10 and the rule says II-B where they draw II-A; at 5 % before the drop their barriers (-0.18 to -0.25)
+    are regime-I deep where they draw II-A (README)."""
+    labels = regimes(FIGURE2_BARRIER + READING, FIGURE2_CKA - READING, FIGURE2_CKA + READING, -0.1)
+    at = {(e, d): labels[i, j] for i, e in enumerate(FIGURE2_EPOCHS) for j, d in enumerate(FIGURE2_DENSITIES)}
+    corner = [(e, d) for e in FIGURE2_EPOCHS for d in FIGURE2_DENSITIES
+              if (e >= 90 and d <= 7) or (e >= 110 and d == 8) or (e >= 130 and d == 10)]
+    assert {at[c] for c in corner} == {"I"} and len(corner) == 17
+    assert {at[10, d] for d in FIGURE2_DENSITIES} == {"II-A"}
+    assert {at[e, d] for e in FIGURE2_EPOCHS if e >= 90 for d in (20, 40)} == {"II-B"}
+    assert "I" not in {at[e, d] for e in FIGURE2_EPOCHS for d in FIGURE2_DENSITIES if d >= 14}
 
 
 # ---- pruning and interpolation ----------------------------------------------------------------------------
@@ -140,6 +246,21 @@ def test_one_sam_step_equals_the_two_step_update_by_hand_for_each_member(tmp_pat
                 assert torch.allclose(state.population.buffers[name][member], expected, atol=1e-10), name
 
 
+# ---- the CPU recipe: smaller images ------------------------------------------------------------------------
+
+def test_image_size_averages_by_area_once_and_names_the_models_it_shapes():
+    data = load_dataset("digits")
+    small = data.resized(4)
+    blocks = data.train_images.float().unflatten(2, (4, 2)).unflatten(4, (4, 2)).mean(dim=(3, 5))
+    assert small.train_images.shape[-2:] == (4, 4) and small.test_images.shape[-2:] == (4, 4)
+    assert small.train_images.dtype == torch.uint8 and torch.equal(small.train_images, blocks.round().to(torch.uint8))
+    assert data.resized(0) is data and data.resized(8) is data
+    with pytest.raises(DataError, match="--image_size 16"):
+        data.resized(16)
+    assert "image_size" not in preset_config("demo").recipe() and preset_config("demo", image_size=4).recipe()[
+        "image_size"] == 4  # a model of another image size is another model; the stored ones keep their recipe
+
+
 # ---- the temperature knobs ----------------------------------------------------------------------------------
 
 def test_each_knob_trains_the_dense_run_it_names():
@@ -170,17 +291,19 @@ SMALL = ["--preset", "demo", "--train_subset", "128", "--epochs", "2", "--save_e
 @pytest.fixture(scope="module")
 def small_grid(tmp_path_factory):
     root = tmp_path_factory.mktemp("grid")
-    for objective in ("supervised", "supcon"):
-        three_regime.main(SMALL + ["--output_root", str(root), "--objective", objective, "--stages", "train", "prune",
-                                   "retrain", "connectivity", "cka"])
-    three_regime.main(SMALL + ["--output_root", str(root), "--stages", "plot"])
+    for objective in ("supervised", "supcon"):  # two dense seeds: an interval per cell
+        three_regime.main(SMALL + ["--output_root", str(root), "--objective", objective, "--dense_seeds", "1", "2",
+                                   "--stages", "train", "prune", "retrain", "connectivity", "cka"])
+    three_regime.main(SMALL + ["--output_root", str(root), "--dense_seeds", "1", "2", "--stages", "plot"])
     return root
 
 
 def test_the_grid_table_loads_with_pandas_and_covers_every_cell_and_pair(small_grid):
     grid = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "grid.csv"))
-    assert len(grid) == 2 * 2 * 2  # objectives x temperatures (epochs 1, 2) x densities, one dense seed, one pair
+    assert len(grid) == 2 * 2 * 2 * 2  # objectives x temperatures (epochs 1, 2) x densities x dense seeds, one pair
     assert set(grid["retrain_seeds"]) == {"1-2"} and grid["test_error"].between(0, 1).all()
+    assert set(grid["regime"]) <= {"I", "II-A", "II-B"}
+    assert (grid.groupby(["objective", "temperature", "density"])["regime"].nunique() == 1).all()  # a cell's own
     assert grid["cka_features"].between(0, 1 + 1e-9).all()
     supervised = grid[grid["objective"] == "supervised"]
     assert supervised["cka_softmax"].notna().all() and (supervised["barrier_curve"] == "train_error").all()
@@ -188,12 +311,32 @@ def test_the_grid_table_loads_with_pandas_and_covers_every_cell_and_pair(small_g
         assert Paths(small_grid).study_file("digits", "three_regime", f"phase_{objective}_epochs.png").is_file()
     path = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "connectivity/supervised_epochs_2.csv"))
     assert sorted(path["t"].unique()) == [0.0, 0.5, 1.0] and set(path["temperature"]) == {2}
-    again = three_regime.main(SMALL + ["--output_root", str(small_grid), "--objective", "supervised"])
+    again = three_regime.main(SMALL + ["--output_root", str(small_grid), "--objective", "supervised", "--dense_seeds",
+                                       "1", "2"])
     assert again == []  # every cell is done: nothing is trained again
     three_regime.main(SMALL + ["--output_root", str(small_grid), "--objective", "supervised", "--stages",
                                "connectivity", "--lmc_points", "5"])  # another measurement is not taken as done
     path = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "connectivity/supervised_epochs_1.csv"))
     assert path.groupby("setting")["t"].nunique().sort_values().tolist() == [3, 5]
+
+
+def test_each_cell_has_its_means_intervals_and_regime_by_the_stated_rule(small_grid):
+    cells = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "cells.csv"))
+    assert len(cells) == 2 * 2 * 2 and (cells["pairs"] == 2).all() and (cells["dense_seeds"] == 2).all()
+    for name in ("barrier", "cka"):
+        assert (cells[f"{name}_low"] <= cells[name]).all() and (cells[name] <= cells[f"{name}_high"]).all()
+        assert (cells[f"{name}_low"] < cells[f"{name}_high"]).all()  # two dense seeds: an interval, never zero-width
+    grid = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "grid.csv"))
+    pairs = grid[(grid["objective"] == "supervised") & (grid["temperature"] == 1) & (grid["density"] == 0.1)]
+    cell = cells[(cells["objective"] == "supervised") & (cells["temperature"] == 1) & (cells["density"] == 0.1)]
+    assert cell["barrier"].item() == pytest.approx(pairs["barrier_robust"].mean())
+    assert cell["barrier_low"].item() == pytest.approx(mean_interval(pairs["barrier_robust"])[1])  # one pair a seed
+    for objective, column in (("supervised", "cka_softmax"), ("supcon", "cka_features")):
+        mine = cells[cells["objective"] == objective]
+        assert mine["temperature"].tolist() == [1, 1, 2, 2]  # hottest (fewest epochs) first, as the figure's rows
+        assert set(mine["cka_column"]) == {column}
+        grids = {n: mine[n].to_numpy().reshape(2, 2) for n in ("barrier_high", "cka_low", "cka_high", "regime")}
+        assert (regimes(grids["barrier_high"], grids["cka_low"], grids["cka_high"], -0.1) == grids["regime"]).all()
 
 
 def test_a_population_of_retrain_seeds_equals_them_trained_alone(small_grid, tmp_path):
