@@ -11,8 +11,8 @@ networks, t = 0 … 1 (endpoints included). Two definitions, both reported:
   toward a barrier [ours].
 - Frankle et al.'s: max_t e(t) - (e(0) + e(1)) / 2, positive for a barrier (+gap/2 on a monotone path).
 
-Regimes (`regimes`) are decided on intervals over a cell's pairs (`cell_interval`): their boundaries are drawn
-by hand, ours are stated rules.
+Regimes (`regimes`) are decided on intervals over a cell's pairs (`cell_interval`, the jackknife over seeds):
+their boundaries are drawn by hand, ours are stated rules.
 """
 from __future__ import annotations
 
@@ -42,31 +42,51 @@ def frankle_barrier(curve: np.ndarray) -> np.ndarray:
     return curve.max(axis=-1) - (curve[..., 0] + curve[..., -1]) / 2
 
 
-def mean_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """values [n] (independent replicates) -> (mean, low, high): Student's t interval at `level`, n - 1 degrees of
-    freedom; (mean, nan, nan) below two replicates (no interval, never a zero-width one); replicates all equal give
-    their value (the t interval's limit). The one place an interval is computed here: to be pointed at
-    common.metrics.inference once that module lands."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    mean = float(values.mean()) if len(values) else np.nan
-    if len(values) < 2:
-        return mean, np.nan, np.nan
-    if np.ptp(values) == 0:  # every replicate the same (a flat path in every pair): the interval is that value
-        return mean, mean, mean
-    low, high = stats.t.interval(level, len(values) - 1, loc=mean, scale=stats.sem(values))
-    return mean, float(low), float(high)
+MIN_SEEDS = 3  # of each kind (dense, retrain) for an interval: the delete-one-seed jackknife needs K >= 3 (verdicts)
 
 
-def cell_interval(values: np.ndarray, dense_seeds: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """One cell's pairs -> (mean over its pairs, low, high). Pairs of one dense seed share their pruned network
-    (and pairs of one retrain seed a network), so they are not independent replicates: the replicates are the
-    dense seeds' means over their pairs (the independent units; the interval covers the dense training's
-    randomness too), t on their number - 1 degrees of freedom. One dense seed: no interval (nan)."""
+def seed_jackknife(estimate, leave_one_out: np.ndarray) -> tuple[np.ndarray, float]:
+    """(standard error [...], degrees of freedom) of the delete-one-seed jackknife over leave_one_out [..., K]:
+    sqrt((K - 1) / K * sum_s (theta_(s) - mean theta_(.))^2) on K - 1 degrees of freedom, nan below MIN_SEEDS. The
+    formula of `common.metrics.verdicts.jackknife` (branch issue-26), written here until that module is merged;
+    then this body becomes `result = jackknife(estimate, leave_one_out); return result.se, result.df`."""
+    loo = np.asarray(leave_one_out, dtype=float)
+    k = loo.shape[-1]
+    if k < MIN_SEEDS:
+        return np.full(loo.shape[:-1], np.nan), np.nan
+    return np.sqrt((k - 1) / k * ((loo - loo.mean(-1, keepdims=True)) ** 2).sum(-1)), k - 1.0
+
+
+def cell_interval(values: np.ndarray, dense_seeds: np.ndarray, retrain_pairs: np.ndarray, level: float = 0.95):
+    """A cell's pairs -> (mean over its pairs, low, high) at `level`. values [..., P] (leading dims: cells of one
+    design, e.g. simulated ones); dense_seeds [P]; retrain_pairs [P, 2] the two retrain seeds of each pair. nan
+    values (the CKA of a network whose outputs are constant) are left out of every mean.
+
+    A cell's pairs are not independent replicates: the pairs of one dense seed share their pruned network, and a
+    retrain seed is shared twice over, by the pairs it enters and, as one data order, by every dense seed's
+    re-training with it. So the interval is the jackknife over seeds of both kinds: dropping dense seed s (every
+    pair of it) gives one standard error, dropping retrain seed r (every pair holding r, under every dense seed)
+    another; their variances are summed (two-way clustering, the intersection term left out: conservative) on
+    min(K) - 1 degrees of freedom, K the number of seeds of each kind. Simulated in
+    tests/test_three_regime.py: a false regime-I verdict <= 2.5 % whichever kind of seed carries the spread, where
+    either jackknife alone gives 50 % when the other kind carries it. Fewer than MIN_SEEDS of either kind: no
+    interval (nan), never a zero-width one."""
     values, dense_seeds = np.asarray(values, dtype=float), np.asarray(dense_seeds)
-    units = [np.nanmean(values[dense_seeds == s]) for s in np.unique(dense_seeds)]
-    _, low, high = mean_interval(units, level) if len(units) >= 2 else (np.nan, np.nan, np.nan)
-    return (float(np.nanmean(values)) if len(values) else np.nan), low, high
+    retrain_pairs = np.asarray(retrain_pairs).reshape(-1, 2)
+    mean = _nanmean(values)
+    blocks = ([dense_seeds != s for s in np.unique(dense_seeds)],
+              [(retrain_pairs != r).all(axis=1) for r in np.unique(retrain_pairs)])
+    (se_dense, df_dense), (se_retrain, df_retrain) = (
+        seed_jackknife(mean, np.stack([_nanmean(values[..., kept]) for kept in kind], -1)) for kind in blocks)
+    half = stats.t.ppf(0.5 + level / 2, min(df_dense, df_retrain)) * np.hypot(se_dense, se_retrain)
+    return mean[()], (mean - half)[()], (mean + half)[()]
+
+
+def _nanmean(values: np.ndarray) -> np.ndarray:
+    """Mean over the last axis of the finite values; nan where none is left (no jackknife then)."""
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        return np.where(finite, values, 0.0).sum(-1) / finite.sum(-1)
 
 
 def regimes(barrier_high: np.ndarray, cka_low: np.ndarray, cka_high: np.ndarray, threshold: float = -0.1) -> np.ndarray:

@@ -37,6 +37,7 @@ from common.zoo import finished_or_conflict, load_member, load_rewind_point, sav
 
 KNOB_TAGS = {"epochs": "epochs", "batch_size": "batch", "sam_rho": "rho"}
 SCOPE_CRITERIA = {"layer_uniform": "layerwise", "global": "global"}  # scope -> common.pruning.criteria.CRITERIA
+AT_CHANCE = 0.02  # a re-training whose last train accuracy is within this of 1 / classes has collapsed
 
 
 class Grid:
@@ -309,8 +310,9 @@ class Grid:
     def test_errors(self) -> pd.DataFrame:
         """Each re-trained network's test error: the mean over its last `test_error_epochs` re-training epochs of
         1 - accuracy (their notebook: 5); SupCon has none here (report.pair_table takes the k-NN error at the
-        path's endpoints)."""
-        rows = []
+        path's endpoints). `at_chance`: its re-training ended at chance on its own training images (it collapsed:
+        at 1 % density a few do), which the report counts per cell."""
+        rows, chance = [], 1.0 / self.data.num_classes + AT_CHANCE
         for temperature, density, seed in self.cells():
             for r in self.run.retrain_seeds:
                 spec = self.retrained_spec(temperature, density, seed, r)
@@ -319,9 +321,11 @@ class Grid:
                                                f"of this grid (--objective {self.method} --stages retrain)")
                 history = pd.read_csv(self.paths.metrics_csv(spec))
                 tested = history["test_accuracy"].dropna().tail(self.run.test_error_epochs)
+                trained = history["train_accuracy"].dropna().tail(1)
                 rows.append(dict(objective=self.method, knob=self.cfg.knob, temperature=temperature, density=density,
                                  dense_seed=seed, retrain_seed=r,
-                                 test_error=float(1 - tested.mean()) if len(tested) else np.nan))
+                                 test_error=float(1 - tested.mean()) if len(tested) else np.nan,
+                                 at_chance=bool(len(trained)) and float(trained.iloc[0]) <= chance))
         return pd.DataFrame(rows)
 
 

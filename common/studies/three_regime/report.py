@@ -1,13 +1,13 @@
 """The grid's tables and phase plots, per objective: grid.csv (one row per cell and retrain-seed pair, each row
-carrying its cell's regime), cells.csv (one row per cell: means with intervals over the dense seeds, the regime),
-the five heatmaps and report.md."""
+carrying its cell's regime), cells.csv (one row per cell: means with intervals by the jackknife over seeds, the
+regime), the five heatmaps and report.md."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 from common.io import upsert_csv, write_text
-from common.metrics.connectivity import cell_interval, frankle_barrier, regimes, zhou_barrier
+from common.metrics.connectivity import MIN_SEEDS, cell_interval, frankle_barrier, regimes, zhou_barrier
 from common.plots.phase import plot_phase
 from common.studies.three_regime.config import STUDY
 
@@ -40,19 +40,28 @@ def pair_table(errors: pd.DataFrame, connectivity: pd.DataFrame, cka: pd.DataFra
                    for t, d, s, a, b in zip(table["temperature"], table["density"], table["dense_seed"], seeds[0],
                                             seeds[1])]
     table["test_error"] = pd.Series(pair_errors, index=table.index).fillna(table["endpoint_test_error"])  # SupCon
+    collapsed = errors.set_index(["temperature", "density", "dense_seed", "retrain_seed"])["at_chance"]
+    table["at_chance"] = [sum(bool(collapsed.get((t, d, s, r), False)) for r in (a, b))
+                          for t, d, s, a, b in zip(table["temperature"], table["density"], table["dense_seed"],
+                                                   seeds[0], seeds[1])]
     return table
 
 
 def cell_table(table: pd.DataFrame, cka_column: str, knob: str, threshold: float) -> pd.DataFrame:
-    """One row per cell, hottest temperature first: pairs and dense seeds, the mean test error, each barrier's
-    mean, the rule's barrier and the CKA with their intervals over the dense seeds, and the regime."""
+    """One row per cell, hottest temperature first: pairs, dense and retrain seeds, re-trained networks at chance,
+    the mean test error, each barrier's mean, the rule's barrier and the CKA with their intervals (`cell_interval`:
+    the jackknife over seeds), and the regime."""
     rows = []
     for key, cell in table.groupby(CELL, sort=False):
+        retrain_pairs = cell["retrain_seeds"].str.split("-", expand=True).astype(int).to_numpy()
+        retrain_seeds = len(np.unique(retrain_pairs))
         row = dict(zip(CELL, key), pairs=len(cell), dense_seeds=cell["dense_seed"].nunique(),
+                   retrain_seeds=retrain_seeds, at_chance=round(cell["at_chance"].sum() / (retrain_seeds - 1)),
                    test_error=cell["test_error"].mean(), barrier_theirs=cell["barrier"].mean(),
                    barrier_frankle=cell["barrier_frankle"].mean(), cka_column=cka_column)
         for name, column in (("barrier", "barrier_robust"), ("cka", cka_column)):
-            row[name], row[f"{name}_low"], row[f"{name}_high"] = cell_interval(cell[column], cell["dense_seed"], LEVEL)
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = cell_interval(cell[column], cell["dense_seed"],
+                                                                               retrain_pairs, LEVEL)
         rows.append(row)
     cells = pd.DataFrame(rows)
     cells = cells.sort_values(["temperature", "density"], ascending=[HOTTEST_FIRST[knob] == "ascending", True])
@@ -77,10 +86,13 @@ def as_grid(cells: pd.DataFrame, column: str) -> np.ndarray:
 
 def caption(knob: str, threshold: float, cka_column: str, cells: pd.DataFrame) -> str:
     """The regime rule as the figure and the report state it."""
-    seeds = int(cells["dense_seeds"].min())
+    dense, retrain = int(cells["dense_seeds"].min()), int(cells["retrain_seeds"].min())
     curve = "train error" if cka_column == "cka_softmax" else "k-NN test error"
-    intervals = (f"{LEVEL:.0%} t intervals over the {seeds} dense seeds (each seed's mean over its retrain pairs)"
-                 if seeds >= 2 else "intervals over the dense seeds: one dense seed gives none, so no regime (n/a)")
+    intervals = (f"{LEVEL:.0%} intervals over the pairs of {dense} dense x {retrain} retrain seeds by the jackknife "
+                 f"over seeds of both kinds (dense and retrain seeds' delete-one variances summed, t on "
+                 f"{min(dense, retrain) - 1} df)" if min(dense, retrain) >= MIN_SEEDS else
+                 f"intervals by the jackknife over seeds: {dense} dense x {retrain} retrain seeds give none (it needs "
+                 f"{MIN_SEEDS} of each), so no regime (n/a)")
     return (f"Regimes by stated rules (ours; theirs are hand-drawn), on {intervals}. I: the barrier's interval lies "
             f"below {threshold:g} (m − e(t*) of the {curve}, a path within its endpoints' range counting 0). II-B: in "
             f"a density column, among the other cells, the {cka_column} interval lies above that of the column's "
@@ -103,7 +115,7 @@ def write_report(paths, dataset: str, tables: dict[str, pd.DataFrame], knob: str
                    as_grid(cells, "regime"), f"{objective}: {dataset}", TEMPERATURE_LABELS[knob], text,
                    paths.study_file(dataset, STUDY, figure))
         lines += [f"## {objective}", "", text, "", _regime_table(cells), "", f"![phase plot]({figure})", "",
-                  "Cells (means over their pairs; intervals over the dense seeds):", "", _cell_table(cells), ""]
+                  "Cells (means over their pairs with their intervals; networks whose re-training ended at chance):", "", _cell_table(cells), ""]
     upsert_csv(paths.study_file(dataset, STUDY, "grid.csv"), pd.concat(all_pairs, ignore_index=True), KEYS)
     upsert_csv(paths.study_file(dataset, STUDY, "cells.csv"), pd.concat(all_cells, ignore_index=True), CELL)
     path = paths.study_file(dataset, STUDY, "report.md")
@@ -116,10 +128,10 @@ PANEL_COLUMNS = {"test_error": "test_error", "normalized_test_error": "normalize
 
 
 def _cell_table(cells: pd.DataFrame) -> str:
-    rows = ["| temperature | density | pairs | test error | barrier (rule) [interval] | theirs | Frankle's | CKA "
-            "[interval] | regime |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| temperature | density | pairs | at chance | test error | barrier (rule) [interval] | theirs | "
+            "Frankle's | CKA [interval] | regime |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells.itertuples(index=False):
-        rows.append(f"| {c.temperature:g} | {100 * c.density:g} % | {c.pairs} | {c.test_error:.4f} | "
+        rows.append(f"| {c.temperature:g} | {100 * c.density:g} % | {c.pairs} | {c.at_chance} | {c.test_error:.4f} | "
                     f"{c.barrier:+.4f} [{c.barrier_low:+.4f}, {c.barrier_high:+.4f}] | {c.barrier_theirs:+.4f} | "
                     f"{c.barrier_frankle:+.4f} | {c.cka:.4f} [{c.cka_low:.4f}, {c.cka_high:.4f}] | {c.regime} |")
     return "\n".join(rows)
