@@ -132,9 +132,16 @@ def _cell_table(cells: pd.DataFrame) -> str:
             "Frankle's | CKA [interval] | regime |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells.itertuples(index=False):
         rows.append(f"| {c.temperature:g} | {100 * c.density:g} % | {c.pairs} | {c.at_chance} | {c.test_error:.4f} | "
-                    f"{c.barrier:+.4f} [{c.barrier_low:+.4f}, {c.barrier_high:+.4f}] | {c.barrier_theirs:+.4f} | "
-                    f"{c.barrier_frankle:+.4f} | {c.cka:.4f} [{c.cka_low:.4f}, {c.cka_high:.4f}] | {c.regime} |")
+                    f"{_with_interval(c.barrier, c.barrier_low, c.barrier_high, '+.4f')} | {c.barrier_theirs:+.4f} | "
+                    f"{c.barrier_frankle:+.4f} | {_with_interval(c.cka, c.cka_low, c.cka_high, '.4f')} | {c.regime} |")
     return "\n".join(rows)
+
+
+def _with_interval(value: float, low: float, high: float, form: str) -> str:
+    """'-0.1450 [-0.5240, +0.2340]', or the value alone with '(no interval)' (too few seeds)."""
+    if np.isnan(low):
+        return f"{value:{form}} (no interval)"
+    return f"{value:{form}} [{low:{form}}, {high:{form}}]"
 
 
 def _regime_table(cells: pd.DataFrame) -> str:
