@@ -7,23 +7,20 @@ import json
 import platform
 from pathlib import Path
 
+import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from common.errors import CheckpointError
 from common.io import atomic_path
 
 FORMAT = "prune-contrastive/1"
 MASK_PREFIX = "mask::"
 
 
-class CheckpointError(Exception):
-    """A checkpoint that is missing, unreadable or of another configuration: one line naming it and the fix."""
-
-
 def library_versions() -> dict:
-    import numpy
-    return {"torch": torch.__version__, "numpy": numpy.__version__, "python": platform.python_version()}
+    return {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
 def runtime_info(device: torch.device) -> dict:
@@ -41,7 +38,6 @@ def save_model(path: Path, state: dict[str, torch.Tensor], meta: dict, masks: di
 
 
 def read_meta(path: Path) -> dict:
-    from safetensors import safe_open
     try:
         with safe_open(str(path), framework="pt") as fh:
             header = fh.metadata() or {}

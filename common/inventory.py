@@ -3,7 +3,8 @@ read from checkpoint headers only, and one row per population. `python reproduce
 populations and writes the models to logs/models.csv; the training stages write their (dataset, method)'s part.
 
 Provenance of a model: `ok`; `mixed recipe` (its population holds another recipe's members, more of them);
-`parent retrained` (a parent it was made from is on disk now with another recipe); `parent missing`.
+`parent retrained` (a parent it was made from is on disk now with another recipe); `parent missing`;
+`unreadable` (a file of it cannot be read: it is listed from its file name, and counts as not ok).
 """
 from __future__ import annotations
 
@@ -15,28 +16,49 @@ import pandas as pd
 from common import checkpoint as ckpt
 from common.paths import Paths
 from common.provenance import member_fingerprint, parents_of, recipe_groups
-from common.spec import METHOD_DIRS, ModelSpec
+from common.engine.objectives import METHODS
+from common.spec import ModelSpec, spec_from_filename
+from common.errors import CheckpointError
 
 log = logging.getLogger("prune")
 POPULATION = ["study", "dataset", "method", "arch", "pruning", "sparsity", "knobs"]
 
 
-def model_metas(paths: Paths, dataset: str | None = None, method: str | None = None) -> dict[ModelSpec, dict]:
-    """{spec: metadata of its last part} of every finished model under `paths` (or one dataset and method's);
-    an unreadable file is skipped with a warning naming it."""
-    folders = {v: k for k, v in METHOD_DIRS.items()}
+def model_files(paths: Paths) -> list:
+    """The file that marks each model finished (its last part: the classifier of a two-part model), under
+    models/<dataset>/<Method>/ (the first study's) and models/<dataset>/<study>/<Method>/."""
+    folders = {o.folder: o for o in METHODS.values()}
+    files = []
+    for path in sorted([*paths.models.glob("*/*/*.safetensors"), *paths.models.glob("*/*/*/*.safetensors")]):
+        if path.parent.name.startswith("."):  # .failed/, .rewind/: never a finished model
+            continue
+        objective = folders.get(path.parent.name)
+        last = objective.parts[-1] if objective else "model"
+        if last == "model" or path.name.endswith(f"_{last}.safetensors"):
+            files.append(path)
+    return files
+
+
+def model_metas(paths: Paths, dataset: str | None = None, method: str | None = None,
+                unreadable: dict | None = None) -> dict[ModelSpec, dict]:
+    """{spec: metadata of its last part} of every finished model under `paths` (or one dataset and method's of
+    the first study). A file that cannot be read is left out with a warning naming it, and put in `unreadable`
+    ({spec from its file name: the error}) when given."""
     metas = {}
-    for path in sorted(paths.models.glob("*/*/*.safetensors")):
+    for path in model_files(paths):
         if (dataset, method) != (None, None) and path.parent != paths.model_dir(dataset, method):
             continue
-        if folders.get(path.parent.name, "supervised") != "supervised" \
-                and not path.name.endswith("_classifier.safetensors"):
-            continue  # a two-part model (SupCon, a pretext) counts once, by its classifier (written last)
         try:
             meta = ckpt.read_meta(path)
             spec = ModelSpec.from_meta(meta["spec"])
-        except (ckpt.CheckpointError, TypeError, KeyError) as err:
-            log.warning("not listed: %s (%s)", path, err)
+            for part in paths.checkpoints(spec)[:-1]:  # a two-part model's other part reads too
+                if part.is_file():
+                    ckpt.read_meta(part)
+        except (CheckpointError, TypeError, KeyError) as err:
+            log.warning("unreadable: %s (%s)", path, err)
+            named = spec_from_filename(path.name)
+            if unreadable is not None and named is not None:
+                unreadable[named] = err
             continue
         if all(p.is_file() for p in paths.checkpoints(spec)):
             metas[spec] = meta
@@ -64,7 +86,8 @@ def provenance(metas: dict[ModelSpec, dict]) -> dict[ModelSpec, str]:
 
 def models_table(paths: Paths, dataset: str | None = None, method: str | None = None) -> pd.DataFrame:
     """One row per finished model, pandas-loadable; sorted by population and seed."""
-    metas = model_metas(paths, dataset, method)
+    unreadable = {}
+    metas = model_metas(paths, dataset, method, unreadable)
     status = provenance(metas)
     rows = [dict(**dict(zip(POPULATION, _population(spec))), seed=spec.seed, name=spec.name,
                  fingerprint=member_fingerprint(meta), test_accuracy=meta.get("test_accuracy"),
@@ -73,6 +96,9 @@ def models_table(paths: Paths, dataset: str | None = None, method: str | None = 
                  device=(meta.get("runtime") or {}).get("device"),
                  file=paths.checkpoint(spec, spec.parts[-1]).name)
             for spec, meta in metas.items()]
+    rows += [dict(**dict(zip(POPULATION, _population(spec))), seed=spec.seed, name=spec.name, fingerprint="",
+                  test_accuracy=None, provenance="unreadable", file=paths.checkpoint(spec, spec.parts[-1]).name)
+             for spec in unreadable]
     if not rows:
         return pd.DataFrame(columns=[*POPULATION, "seed", "name", "fingerprint", "test_accuracy", "provenance"])
     return pd.DataFrame(rows).sort_values([*POPULATION, "seed"], kind="stable").reset_index(drop=True)

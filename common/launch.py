@@ -11,15 +11,17 @@ task skips what is on disk).
 from __future__ import annotations
 
 import logging
+import pickle
 import shlex
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from common.cli import UsageError
 from common.config import help_field
+from common.errors import Preempted, UsageError
 
 log = logging.getLogger("prune")
 LAUNCHERS = ("local", "slurm")
@@ -96,9 +98,7 @@ class Requeueable:
         self.task = task
 
     def __call__(self):
-        import submitit
-
-        from common.engine.hooks import Preempted
+        import submitit  # optional, and only a Slurm run needs it
 
         try:
             return self.task.function(*self.task.args)
@@ -108,14 +108,14 @@ class Requeueable:
             sys.exit(0)  # no result file: the job is not over (submitit's own requeue exits the same way)
 
     def checkpoint(self, *args, **kwargs):
-        import submitit
+        import submitit  # optional, and only a Slurm run needs it
 
         return submitit.helpers.DelayedSubmission(self)
 
 
 def run_slurm(stages: list[Stage], launch: LaunchConfig, folder: Path, poll_seconds: float = 2.0) -> list:
     """Submit every stage as a job array depending on the previous one, wait for all, report failures."""
-    import submitit
+    import submitit  # optional, and only a Slurm run needs it
 
     logging.getLogger("submitit").setLevel(logging.ERROR)  # without accounting, sacct's errors are noise
     folder.mkdir(parents=True, exist_ok=True)
@@ -155,8 +155,6 @@ def _additional(launch: LaunchConfig) -> dict:
 def _wait(submitted: list, poll_seconds: float) -> list:
     """Wait for every job; a failed one is one line with its log and command, and what depended on it is
     cancelled. -> the finished tasks' results."""
-    import subprocess
-
     results, pending = [], list(submitted)
     while pending:
         time.sleep(poll_seconds)
@@ -181,8 +179,6 @@ def _wait(submitted: list, poll_seconds: float) -> list:
 
 def _outcome(job) -> tuple[str, object]:
     """('success', result) or ('error', the error's last line) from the job's result file."""
-    import pickle
-
     with open(job.paths.result_pickle, "rb") as handle:
         outcome, value = pickle.load(handle)
     if outcome == "success":

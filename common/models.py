@@ -10,11 +10,11 @@ conv2 outputs, per group its output.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from common.engine.objectives import OBJECTIVES, Heads
 
 
 def _pool(x: torch.Tensor) -> torch.Tensor:
@@ -231,26 +231,6 @@ ENCODERS = {
 }
 
 
-@dataclass(frozen=True)
-class Heads:
-    """The heads a learning method trains on top of the encoder, besides the label classifier (which every network
-    has, so a ticket re-trained on labels and a linear probe find one)."""
-
-    projection: str | None = None  # 'mlp' (SupCon, SimCLR: Linear-ReLU-Linear) | 'linear' (NPID, Exemplar) | None
-    rotation: bool = False  # a 4-way rotation classifier (RotNet, S4L)
-
-
-# A method (common.spec.METHOD_DIRS) and its heads. NPID's embedding is Wu et al.'s linear layer to 128-d; the
-# Exemplar (triplet) embedding uses the same linear layer.
-HEADS = {
-    "supervised": Heads(), "few_labels": Heads(),
-    "supcon": Heads("mlp"), "simclr": Heads("mlp"),
-    "exemplar": Heads("linear"), "npid": Heads("linear"),
-    "rotnet": Heads(rotation=True), "s4l": Heads(rotation=True),
-}
-ROTATIONS = 4
-
-
 class Network(nn.Module):
     """Encoder + linear classifier (+ the method's heads: a projection, a rotation classifier).
 
@@ -275,7 +255,7 @@ class Network(nn.Module):
                 nn.init.zeros_(m.bias)
         self.rotation = None
         if heads.rotation:
-            self.rotation = nn.Linear(dim, ROTATIONS)
+            self.rotation = nn.Linear(dim, heads.rotation)
             nn.init.zeros_(self.rotation.bias)
 
     def forward(self, x, mode: str = "logits"):
@@ -298,7 +278,14 @@ class Network(nn.Module):
 def build_network(arch: str, method: str, num_classes: int = 10, projection_dim: int = 128) -> Network:
     if arch not in ENCODERS:
         raise ValueError(f"unknown arch {arch!r}: use one of {sorted(ENCODERS)}")
-    return Network(arch, num_classes, projection_dim, HEADS[method])
+    return Network(arch, num_classes, projection_dim, OBJECTIVES[method].heads)
+
+
+def seeded_network(arch: str, method: str, num_classes: int, projection_dim: int, seed: int) -> Network:
+    """The network of `method` whose initial weights are drawn after torch.manual_seed(seed): every study's fresh
+    member of that seed."""
+    torch.manual_seed(seed)
+    return build_network(arch, method, num_classes, projection_dim)
 
 
 def part_of(name: str) -> str:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import torch
 
-from common.cli import UsageError
+from common.errors import UsageError
 
 MODEL_BYTES_FACTOR = 4
 ANALYSIS_BYTES = 64 * 2**20
@@ -73,8 +74,6 @@ def _size(n: float) -> str:
 
 def check_slurm() -> None:
     """Before submitting: Slurm's commands are here and its controller answers, or one line saying so."""
-    import subprocess
-
     if shutil.which("sbatch") is None:
         raise UsageError("--launcher slurm: sbatch is not on this machine's PATH; run on a Slurm login node, or use "
                          "--launcher local")

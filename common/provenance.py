@@ -10,12 +10,35 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 from common import checkpoint as ckpt
-from common.cli import UsageError
-from common.commands import recipe_flags
-from common.recipe import differences, fingerprint, recipe_of
+from common.errors import CheckpointError, UsageError
+from common.recipe import differences, fingerprint, recipe_flags, recipe_of
 from common.spec import ModelSpec
+
+
+Retrain = Callable[[ModelSpec, "dict | None", object], str]  # a study's command that makes a model again
+
+
+def retrain_hint(spec: ModelSpec, recipe: dict | None, paths, retrain: Retrain | None) -> str:
+    """'retrain it with `<command>`' (its study's command, when the caller knows its study), or 'retrain it'."""
+    return f"retrain it with `{retrain(spec, recipe, paths)}`" if retrain else "retrain it"
+
+
+def read_member_meta(paths, spec: ModelSpec, part: str, recipe: dict | None = None,
+                     retrain: Retrain | None = None) -> dict:
+    """The metadata of one file of a model; an unreadable one is a CheckpointError that says how to make it again
+    (with `recipe`, the recipe it should have)."""
+    path = paths.checkpoint(spec, part)
+    try:
+        return ckpt.read_meta(path)
+    except CheckpointError as err:
+        if retrain is None or not path.is_file():
+            raise
+        reason = err.__context__ or err
+        raise CheckpointError(f"{path} is unreadable or corrupt ({type(reason).__name__}: {reason}): delete it and "
+                              f"{retrain_hint(spec, recipe, paths, retrain)}") from None
 
 
 def member_fingerprint(meta: dict, keys: set | None = None) -> str:
@@ -79,16 +102,16 @@ def refuse_mixed(label: str, metas: dict[ModelSpec, dict], fix) -> None:
                      f"({'; '.join(changed)}); {fix(minor, recipe_of(metas[major[0]]))}")
 
 
-def read_metas(paths, specs: list[ModelSpec]) -> dict[ModelSpec, dict]:
-    """{spec: metadata of its last part} (headers only); a file holding another model than its name says is a
-    CheckpointError naming it."""
+def read_metas(paths, specs: list[ModelSpec], retrain: Retrain | None = None) -> dict[ModelSpec, dict]:
+    """{spec: metadata of its last part} (headers only); a file that cannot be read, or that holds another model
+    than its name says, is a CheckpointError naming it (with `retrain`, and the command that makes it again)."""
     metas = {}
     for spec in specs:
         path = paths.checkpoint(spec, spec.parts[-1])
-        metas[spec] = ckpt.read_meta(path)
+        metas[spec] = read_member_meta(paths, spec, spec.parts[-1], retrain=retrain)
         held = ModelSpec.from_meta(metas[spec]["spec"])
         if held != spec:
-            raise ckpt.CheckpointError(f"{path} holds {held.name} (a {held.arch} {held.dataset} model), not what its "
+            raise CheckpointError(f"{path} holds {held.name} (a {held.arch} {held.dataset} model), not what its "
                                        f"name says: delete it or retrain it")
     return metas
 

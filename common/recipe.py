@@ -56,3 +56,35 @@ def differences(stored: dict, wanted: dict) -> list[str]:
 
 def _shown(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+# ---- a recipe as the flags that ask for it ---------------------------------------------------------------
+
+def value_text(value) -> str:
+    """A flag's value as typed: 0.5 -> '0.5', 1e-05 -> '1e-05' (the shortest text that parses back exactly),
+    a list -> the comma form the flags take."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(value_text(v) for v in value)
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)
+
+
+def flag(name: str, value) -> list[str]:
+    """One flag as argv: ['--epochs', '2'], ['--no-vertical_flip'], ['--lr_milestones'] (an empty list)."""
+    if isinstance(value, bool):
+        return [f"--{name}" if value else f"--no-{name}"]
+    if isinstance(value, (list, tuple)):
+        return [f"--{name}", value_text(value)] if value else [f"--{name}"]
+    if value is None:
+        raise ValueError(f"--{name}: 'none' cannot be asked on the command line")
+    return [f"--{name}", value_text(value)]
+
+
+def recipe_flags(recipe: dict, baseline: dict, skip: tuple = ()) -> str:
+    """' --epochs 2 --no-vertical_flip …': the flags that turn `baseline` into `recipe` (fields in `skip` left to
+    the caller, e.g. those a script takes from its name)."""
+    recipe, baseline = plain(recipe), plain(baseline)
+    return "".join(" " + " ".join(flag(key, value)) for key, value in recipe.items()
+                   if key not in skip and value is not None and baseline.get(key) != value)

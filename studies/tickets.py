@@ -1,8 +1,21 @@
 """Caron et al. 2020's winning tickets for one pruning objective: `python studies/tickets.py --preset demo
 --objective supcon` (see README.md, "Winning tickets"). `python reproduce.py --study tickets` runs every objective
 and the report."""
+import os
+import signal
 import sys
-from pathlib import Path
+
+
+def interrupted_while_starting(*_):
+    """Ctrl-C while the libraries below load (seconds): one line, exit 130; run_main handles it from then on."""
+    print(f"{sys.argv[0]}: interrupted (Ctrl-C) while starting; nothing was done", file=sys.stderr)
+    os._exit(130)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, interrupted_while_starting)
+
+from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's packages, from any folder
 

@@ -7,11 +7,11 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from common.studies.corti2022 import training as run_training
 from common.data.augment import SupervisedAugment
-from common.cli import UsageError
+from common.errors import UsageError
 from common.studies.corti2022.config import preset_config
 from common.data.digits import load_digits
 from common.models import build_network
-from common.paths import Paths
+from common.studies.corti2022.paths import CortiPaths
 from common.spec import ModelSpec
 from common.metrics.prediction_depth import prediction_depth
 from common.studies.corti2022.depth import augmented_probes, main
@@ -29,7 +29,7 @@ def sup_paths(tmp_path_factory):
     run_training.main("supervised", DEMO + ["--index_start", "0", "--index_end", "1", "--pruning_percentages",
                                             "0.0,0.5", "--epochs", "1", "--lr_milestones", "1", "--output_root",
                                             str(root)])
-    return Paths(root)
+    return CortiPaths(root)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def untrained_supcon(root):
     """Seeded, untrained SupCon checkpoints, seeds 0-1, stored as dense and again as 'gmp_late 0.5' (the same
     weights): the stage only needs files it can load, and writing them costs nothing next to a SupCon epoch (the
     supervised fixture covers trained models). Identical populations make no PIEs and identical depths."""
-    paths = Paths(root)
+    paths = CortiPaths(root)
     cfg = preset_config("supcon", "demo")
     for pruning, sparsity in (("dense", 0.0), ("gmp_late", 0.5)):
         for seed in (0, 1):

@@ -20,8 +20,8 @@ from common.models import build_network
 from common.pruning.criteria import CRITERIA, prune_once
 from common.pruning.masks import Masks
 from common.pruning.pools import POOLS
-from common.spec import PRUNINGS, ModelSpec, spec_from_filename
-from common.commands import population_command
+from common.spec import ModelSpec, spec_from_filename
+from common.studies.corti2022.commands import PRUNINGS, population_command
 from common.studies.corti2022.config import RunConfig
 
 
@@ -77,7 +77,7 @@ def test_pools_never_hold_batchnorm_or_the_projection_head():
 
 
 def test_registries_build_what_they_name():
-    assert set(OBJECTIVES) >= {"ce", "supcon", "linear"} and "sgd" in OPTIMIZERS
+    assert set(OBJECTIVES) >= {"supervised", "supcon", "linear"} and "sgd" in OPTIMIZERS
     supcon = make_objective("supcon", temperature=0.1, base_temperature=0.1)
     assert supcon.loss.temperature == 0.1 and not supcon.reports_accuracy
 
@@ -119,12 +119,12 @@ def test_corti_identity_is_stored_as_before_and_knobs_get_readable_names():
         replace(plain, knobs=(("rewind_step", 5),))
 
 
-@pytest.mark.parametrize("pruning", [p for p, name in PRUNINGS.items() if p != "gmp_custom" and name.study == "corti2022"])
+@pytest.mark.parametrize("pruning", [p for p in PRUNINGS if p != "gmp_custom"])
 def test_every_pruning_name_has_a_command_that_asks_for_it(pruning):
-    command = population_command("supcon", pruning, 0.7, " --preset demo")
-    script = "clr_pruning_finetune.py" if PRUNINGS[pruning].made_by == "finetune" else "clr_training.py"
-    assert command.startswith(script) and command.endswith("--pruning_percentages 0.7")
-    assert PRUNINGS[pruning].flags in command
+    command = population_command("supcon", pruning, 0.7, "digits", "wrn10_1", [0], "demo")
+    script = "clr_pruning_finetune.py" if PRUNINGS[pruning].made_by == "pruning_finetune" else "clr_training.py"
+    assert command.startswith(f"python {script} --preset demo") and "--pruning_percentages 0.7 " in command
+    assert all(f"--{name} {value}" in command for name, value in PRUNINGS[pruning].asks)
 
 
 # ---- hooks and inference ---------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def test_every_pruning_name_has_a_command_that_asks_for_it(pruning):
 def _job(snapshot_steps=()):
     network = build_network("wrn10_1", "supervised")
     names = tuple(n for n, _ in network.named_parameters())
-    phase = Phase("train", make_objective("ce"), 2, 16, 0.05, momentum=0.9, weight_decay=0.0, trainable=names,
+    phase = Phase("train", make_objective("supervised"), 2, 16, 0.05, momentum=0.9, weight_decay=0.0, trainable=names,
                   augment=SupervisedAugment(padding=1), snapshot_steps=snapshot_steps)
 
     def networks():

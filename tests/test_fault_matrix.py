@@ -19,12 +19,15 @@ import torch
 
 from common import preflight
 from common.engine import objectives
-from common.studies.corti2022 import depth as run_depth, finetune as run_finetune, pies as run_pies, reproduce, \
+from common.studies.corti2022 import depth as run_depth, pies as run_pies, pruning_finetune as run_finetune, reproduce, \
     training as run_training
-from common.checkpoint import CheckpointError, load_model, read_meta
-from common.cli import UsageError, run_main
+from common.checkpoint import load_model, read_meta
+from common.errors import CheckpointError
+from common.cli import run_main
+from common.errors import UsageError
 from common.paths import Paths
 from common.spec import ModelSpec
+from common.studies.corti2022.commands import retrain_command
 from common.zoo import finished_specs, load_member, load_population, load_readable_population
 
 from conftest import ZOO_FLAGS
@@ -242,8 +245,8 @@ def assert_skip_warned(caplog, path: Path) -> None:
 
 def test_finished_specs_skips_truncated_files_and_names_them(broken_zoo, caplog):
     paths = Paths(broken_zoo)
-    sup = finished_specs(paths, "digits", "supervised")
-    clr = finished_specs(paths, "digits", "supcon")
+    sup = finished_specs(paths, "digits", "supervised", retrain=retrain_command)
+    clr = finished_specs(paths, "digits", "supcon", retrain=retrain_command)
     assert SUP_DENSE_1 not in sup and len(sup) == 3
     assert CLR_LATE_0 not in clr and len(clr) == 3
     assert_skip_warned(caplog, paths.checkpoint(SUP_DENSE_1))
@@ -254,10 +257,26 @@ def test_finished_specs_skips_truncated_files_and_names_them(broken_zoo, caplog)
     assert any(hint in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("script", ["sup_pie_kmodels_detection", "clr_pie_kmodels_detection", "sup_prediction_depth",
+                                    "clr_prediction_depth"])
+def test_an_analysis_refuses_a_population_with_an_unreadable_member(broken_zoo, capsys, script):
+    """Issue 31: a corrupt member is a failure, not a smaller population: one line naming the file and the command
+    that retrains it, exit 2, nothing written."""
+    paths = Paths(broken_zoo)
+    broken = paths.checkpoint(SUP_DENSE_1) if script.startswith("sup") else paths.checkpoint(CLR_LATE_0, "encoder")
+    before = snapshot(broken_zoo)
+    line = run_bad(script, base_args(broken_zoo) + ["--no-compare"] * ("pie" in script), capsys)
+    assert str(broken) in line and "retrain them with `python " in line and "--allow_missing_members" in line, line
+    command = re.findall(r"`(python [^`]+)`", line)[0]
+    assert "--index_start 1 --index_end 1" in command if script.startswith("sup") else "--index_start 0" in command
+    assert snapshot(broken_zoo) == before
+
+
 @pytest.mark.parametrize("method", ["supervised", "supcon"])
 def test_pie_stage_skips_the_broken_model_and_says_so(broken_zoo, caplog, method):
     paths = Paths(broken_zoo)
-    summary = run_pies.main(method, base_args(broken_zoo) + ["--max_pie_images", "4", "--no-compare"])
+    summary = run_pies.main(method, base_args(broken_zoo) + ["--max_pie_images", "4", "--no-compare",
+                                                             "--allow_missing_members"])
     row = summary.set_index(["pruning", "sparsity"]).iloc[0]
     if method == "supervised":
         assert (row["dense_models"], row["pruned_models"]) == (1, 2)
@@ -270,7 +289,8 @@ def test_pie_stage_skips_the_broken_model_and_says_so(broken_zoo, caplog, method
 @pytest.mark.parametrize("method", ["supervised", "supcon"])
 def test_depth_stage_skips_the_broken_model_and_says_so(broken_zoo, caplog, method):
     paths = Paths(broken_zoo)
-    summary = run_depth.main(method, base_args(broken_zoo) + ["--prediction_depth_models", "2"])
+    summary = run_depth.main(method, base_args(broken_zoo) + ["--prediction_depth_models", "2",
+                                                              "--allow_missing_members"])
     row = summary.iloc[0]
     if method == "supervised":
         assert (row["depth_models_dense"], row["depth_models_pruned"]) == (1, 2)
@@ -290,7 +310,7 @@ def test_file_broken_after_listing_is_an_error_or_a_skip(zoo_copy, caplog):
     with pytest.raises(CheckpointError) as error:
         load_population(paths, dense)
     assert str(broken) in str(error.value) and "\n" not in str(error.value)
-    pop, metas, loaded = load_readable_population(paths, dense)
+    pop, metas, loaded = load_readable_population(paths, dense, retrain=retrain_command)
     assert loaded == dense[1:] and pop.size == 1 and [m["spec"]["seed"] for m in metas] == [1]
     assert any(dense[0].name in r.getMessage() and "clr_training.py" in r.getMessage() for r in caplog.records)
     assert load_population(paths, dense, skip_unreadable=True)[0].size == 1

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from common import checkpoint as ckpt
-from common.studies.corti2022 import finetune as run_finetune, training as run_training
+from common.studies.corti2022 import pruning_finetune as run_finetune, training as run_training
 from common.cli import run_main
-from common.paths import REPO_ROOT, Paths
+from common.paths import REPO_ROOT
+from common.studies.corti2022.paths import CortiPaths
 from common.spec import ModelSpec
 
 # One epoch everywhere keeps the module in seconds; accuracy is not the point here.
@@ -67,7 +68,7 @@ def pool_names(method, prune_bias=True):
 
 
 def test_supervised_global_exact_sparsity_summary_and_rerun(root):
-    paths = Paths(root)
+    paths = CortiPaths(root)
     results = finetune("supervised", root, "--pruning_percentages", "0.5,0.9", "--population_size", "2")
     assert len(results) == 4 and not any(r["failed"] for r in results)
     dense_meta = ckpt.read_meta(paths.checkpoint(ModelSpec("supervised", "wrn10_1", "digits", "dense", 0.0, 0)))
@@ -88,7 +89,7 @@ def test_supervised_global_exact_sparsity_summary_and_rerun(root):
 
 
 def test_supcon_end_to_end_and_representation(root):
-    paths = Paths(root)
+    paths = CortiPaths(root)
     finetune("supcon", root, "--pruning_percentages", "0.9")
     finetune("supcon", root, "--pruning_percentages", "0.5", "--finetune_mode", "representation",
              "--pruning_method", "random", "--no-prune_bias")
@@ -108,7 +109,7 @@ def test_supcon_end_to_end_and_representation(root):
 
 
 def test_layerwise_prunes_every_tensor_to_the_target(root):
-    paths = Paths(root)
+    paths = CortiPaths(root)
     finetune("supervised", root, "--pruning_percentages", "0.7", "--pruning_method", "layerwise",
              "--models_number", "1")
     spec = ModelSpec("supervised", "wrn10_1", "digits", "layerwise", 0.7, 0)
@@ -141,8 +142,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(root, capsys, flags,
 
 def test_checkpoint_of_another_arch_is_named(root, tmp_path):
     """A dense file whose name promises wrn16_2 but holds a wrn10_1 model: exit 2 naming it (as a script)."""
-    src = Paths(root).checkpoint(ModelSpec("supervised", "wrn10_1", "digits", "dense", 0.0, 0))
-    fake = Paths(tmp_path).checkpoint(ModelSpec("supervised", "wrn16_2", "digits", "dense", 0.0, 0))
+    src = CortiPaths(root).checkpoint(ModelSpec("supervised", "wrn10_1", "digits", "dense", 0.0, 0))
+    fake = CortiPaths(tmp_path).checkpoint(ModelSpec("supervised", "wrn16_2", "digits", "dense", 0.0, 0))
     fake.parent.mkdir(parents=True)
     shutil.copy(src, fake)
     before = snapshot(tmp_path)

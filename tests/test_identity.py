@@ -12,15 +12,18 @@ import pytest
 import torch
 
 from common import checkpoint as ckpt
-from common.cli import UsageError
+from common.errors import UsageError
 from common.config import JobConfig
+from common.engine.precision import amp_enabled
 from common.log import progress
-from common.paths import REPO_ROOT, Paths
+from common.paths import REPO_ROOT
+from common.studies.corti2022.paths import CortiPaths
 from common.spec import ModelSpec
-from common.studies.corti2022 import depth as run_depth, finetune as run_finetune, pies as run_pies, reproduce, \
+from common.studies.corti2022 import depth as run_depth, pies as run_pies, pruning_finetune as run_finetune, reproduce, \
     training as run_training
 from common.zoo import finished_specs
 
+import reproduce as reproduce_py
 from conftest import ZOO_FLAGS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -35,12 +38,12 @@ FINETUNE = ["--preset", "demo", "--epochs", "1", "--no-progress"]
 PIES = ["--preset", "demo", "--models_number", "2", "--max_pie_images", "2", "--no-compare", "--no-progress"]
 
 
-def zoo(tiny_zoo, tmp_path) -> Paths:
+def zoo(tiny_zoo, tmp_path) -> CortiPaths:
     shutil.copytree(tiny_zoo, tmp_path / "zoo")
-    return Paths(tmp_path / "zoo")
+    return CortiPaths(tmp_path / "zoo")
 
 
-def train(method: str, paths: Paths, *flags: str):
+def train(method: str, paths: CortiPaths, *flags: str):
     return run_training.main(method, [*ZOO_FLAGS[method], "--output_root", str(paths.root), *flags])
 
 
@@ -124,7 +127,7 @@ def test_a_population_never_mixes_recipes(tiny_zoo, tmp_path):
     assert not paths.checkpoint(dense("supervised", 2)).exists()
     # a population mixed by hand (files copied in from another root) is refused by the analyses, and the
     # printed fix, run as printed, repairs it
-    other = Paths(tmp_path / "other")
+    other = CortiPaths(tmp_path / "other")
     train("supervised", other, "--index_start", "2", "--index_end", "2", "--pruning_percentages", "0.0",
           "--epochs", "2")
     shutil.copy(other.checkpoint(dense("supervised", 2)), paths.checkpoint(dense("supervised", 2)))
@@ -164,7 +167,7 @@ def test_the_no_pruned_population_hint_trains_one_like_the_dense(tiny_zoo, tmp_p
 def test_the_offline_hint_of_reproduce_is_a_flag_reproduce_takes(tmp_path, monkeypatch):
     import torchvision.datasets
 
-    from common.data import DataError
+    from common.errors import DataError
 
     def offline(*args, **kwargs):
         raise OSError("no network")
@@ -201,10 +204,14 @@ def test_help_shows_each_scripts_defaults_under_each_preset(capsys):
 # ---- finding 6: what decides bit-identity is recorded ------------------------------------------------------
 
 def test_checkpoints_record_threads_device_layout_and_versions(tiny_zoo):
-    meta = ckpt.read_meta(Paths(tiny_zoo).checkpoint(dense("supervised", 1)))
+    meta = ckpt.read_meta(CortiPaths(tiny_zoo).checkpoint(dense("supervised", 1)))
     assert meta["runtime"]["threads"] == 1 and meta["runtime"]["device"] == "cpu"
     assert (meta["runtime"]["population_index"], meta["runtime"]["population_size"]) == (1, 4)
     assert meta["versions"]["torch"] == torch.__version__
+    # the switches that change float rounding, as this device resolved them
+    cpu = torch.device("cpu")
+    assert meta["runtime"]["bf16_autocast"] == amp_enabled(None, cpu) and meta["runtime"]["channels_last"] is True
+    assert meta["runtime"]["compile"] is False and meta["runtime"]["population_execution"] == "auto"
 
 
 # ---- finding 7: the smaller ones ---------------------------------------------------------------------------
@@ -213,7 +220,7 @@ def test_a_corrupt_file_found_before_the_log_opens_is_in_the_log(tiny_zoo, tmp_p
     paths = zoo(tiny_zoo, tmp_path)
     broken = paths.checkpoint(ModelSpec("supervised", "wrn10_1", "digits", "gmp_early", 0.5, 1))
     broken.write_bytes(broken.read_bytes()[:100])
-    run_pies.main("supervised", [*PIES, "--output_root", str(paths.root)])
+    run_pies.main("supervised", [*PIES, "--allow_missing_members", "--output_root", str(paths.root)])
     [log_file] = paths.log_dir("digits", "supervised").glob("pie_kmodels_detection_*.log")
     assert f"skipping {broken}: unreadable or corrupt" in log_file.read_text()
 
@@ -241,14 +248,14 @@ def test_both_finetuning_modes_sit_side_by_side_and_every_model_is_listed(tiny_z
     listed = pd.read_csv(paths.models_csv("digits", "supcon"))
     assert set(listed["pruning"]) == {"dense", "gmp_late", "global"} and (listed["provenance"] == "ok").all()
     capsys.readouterr()
-    reproduce.main(["--list", "--output_root", str(paths.root)])
+    reproduce_py.main(["--list", "--output_root", str(paths.root)])
     out = capsys.readouterr().out
     assert "finetune-representation" in out and "10 models; 0 not ok" in out
     assert len(pd.read_csv(paths.models_csv())) == 10
 
 
 def test_data_lives_beside_the_repository_unless_a_folder_is_given(tmp_path, monkeypatch):
-    from common.paths import data_folder
+    from common.data.datasets import data_folder
 
     monkeypatch.chdir(tmp_path)
     assert JobConfig().data_dir == "" and data_folder("") == REPO_ROOT / "data"

@@ -6,7 +6,8 @@ import torch
 
 from conftest import write_tiny_cifar
 
-from common.data import DataError, load_dataset
+from common.data import load_dataset
+from common.errors import DataError
 from common.data.cifar10 import load_cifar10
 from common.data.digits import load_digits
 from common.models import build_network

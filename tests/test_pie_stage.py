@@ -11,7 +11,7 @@ from common.studies.corti2022 import training as run_training
 from common.cli import run_main
 from common.data.digits import load_digits
 from common.metrics.overlaps import overlap_counts, pairwise_overlaps, per_class_overlap
-from common.paths import Paths
+from common.studies.corti2022.paths import CortiPaths
 from common.metrics.pies import find_pies
 from common.studies.corti2022.pies import main as pie_main
 from common.engine.inference import predict
@@ -44,7 +44,7 @@ def supervised_run(root):
 
 
 def test_supervised_stage_writes_tables_and_figures(root, supervised_run):
-    paths = Paths(root)
+    paths = CortiPaths(root)
     summary = pd.read_csv(paths.pie_summary("digits", "supervised"))
     assert summary[["pruning", "sparsity"]].values.tolist() == [["gmp_early", 0.5], ["gmp_late", 0.5]]
     assert (summary["dense_models"] == 2).all() and (summary["pruned_models"] == 2).all()  # 3 asked, 2 on disk
@@ -69,7 +69,7 @@ def test_supervised_stage_writes_tables_and_figures(root, supervised_run):
 
 
 def test_pie_flags_equal_find_pies_on_fresh_predictions(root, supervised_run):
-    paths = Paths(root)
+    paths = CortiPaths(root)
     data = load_digits()
     populations = group_populations(finished_specs(paths, "digits", "supervised"))
 
@@ -86,7 +86,7 @@ def test_pie_flags_equal_find_pies_on_fresh_predictions(root, supervised_run):
 def test_supcon_stage_and_method_comparison(root, supervised_run):
     summary = pie_main("supcon", pies_args(root, "--plot_q_score", "--models_number", "3"))
     assert summary[["pruning", "sparsity", "pruned_models"]].values.tolist() == [["gmp_late", 0.5, 2]]
-    paths = Paths(root)
+    paths = CortiPaths(root)
     assert paths.pie_figure("digits", "supcon", "q_score", "gmp_late", 0.5).is_file()
     comparison = pd.read_csv(paths.pie_comparison("digits"))
     assert comparison[["pruning", "sparsity", "a", "b"]].values.tolist() == [["gmp_late", 0.5, "supervised", "SupCon"]]
@@ -112,7 +112,9 @@ def test_missing_population_is_skipped_with_a_warning(root, supervised_run, caps
 @pytest.mark.parametrize("argv,message", [
     (["--pruning_percentages", "0.3"], "no pruned supervised"),
     (["--models_number", "0"], "--models_number 0"),
-    (["--pruning_methods", "magic"], "--pruning_methods ['magic']"),
+    (["--pruning_methods", "magic,global"], "--pruning_methods magic: choose from"),  # the form the flag takes
+    # issue 31: the command suggested for a missing sparsity trains that sparsity (it said 0.9)
+    (["--pruning_percentages", "0.33"], "--pruning_percentages 0.33 --index_start 0"),
 ])
 def test_bad_requests_exit_2_with_one_line(root, argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -126,7 +128,7 @@ def test_no_population_at_all_exits_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         run_main(lambda a: pie_main("supcon", a), pies_args(tmp_path))
     assert exit_.value.code == 2
-    assert "no dense supcon wrn10_1 population" in capsys.readouterr().err
+    assert "no dense SupCon wrn10_1 population" in capsys.readouterr().err
     assert not (tmp_path / "pies").exists()
 
 

@@ -22,7 +22,7 @@ def tiny_digits():
                    test_images=data.test_images[:32], test_labels=data.test_labels[:32])
 
 
-def train(tmp_path, data, method, members, gmp, execution="auto"):
+def train(tmp_path, data, method, members, gmp, execution="auto", **switches):
     """Train `members` [(seed, sparsity)] as one population for a few steps with a GMP window inside the run."""
     # a gentle learning rate: at lr 0.1 on tiny batches training is chaotic here (a 1e-7 change of the initial
     # weights grows to 0.2 in 12 steps), which would hide real differences behind rounding noise
@@ -44,7 +44,7 @@ def train(tmp_path, data, method, members, gmp, execution="auto"):
     job = Job(specs=specs, phases=phases, make_networks=networks, config=cfg.to_dict(),
               recipes=[cfg.recipe(s.sparsity) for s in specs], final_sparsity=[s for _, s in members])
     paths = Paths(tmp_path)
-    run = RunConfig(progress=False, eval_every=100, population_execution=execution)
+    run = RunConfig(progress=False, eval_every=100, population_execution=execution, **switches)
     train_populations([(job, None)], data, torch.device("cpu"), run, paths, paths.state_dir("digits", method), "test")
     return {spec.seed: load_member(paths, spec) for spec in specs}
 
@@ -77,12 +77,17 @@ def test_member_equals_the_same_seed_trained_alone(tmp_path, tiny_digits, method
 
 
 @pytest.mark.parametrize("method", ["supervised", "supcon"])
-def test_members_run_one_after_another_equal_the_same_seed_alone_bit_for_bit(tmp_path, tiny_digits, method):
-    """The CPU's default for large per-member work: no grouped convolution, so no rounding apart (float32)."""
+@pytest.mark.parametrize("switches", [dict(amp=False, channels_last=False), dict(amp=True, channels_last=True)],
+                         ids=["fp32", "bf16-channels_last"])
+def test_members_run_one_after_another_equal_the_same_seed_alone_bit_for_bit(tmp_path, tiny_digits, method,
+                                                                             switches):
+    """The CPU's default for large per-member work: no grouped convolution, so no rounding apart, in float32 and
+    under bf16 autocast with channels_last (the default on a CPU with native bf16)."""
     members, gmp = [(0, 0.0), (1, 0.5)], (1, 7, 2)
-    together = train(tmp_path / "together", tiny_digits, method, members, gmp, execution="sequential")
+    together = train(tmp_path / "together", tiny_digits, method, members, gmp, execution="sequential", **switches)
     for seed, sparsity in members:
-        state_a, masks_a, _ = train(tmp_path / f"alone{seed}", tiny_digits, method, [(seed, sparsity)], gmp)[seed]
+        state_a, masks_a, _ = train(tmp_path / f"alone{seed}", tiny_digits, method, [(seed, sparsity)], gmp,
+                                    **switches)[seed]
         state_p, masks_p, _ = together[seed]
         assert all(torch.equal(masks_p[name], masks_a[name]) for name in masks_a)
         assert all(torch.equal(state_p[name], state_a[name]) for name in state_a), seed

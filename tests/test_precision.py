@@ -9,7 +9,7 @@ from common.engine.batches import Batches
 from common.engine.inference import evaluate, predict
 from common.engine.objectives import make_objective
 from common.engine.population import Population
-from common.engine.precision import amp_enabled, autocast
+from common.engine.precision import amp_enabled, autocast, native_bf16_flags
 from common.metrics.knn import knn_predict
 from common.models import build_network
 
@@ -27,7 +27,7 @@ def population(method: str, execution: str = "auto") -> Population:
 
 
 def gradients(pop: Population, objective: str, data, amp: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    augment = SupervisedAugment() if objective == "ce" else ContrastiveAugment()
+    augment = SupervisedAugment() if objective == "supervised" else ContrastiveAugment()
     batches = Batches(data, augment, [torch.Generator().manual_seed(s) for s in (0, 1)], CPU)
     idx = torch.stack([torch.arange(32), torch.arange(32, 64)])
     for p in pop.params.values():
@@ -38,14 +38,14 @@ def gradients(pop: Population, objective: str, data, amp: bool) -> tuple[torch.T
     return losses.detach(), [p.grad.clone() for p in pop.params.values() if p.grad is not None]
 
 
-def test_amp_defaults_on_for_cuda_only_and_the_flag_wins():
-    assert not amp_enabled(None, CPU) and amp_enabled(None, torch.device("cuda"))
+def test_amp_defaults_on_for_cuda_and_native_bf16_cpus_and_the_flag_wins():
+    assert amp_enabled(None, CPU) == bool(native_bf16_flags()) and amp_enabled(None, torch.device("cuda"))
     assert amp_enabled(True, CPU) and not amp_enabled(False, torch.device("cuda"))
     with autocast(True, CPU):
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
 
 
-@pytest.mark.parametrize("objective, method", [("ce", "supervised"), ("supcon", "supcon")])
+@pytest.mark.parametrize("objective, method", [("supervised", "supervised"), ("supcon", "supcon")])
 def test_a_bf16_training_step_gives_the_fp32_losses_and_gradients(digits, objective, method):
     fp32_losses, fp32_grads = gradients(population(method), objective, digits, amp=False)
     bf16_losses, bf16_grads = gradients(population(method), objective, digits, amp=True)
@@ -82,8 +82,8 @@ def test_the_compiled_population_step_matches_eager(digits):
     try:
         eager, compiled = population("supervised", "vmap"), population("supervised", "vmap")
         compiled.compile()
-        eager_losses, eager_grads = gradients(eager, "ce", digits, amp=False)
-        compiled_losses, compiled_grads = gradients(compiled, "ce", digits, amp=False)
+        eager_losses, eager_grads = gradients(eager, "supervised", digits, amp=False)
+        compiled_losses, compiled_grads = gradients(compiled, "supervised", digits, amp=False)
     finally:
         torch.set_default_dtype(torch.float32)
     assert torch.allclose(compiled_losses, eager_losses, rtol=1e-10)

@@ -7,7 +7,7 @@ from conftest import write_tiny_cifar
 
 from common.checkpoint import read_meta
 from common.studies.corti2022 import config, finetune as run_finetune
-from common.paths import Paths
+from common.studies.corti2022.paths import CortiPaths
 from common.spec import ModelSpec
 from common.studies.corti2022.reproduce import main
 
@@ -26,7 +26,7 @@ def tiny_demo(monkeypatch):
 def test_whole_study_writes_a_complete_report(tmp_path, tiny_demo):
     report = main(["--preset", "demo", "--models_number", "2", "--pruning_percentages", "0.9",
                    "--output_root", str(tmp_path), "--no-progress"])
-    assert report == Paths(tmp_path).pies / "digits" / "report.md"
+    assert report == CortiPaths(tmp_path).pies / "digits" / "report.md"
     text = report.read_text()
     sections = re.split(r"\n## ", text)[1:]
     titles = [s.splitlines()[0] for s in sections]
@@ -37,9 +37,9 @@ def test_whole_study_writes_a_complete_report(tmp_path, tiny_demo):
         assert "_none on disk_" not in section, section.splitlines()[0]
     claims = sections[0]
     lines = [line for line in claims.splitlines() if line.startswith("- ")]
-    assert len(lines) == 8  # every claim, each with its interval over members and a three-way verdict
-    assert all("95 %" in line and line.endswith(("**TRUE**", "**FALSE**", "**UNDECIDED**")) for line in lines)
-    assert (Paths(tmp_path).pie_class_disparity("digits", "supcon", "global", 0.9)).is_file()
+    assert len(lines) == 8  # every claim, each with the seeds behind it and a verdict
+    assert all(line.endswith("**TOO FEW SEEDS**") and "needs 3 per side" in line for line in lines)  # 2 models
+    assert (CortiPaths(tmp_path).pie_class_disparity("digits", "supcon", "global", 0.9)).is_file()
     for png in re.findall(r"\]\(([^)]+\.png)\)", text):
         assert (report.parent / png).is_file(), png
     # every configuration of both methods made it into the accuracy table: dense + 3 pruning methods each
@@ -59,9 +59,9 @@ def test_the_paper_preset_smoke_run_checks_every_stage_apart_from_real_runs(tmp_
     report = main(["--preset", "paper", "--smoke", "--smoke_images", "40", "--smoke_steps", "2",
                    "--models_number", "2", "--pruning_percentages", "0.5", "--prediction_depth_models", "1",
                    "--data_dir", str(tmp_path / "data"), "--output_root", str(tmp_path), "--no-progress"])
-    smoke = Paths(tmp_path).smoke()
+    smoke = CortiPaths(tmp_path).smoke()
     assert report == smoke.pies / "cifar10" / "report.md" and report.is_file()
-    assert not Paths(tmp_path).models.exists()  # a smoke run never meets a real run's models
+    assert not CortiPaths(tmp_path).models.exists()  # a smoke run never meets a real run's models
     supcon = ModelSpec("supcon", "wrn16_2", "cifar10", "gmp_late", 0.5, 0)
     config = read_meta(smoke.checkpoints(supcon)[0])["config"]
     cut = dict(batch_size=40, epochs=2, head_epochs=2, train_subset=40)  # capped by the subset, 2 steps per phase

@@ -15,9 +15,7 @@ import reproduce
 from common.cli import run_main
 from conftest import one_line_usage_error
 from common.launch import LaunchConfig, describe
-from common.studies.corti2022.reproduce import plan as corti_plan
-from common.studies.three_regime.reproduce import plan as three_regime_plan
-from common.studies.tickets.reproduce import plan as tickets_plan
+from common.studies import STUDIES
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
@@ -25,8 +23,15 @@ CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 
 # ---- the job plan, without Slurm ----------------------------------------------------------------------------
 
+def plan(study: str, argv: list[str]):
+    """A study's launcher stages and output paths from reproduce.py's flags, through the study contract."""
+    study = STUDIES[study]
+    planned = study.parse_argv(argv)
+    return study.tasks(planned), study.paths(planned)
+
+
 def test_the_paper_preset_plans_one_array_per_stage_with_populations_as_tasks():
-    stages, _ = corti_plan(["--preset", "paper"])
+    stages, _ = plan("corti2022", ["--preset", "paper"])
     assert [s.name for s in stages] == ["train_gmp_early", "train_gmp_late", "finetune", "pies", "depth", "report"]
     assert [len(s.tasks) for s in stages] == [8, 8, 2, 2, 2, 1]  # 30 seeds in chunks of 8, for both methods
     early = stages[0].tasks
@@ -37,12 +42,12 @@ def test_the_paper_preset_plans_one_array_per_stage_with_populations_as_tasks():
 
 
 def test_the_other_studies_plan_a_task_per_seed_group_or_temperature_point_and_one_report():
-    stages, _ = tickets_plan(["--preset", "paper", "--index_end", "9", "--population_size", "4",
+    stages, _ = plan("tickets", ["--preset", "paper", "--index_end", "9", "--population_size", "4",
                               "--objectives", "supervised,supcon", "--layerwise_depths", "none"])
     # 3 groups x 2 objectives
     assert [(s.name, len(s.tasks)) for s in stages] == [("imp", 6), ("retrain", 6), ("transfer", 6), ("report", 1)]
     assert stages[0].tasks[2].command.endswith("--objective supervised --stages imp --index_start 8 --index_end 9")
-    stages, paths = three_regime_plan(["--objectives", "supcon", "--output_root", "/tmp/x"])
+    stages, paths = plan("three_regime", ["--objectives", "supcon", "--output_root", "/tmp/x"])
     # the demo's 3 temperature points; the epochs knob's dense run is one task
     assert [(s.name, len(s.tasks)) for s in stages] == [("train", 1), ("prune", 3), ("retrain", 3),
                                                          ("connectivity", 3), ("cka", 3), ("plot", 1)]

@@ -13,11 +13,12 @@ from torch.func import functional_call
 
 import reproduce
 from conftest import one_line_usage_error
-from common.data import DataError, load_dataset
+from common.data import load_dataset
 from common.data.augment import SupervisedAugment
 from common.engine.loop import Trainer
 from common.engine.objectives import make_objective
 from common.engine.phase import Job, Phase
+from common.errors import DataError
 from common.metrics.cka import linear_cka
 from common.metrics.connectivity import cell_interval, frankle_barrier, regimes, zhou_barrier
 from common.models import build_network
@@ -85,7 +86,7 @@ def test_regimes_follow_the_stated_rules():
     cka_low = np.array([[0.50, 0.90, 0.80], [0.70, 0.95, 0.81], [0.60, 0.91, 0.99]])
     cka_high = cka_low + 0.02
     labels = regimes(barrier_high, cka_low, cka_high, -0.1)
-    assert labels.tolist() == [["I", "II-A", "II-A"], ["II-A", "II-B", "II-A"], ["I", "II-A", "n/a"]]
+    assert labels.tolist() == [["I", "II-A", "II-A"], ["II-A", "II-B", "II-A"], ["I", "II-A", "no interval"]]
     # the split runs down a density column, never across a temperature row: equal columns, equal labels
     same = np.repeat(np.array([[0.90], [0.95], [0.99]]), 3, axis=1)
     assert (regimes(np.zeros((3, 3)), same - 0.01, same + 0.01) == np.array([["II-A"], ["II-B"], ["II-B"]])).all()
@@ -248,7 +249,7 @@ def test_one_sam_step_equals_the_two_step_update_by_hand_for_each_member(tmp_pat
     rho, lr, wd = 0.05, 0.1, 1e-4
     augment = SupervisedAugment(padding=0, vertical_flip=0.0, horizontal_flip=0.0)  # the batch is the images
     names = tuple(n for n, _ in build_network("wrn10_1", "supervised").named_parameters())
-    phase = Phase("train", make_objective("ce"), 1, 32, lr, momentum=0.9, weight_decay=wd, trainable=names,
+    phase = Phase("train", make_objective("supervised"), 1, 32, lr, momentum=0.9, weight_decay=wd, trainable=names,
                   augment=augment, optimizer="sam", sam_rho=rho, sam_adaptive=adaptive, evaluate=False)
 
     def network(seed):
@@ -306,10 +307,11 @@ def test_each_knob_trains_the_dense_run_it_names():
 
 # ---- a small grid end to end --------------------------------------------------------------------------------
 
-SMALL = ["--preset", "demo", "--train_subset", "128", "--epochs", "2", "--save_every", "1", "--lr_milestones",
+SMALL = ["--preset", "demo", "--train_subset", "128", "--batch_size", "16", "--retrain_batch_size", "16", "--epochs",
+         "2", "--save_every", "1", "--lr_milestones",
          "--densities", "0.1,0.5", "--retrain_epochs", "1", "--retrain_milestones", "--lmc_points", "3",
          "--cka_images", "64", "--knn_k", "20", "--no-progress", "--population_execution", "sequential"]
-SEEDS = ["--dense_seeds", "1", "2", "3", "--retrain_seeds", "1", "2", "3"]
+SEEDS = ["--index_start", "1", "--index_end", "3", "--retrain_seeds", "1", "2", "3"]
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +328,8 @@ def test_the_grid_table_loads_with_pandas_and_covers_every_cell_and_pair(small_g
     grid = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "grid.csv"))
     assert len(grid) == 2 * 2 * 2 * 3 * 3  # objectives x temperatures (epochs 1, 2) x densities x dense seeds x pairs
     assert set(grid["retrain_seeds"]) == {"1-2", "1-3", "2-3"} and grid["test_error"].between(0, 1).all()
-    assert set(grid["regime"]) <= {"I", "II-A", "II-B"}
+    assert set(grid["regime"]) <= {"I", "II-A", "II-B", "no interval"}  # read back as strings, never NaN
+    assert set(grid.loc[grid["objective"] == "supcon", "regime"]) <= {"I", "II-A", "II-B"}  # none at chance
     assert (grid.groupby(["objective", "temperature", "density"])["regime"].nunique() == 1).all()  # a cell's own
     assert grid["cka_features"].between(0, 1 + 1e-9).all()
     supervised = grid[grid["objective"] == "supervised"]
@@ -347,15 +350,22 @@ def test_each_cell_has_its_means_intervals_and_regime_by_the_stated_rule(small_g
     cells = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "cells.csv"))
     assert len(cells) == 2 * 2 * 2 and (cells["pairs"] == 9).all() and (cells["dense_seeds"] == 3).all()
     assert (cells["retrain_seeds"] == 3).all() and cells["at_chance"].between(0, 9).all()
+    assert cells.loc[cells["objective"] == "supcon", ["barrier_low", "cka_low"]].notna().all().all()
     for name in ("barrier", "cka"):
-        assert (cells[f"{name}_low"] <= cells[name]).all() and (cells[name] <= cells[f"{name}_high"]).all()
+        bounded = cells[cells[f"{name}_low"].notna()]  # too few pairs left (re-trainings at chance): no interval
+        assert (bounded[f"{name}_low"] <= bounded[name]).all() and (bounded[name] <= bounded[f"{name}_high"]).all()
     grid = pd.read_csv(Paths(small_grid).study_file("digits", "three_regime", "grid.csv"))
-    pairs = grid[(grid["objective"] == "supervised") & (grid["temperature"] == 1) & (grid["density"] == 0.1)]
-    cell = cells[(cells["objective"] == "supervised") & (cells["temperature"] == 1) & (cells["density"] == 0.1)]
-    expected = cell_interval(pairs["cka_softmax"], pairs["dense_seed"],
-                             pairs["retrain_seeds"].str.split("-", expand=True).astype(int).to_numpy())
-    assert cell["barrier"].item() == pytest.approx(pairs["barrier_robust"].mean())
-    assert (cell["cka"].item(), cell["cka_low"].item(), cell["cka_high"].item()) == pytest.approx(expected)
+    for objective, column in (("supervised", "cka_softmax"), ("supcon", "cka_features")):
+        at = (grid["objective"] == objective) & (grid["temperature"] == 1) & (grid["density"] == 0.1)
+        pairs, cell = grid[at], cells[(cells["objective"] == objective) & (cells["temperature"] == 1)
+                                      & (cells["density"] == 0.1)]
+        measured = pairs.where(pairs["at_chance"] == 0)  # a pair holding a collapsed re-training measures nothing
+        expected = cell_interval(measured[column], pairs["dense_seed"],
+                                 pairs["retrain_seeds"].str.split("-", expand=True).astype(int).to_numpy())
+        assert cell["pairs_left_out"].item() == (pairs["at_chance"] > 0).sum()
+        assert (cell["cka"].item(), cell["cka_low"].item(), cell["cka_high"].item()) == pytest.approx(expected,
+                                                                                                      nan_ok=True)
+    assert cell["barrier"].item() == pytest.approx(pairs["barrier_robust"].mean())  # SupCon: every pair
     assert cell["cka_low"].item() < cell["cka_high"].item()
     for objective, column in (("supervised", "cka_softmax"), ("supcon", "cka_features")):
         mine = cells[cells["objective"] == objective]
@@ -363,12 +373,16 @@ def test_each_cell_has_its_means_intervals_and_regime_by_the_stated_rule(small_g
         assert set(mine["cka_column"]) == {column}
         grids = {n: mine[n].to_numpy().reshape(2, 2) for n in ("barrier_high", "cka_low", "cka_high", "regime")}
         assert (regimes(grids["barrier_high"], grids["cka_low"], grids["cka_high"], -0.1) == grids["regime"]).all()
+    verdict = np.where(cells["barrier_high"].isna(), "TOO FEW SEEDS", np.where(
+        cells["barrier_high"] < -0.1, "TRUE", np.where(cells["barrier_low"] > -0.1, "FALSE", "UNDECIDED")))
+    assert (cells["regime_I"] == verdict).all() and ((cells["regime"] == "I") == (verdict == "TRUE")).all()
 
 
 def test_a_population_of_retrain_seeds_equals_them_trained_alone(small_grid, tmp_path):
     three_regime.main(SMALL + ["--output_root", str(tmp_path), "--stages", "train", "prune", "retrain",
                                "--population_size", "1"])
-    cfg = preset_config("demo", train_subset=128, epochs=2, save_every=1, lr_milestones=(), densities=(0.1, 0.5),
+    cfg = preset_config("demo", train_subset=128, batch_size=16, retrain_batch_size=16, epochs=2, save_every=1,
+                        lr_milestones=(), densities=(0.1, 0.5),
                         retrain_epochs=1, retrain_milestones=())
     grid = Grid(cfg, RegimeRun(), Paths(small_grid), load_dataset("digits").train_subset(128))
     for temperature, density, retrain_seed in itertools.product((1, 2), (0.1, 0.5), (1, 2)):
@@ -384,6 +398,7 @@ def test_a_population_of_retrain_seeds_equals_them_trained_alone(small_grid, tmp
     (["--study", "three_regime", "--retrain_seeds", "1"], "--retrain_seeds 1"),
     (["--study", "three_regime", "--knob", "temperature"], "--knob"),
     (["--study", "three_regime", "--stages", "plots"], "--stages plots"),
+    (["--study", "three_regime", "--index_start", "3", "--index_end", "2"], "--index_start 3 --index_end 2: need"),
 ])
 def test_bad_grid_flags_get_one_line_and_exit_2(tmp_path, capsys, flags, says):
     assert says in one_line_usage_error(capsys, reproduce.main, [*flags, "--output_root", str(tmp_path)])

@@ -11,7 +11,7 @@ import torch
 import reproduce
 from conftest import one_line_usage_error
 from common.data import load_dataset
-from common.engine.hooks import Preempted
+from common.errors import Preempted
 from common.engine.phase import Job
 from common.metrics.natural_sparsity import natural_sparsity
 from common.models import build_network
@@ -37,11 +37,14 @@ def small_trunk(root, objective="supervised", **overrides):
     return Trunk(cfg, Paths(root), len(data.train_labels), data.num_classes, data.image_size), data
 
 
+def state_dir(trunk):
+    return trunk.paths.state_dir(trunk.cfg.dataset, trunk.cfg.objective, "tickets")
+
+
 def train(trunk, data, levels):
-    jobs = trunk.jobs(SEEDS, levels, 8)
-    train_populations([(job, None) for job in jobs], data, torch.device("cpu"), RUN, trunk.paths,
-                      trunk.paths.state_dir(trunk.cfg.dataset, "supervised", "tickets"), "imp")
-    return jobs
+    jobs = trunk.jobs(SEEDS, levels, 8, state_dir(trunk))
+    train_populations(jobs, data, torch.device("cpu"), RUN, trunk.paths, state_dir(trunk), "imp")
+    return [job for job, _ in jobs]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +90,7 @@ def test_saved_levels_keep_the_head_batchnorm_and_biases_dense(trained):
 
 def test_rewound_weights_are_the_rewind_point_where_the_mask_is_on_and_zero_elsewhere(trained):
     trunk, _ = trained
-    assert trunk.jobs(SEEDS, 2, 8) == []  # every level is finished
+    assert trunk.jobs(SEEDS, 2, 8, state_dir(trunk)) == []  # every level is finished
     job = Job(specs=[trunk_spec(trunk.cfg, 2, s) for s in SEEDS], phases=[trunk.phase()], config={}, recipes=[{}, {}],
               make_networks=lambda: trunk.networks(SEEDS))
     state = trunk.rewound(2, job, torch.device("cpu"))
@@ -115,10 +118,10 @@ class Recorder:
 def test_a_level_restarts_at_the_rewind_step_with_its_learning_rate_and_data(tmp_path):
     trunk, data = small_trunk(tmp_path)
     dense_recorder, level_recorder = Recorder(), Recorder()
-    [dense] = trunk.jobs(SEEDS, 0, 8)
+    [(dense, _)] = trunk.jobs(SEEDS, 0, 8, tmp_path / "state")
     dense.phases[0] = replace(dense.phases[0], hooks=dense.phases[0].hooks + (dense_recorder,))
     train_populations([(dense, None)], data, torch.device("cpu"), RUN, trunk.paths, tmp_path / "state", "imp")
-    [level] = trunk.jobs(SEEDS, 1, 8)
+    [(level, _)] = trunk.jobs(SEEDS, 1, 8, tmp_path / "state")
     level.phases[0] = replace(level.phases[0], hooks=(level_recorder,))
     train_populations([(level, None)], data, torch.device("cpu"), RUN, trunk.paths, tmp_path / "state", "imp")
     rewind = trunk.rewind_step
@@ -139,13 +142,13 @@ def test_a_killed_level_resumes_at_that_level_bit_for_bit(tmp_path, trained):
             if step == 9:
                 run.signals.received = signal.SIGTERM
 
-    [level] = trunk.jobs(SEEDS, 2, 8)
+    [(level, _)] = trunk.jobs(SEEDS, 2, 8, state_dir(trunk))
     level.phases[0] = replace(level.phases[0], hooks=(Kill(),))
     with pytest.raises(Preempted):
-        train_populations([(level, None)], data, torch.device("cpu"), RUN, trunk.paths,
-                          trunk.paths.state_dir("digits", "supervised", "tickets"), "imp")
-    jobs = trunk.jobs(SEEDS, 2, 8)
-    assert [dict(s.knobs)["level"] for job in jobs for s in job.specs] == [2, 2]  # levels 0 and 1 are done
+        train_populations([(level, None)], data, torch.device("cpu"), RUN, trunk.paths, state_dir(trunk), "imp")
+    jobs = trunk.jobs(SEEDS, 2, 8, state_dir(trunk))
+    assert [dict(s.knobs)["level"] for job, _ in jobs for s in job.specs] == [2, 2]  # levels 0 and 1 are done
+    assert jobs[0][1] is not None  # the killed level's state is found and resumed
     train(trunk, data, 2)
     for seed in SEEDS:
         got = load_member(trunk.paths, trunk_spec(trunk.cfg, 2, seed))
@@ -236,6 +239,9 @@ def test_the_study_trains_every_variant_and_reports_them(tmp_path):
     assert set(natural["objective"]) == {"supervised", "supcon"} and set(natural["epoch"]) == {0, 1, 2}
     rerun = tickets.main(flags + ["--objective", "supcon", "--stages", "imp", "retrain"])
     assert rerun == []  # everything finished is skipped
+    # logs name an objective as its folders do (the registry's display name), never by its key (issue 31)
+    logs = " ".join(p.read_text() for p in Paths(tmp_path).log_dir("digits", "supcon", "tickets").glob("tickets_*.log"))
+    assert "tickets (SupCon pruning" in logs and "(supcon pruning" not in logs
 
 
 @pytest.mark.parametrize("flags, says", [

@@ -7,13 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
 from common.data import load_dataset
 from common.data.fashion_mnist import DEBIAN_FOLDER
 from common.launch import Stage
-from common.metrics.bootstrap import bootstrap_member_means, interval
 from common.metrics.probe import linear_probe_accuracy
-from common.models import HEADS, build_network
+from common.engine.objectives import METHODS
+from common.models import build_network
 from common.pruning.pools import POOLS
 from common.spec import ModelSpec, spec_from_filename
 from common.studies.tickets import reproduce
@@ -24,7 +25,7 @@ from common.zoo import load_member, load_rewind_point
 from test_tickets import SEEDS, small_trunk, train, trained  # noqa: F401 - the module fixture is shared
 
 
-@pytest.mark.parametrize("method", list(HEADS))
+@pytest.mark.parametrize("method", list(METHODS))
 def test_pretext_heads_are_never_in_the_pool_and_names_parse_back(method):
     network = build_network("wrn10_1", method, 10, 8)
     pool = POOLS["encoder_convs"](network)
@@ -83,10 +84,10 @@ def test_transfer_holds_the_pretraining_mask_and_prunes_during_transfer_to_the_e
     fashion = replace(fashion, test_images=fashion.test_images[:100], test_labels=fashion.test_labels[:100])
     trunk, _ = small_trunk(trunk.paths.root, transfer_subset=128)  # the same IMP levels (no recipe change)
     finetunes = Finetunes(trunk, fashion, "fashion_mnist")
-    jobs = finetunes.jobs(SEEDS, (2,))
-    assert [job.specs[0].pruning for job in jobs] == ["imp", "transfer_gmp"]
-    train_populations([(job, None) for job in jobs], fashion, torch.device("cpu"), RUN, trunk.paths,
-                      trunk.paths.state_dir("fashion_mnist", "supervised", "tickets"), "transfer")
+    state_dir = trunk.paths.state_dir("fashion_mnist", "supervised", "tickets")
+    jobs = finetunes.jobs(SEEDS, (2,), 8, state_dir)
+    assert [job.specs[0].pruning for job, _ in jobs] == ["imp", "transfer_gmp"]
+    train_populations(jobs, fashion, torch.device("cpu"), RUN, trunk.paths, state_dir, "transfer")
     pool = trunk.pool
     for seed in SEEDS:
         source_masks = load_member(trunk.paths, trunk_spec(trunk.cfg, 2, seed))[1]
@@ -101,27 +102,30 @@ def test_transfer_holds_the_pretraining_mask_and_prunes_during_transfer_to_the_e
     assert len(rows) == len(SEEDS) * 2 * 3 and all(0 <= r["accuracy"] <= 1 for r in rows)
 
 
-def test_a_claim_is_the_difference_of_seed_means_with_its_bootstrap_interval():
-    a = pd.DataFrame({"test_accuracy": [0.9, 0.8, 0.85]})
-    b = pd.DataFrame({"test_accuracy": [0.7, 0.75]})
+def test_a_claim_pairs_the_seeds_both_sides_share_and_needs_three_of_them():
+    a = pd.DataFrame({"seed": [2, 0, 1], "test_accuracy": [0.9, 0.8, 0.85]})
+    b = pd.DataFrame({"seed": [0, 1, 2], "test_accuracy": [0.7, 0.76, 0.77]})
     row = difference("x", a, b, 0.0, True, "")
-    assert row["difference"] == pytest.approx(0.85 - 0.725)
-    low, high = interval(bootstrap_member_means(np.array([0.7, 0.75]), np.array([0.9, 0.8, 0.85])), row["difference"])
-    assert (row["low"], row["high"]) == (low, high) and row["verdict"] == "TRUE"
+    expected = stats.ttest_rel([0.8, 0.85, 0.9], [0.7, 0.76, 0.77]).confidence_interval()  # seed by seed
+    assert row["difference"] == pytest.approx(0.32 / 3) and row["procedure"] == "paired t"
+    assert (row["low"], row["high"]) == pytest.approx((expected.low, expected.high)) and row["seeds"] == "3 paired seeds"
+    two = difference("x", a[a.seed < 2], b[b.seed < 2], 0.0, True, "")
+    assert two["verdict"] == "TOO FEW SEEDS" and np.isnan(two["low"]) and np.isnan(two["high"])
     tickets = (("supervised", "imp", "rewind", 0.9), ("supervised", "imp", "reinit", 0.8),
                ("rotnet", "imp", "rewind", 0.7), ("rotnet", "imp", "reinit", 0.8),
                ("rotnet", "random_natural", "reinit", 0.6))
     summary = pd.DataFrame([dict(objective=o, mask_source=m, init=i, level=1, layers=0, density=0.8, seed=s,
-                                 test_accuracy=acc) for o, m, i, acc in tickets
-                            for s in (0, 1)])
+                                 test_accuracy=acc + 0.01 * ((3 * t + s) % 4 - 1.5))  # seed-to-seed spread
+                            for t, (o, m, i, acc) in enumerate(tickets) for s in range(4)])
     claims = {c["claim"]: c for c in ticket_claims(summary)}
     assert claims["winning-ticket initialisations from self-supervision are worse than from labels"][
-        "difference"] == pytest.approx(-0.2)
+        "difference"] == pytest.approx(-0.2, abs=0.02)
     assert claims["self-supervised masks beat random masks (both re-initialised)"]["verdict"] == "TRUE"
+    assert ticket_claims(summary[summary.seed < 2])[0]["verdict"] == "TOO FEW SEEDS"  # two seeds: no verdict
 
 
 def test_the_tickets_plan_runs_layerwise_tickets_after_every_objective_then_the_report(tmp_path):
-    stages, _ = reproduce.plan(["--output_root", str(tmp_path), "--layerwise_depths", "1,3"])
+    stages = reproduce.tasks(reproduce.STUDY.parse_argv(["--output_root", str(tmp_path), "--layerwise_depths", "1,3"]))
     names = [stage.name for stage in stages]
     assert names == ["imp", "retrain", "transfer", "layerwise imp", "layerwise retrain", "report"]
     layerwise = next(s for s in stages if s.name == "layerwise imp")

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.data.dataset import DataError, Dataset, DatasetInfo
+from common.data.dataset import Dataset, DatasetInfo
+from common.errors import DataError
 
 CIFAR_FOLDER = "cifar-10-batches-py"
 # The authors' normalisation has std (0.2047, ...) for red, a typo for 0.2470 (paper_recipe C.15); under
@@ -30,7 +31,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _download_cifar10(data_dir: Path) -> None:
-    from torchvision.datasets import CIFAR10
+    from torchvision.datasets import CIFAR10  # slow import: only to download CIFAR-10
 
     try:
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -14,12 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from common.data.augment import ContrastiveAugment
+from common.errors import DataError
 
 SUBSET_SEED = 0  # the class-balanced training subsets are drawn with this seed: the same subset for every model
-
-
-class DataError(Exception):
-    """A dataset that cannot be found or read: one line saying where it should be and how to get it."""
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.data import cifar10, digits, fashion_mnist
-from common.data.dataset import DataError, Dataset, DatasetInfo
-from common.paths import data_folder
+from common.data.dataset import Dataset, DatasetInfo
+from common.errors import DataError
+
+REPO_DATA = Path(__file__).resolve().parents[2] / "data"  # the repository's data/ folder
+
+
+def data_folder(data_dir: str) -> Path:
+    """Where datasets live: `--data_dir` as given (relative to the working folder, as any path typed), or the
+    repository's data/ folder, whatever --output_root says (one copy of a dataset serves every output root)."""
+    return Path(data_dir) if data_dir else REPO_DATA
+
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (cifar10.INFO, digits.INFO, fashion_mnist.INFO)}
 

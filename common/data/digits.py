@@ -15,8 +15,8 @@ DIGITS_SIZE = 8  # the digits are 8x8: kept at their resolution (the encoders po
 def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     """scikit-learn's 1,797 8x8 digits: fixed stratified split (1,437 train / 360 test), grey replicated to 3
     channels, uint8 at DIGITS_SIZE."""
-    from sklearn.datasets import load_digits as sk_digits
-    from sklearn.model_selection import train_test_split
+    from sklearn.datasets import load_digits as sk_digits  # slow import: only when digits are used
+    from sklearn.model_selection import train_test_split  # as above
 
     digits = sk_digits()
     images = torch.from_numpy(digits.images).float().div(16).unsqueeze(1)  # [N, 1, 8, 8] in [0, 1]

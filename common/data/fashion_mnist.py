@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from common.data.augment import ContrastiveAugment
-from common.data.dataset import DataError, Dataset, DatasetInfo, grey_to_rgb, measured_normalisation
+from common.data.dataset import Dataset, DatasetInfo, grey_to_rgb, measured_normalisation
+from common.errors import DataError
 
 DEBIAN_FOLDER = Path("/usr/share/datasets/fashion-mnist")
 TORCHVISION_FOLDER = Path("FashionMNIST") / "raw"  # under --data_dir
@@ -47,7 +48,7 @@ def _files_in(folder: Path) -> dict[str, Path] | None:
 
 
 def _download(data_dir: Path) -> None:
-    from torchvision.datasets import FashionMNIST
+    from torchvision.datasets import FashionMNIST  # slow import: only to download it
 
     try:
         data_dir.mkdir(parents=True, exist_ok=True)

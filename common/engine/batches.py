@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from common.data import Dataset
+from common.engine.timing import timed
 
 
 @dataclass
@@ -24,11 +25,12 @@ class Batches:
 
     def images(self, idx: torch.Tensor) -> torch.Tensor:
         """idx [P, B] -> one augmented view per image [P, B, C, H, W]."""
-        members, batch = idx.shape
-        images = self.data.train_images[idx.reshape(-1).to(self.data.train_images.device)].to(self.device)
-        params = [self.augment.sample(batch, self.data.image_size, g) for g in self.generators]
-        stacked = {k: torch.cat([p[k] for p in params]) for k in params[0]}
-        return self.data.normalize(self.augment.apply(images, stacked)).view(members, batch, *images.shape[1:])
+        with timed("augmentation"):
+            members, batch = idx.shape
+            images = self.data.train_images[idx.reshape(-1).to(self.data.train_images.device)].to(self.device)
+            params = [self.augment.sample(batch, self.data.image_size, g) for g in self.generators]
+            stacked = {k: torch.cat([p[k] for p in params]) for k in params[0]}
+            return self.data.normalize(self.augment.apply(images, stacked)).view(members, batch, *images.shape[1:])
 
     def two_views(self, idx: torch.Tensor) -> torch.Tensor:
         """Two independent views per image [P, 2B, ...], view 1 then view 2 (the authors' torch.cat order)."""

@@ -9,20 +9,13 @@ import signal
 import torch
 
 from common.engine.inference import evaluate
+from common.engine.timing import timed
+from common.errors import Preempted
 from common.metrics.natural_sparsity import natural_sparsity
 from common.pruning.criteria import magnitude_masks
 from common.pruning.gmp import GMPWindow, gmp_sparsity
 
 log = logging.getLogger("prune")
-
-
-class Preempted(Exception):
-    """SIGTERM/SIGINT arrived: state was saved, the same command resumes."""
-
-    def __init__(self, state_path, signum):
-        self.state_path, self.signum = state_path, signum
-        super().__init__(f"interrupted by signal {signum}: state saved to {state_path}; rerun the same command "
-                         f"to resume")
 
 
 class Signals:
@@ -56,10 +49,11 @@ class GMPEvents:
     def before_step(self, run, step: int) -> None:
         if step not in self.events:
             return
-        sparsity = [gmp_sparsity(step, s, self.window.begin_step, self.window.end_step) for s in self.targets]
-        pool = {n: run.pop.params[n] for n in self.pool}
-        run.state.masks.update(magnitude_masks(pool, sparsity, scope=self.scope, masks=run.state.masks))
-        run.state.masks.hold(run.pop.params, run.state.optimizer)
+        with timed("GMP pruning"):
+            sparsity = [gmp_sparsity(step, s, self.window.begin_step, self.window.end_step) for s in self.targets]
+            pool = {n: run.pop.params[n] for n in self.pool}
+            run.state.masks.update(magnitude_masks(pool, sparsity, scope=self.scope, masks=run.state.masks))
+            run.state.masks.hold(run.pop.params, run.state.optimizer)
 
 
 class Snapshot:

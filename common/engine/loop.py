@@ -20,8 +20,10 @@ from common.engine.batches import Batches, Recorded
 from common.engine.hooks import Checkpoint, GMPEvents, History, Preemption, Signals, Snapshot, freeze_failed
 from common.engine.optimizers import build_optimizer
 from common.engine.phase import Job, Phase
-from common.engine.precision import autocast
+from common.engine.population import Population
+from common.engine.precision import amp_enabled, amp_reason, autocast, channels_last_enabled, compile_enabled
 from common.engine.state import EpochCursor, TrainState
+from common.engine.timing import TIMINGS, summary, timed
 
 log = logging.getLogger("prune")
 
@@ -58,17 +60,39 @@ class Trainer:
             state = start(self.job, self.device)
             if self.bar is not None:  # a rewound state starts where its rewind point was taken
                 _skip(self.bar, self.steps_done(state))
-        state.population.execution = self.run.population_execution
-        state.population.channels_last = self.run.channels_last
-        if self.run.compile:
-            state.population.compile()
+        configure_population(state.population, self.run, self.device)
+        log.info("%s: %s", self.job.specs[0].pruning, execution_summary(self.run, self.device))
+        before = TIMINGS.snapshot()
         with Signals() as signals:
             while state.phase < len(self.job.phases):
                 PhaseRun(self, state, signals).run()
                 state.next_phase()
                 if state.phase < len(self.job.phases):
-                    state.save(self.state_path, self.job)
+                    with timed("checkpoint"):
+                        state.save(self.state_path, self.job)
+        log.info("%s: time spent in %s", self.job.specs[0].pruning, summary(TIMINGS.since(before)))
         return state
+
+
+def configure_population(pop: Population, run, device: torch.device) -> Population:
+    """How `pop`'s members run under `run` (common.config.JobConfig's execution fields, each device's defaults)."""
+    return pop.configure(run.population_execution, channels_last_enabled(run.channels_last, device),
+                         compile_enabled(run.compile, device))
+
+
+def execution_record(run, device: torch.device) -> dict:
+    """What a checkpoint records of how its model ran (each of these changes the float rounding, so decides
+    bit-identity): bf16 autocast, channels_last, torch.compile, member execution."""
+    return dict(bf16_autocast=amp_enabled(run.amp, device), channels_last=channels_last_enabled(run.channels_last,
+                device), compile=compile_enabled(run.compile, device), population_execution=run.population_execution)
+
+
+def execution_summary(run, device: torch.device) -> str:
+    """One line for the log: bf16 autocast and why, layout, compile, member execution."""
+    on = {True: "on", False: "off"}
+    return (f"{amp_reason(run.amp, device)}, channels_last {on[channels_last_enabled(run.channels_last, device)]}, "
+            f"torch.compile {on[compile_enabled(run.compile, device)]}, members {run.population_execution}, "
+            f"{torch.get_num_threads()} threads")
 
 
 class PhaseRun:
@@ -112,6 +136,10 @@ class PhaseRun:
             self.end_epoch(epoch)
 
     def step(self, step: int) -> None:
+        with timed("training steps"):
+            self._step(step)
+
+    def _step(self, step: int) -> None:
         self._hooks_at("before_step", step)
         b, size = self.cursor.batch, self.phase.batch_size
         idx = self.cursor.order[:, b * size:(b + 1) * size]
@@ -176,7 +204,8 @@ class PhaseRun:
             self.state.cursor = EpochCursor(self.cursor.order, self.cursor.batch, self.loss_sum.cpu(),
                                             self.correct.cpu(), self.cursor.seconds + time.time() - self.started)
         self.state.objective_state[self.phase.name] = self.objective.state_dict()
-        self.state.save(self.state_path, self.job)
+        with timed("checkpoint"):
+            self.state.save(self.state_path, self.job)
         self.state.cursor = None
 
 

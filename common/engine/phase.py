@@ -10,7 +10,6 @@ from typing import Callable
 from common.engine.objectives import Objective
 from common.pruning.gmp import GMPWindow
 from common.recipe import fingerprint
-from common.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class Phase:
 class Job:
     """Members to train together: their identities, initial networks, targets and phases."""
 
-    specs: list[ModelSpec]
+    specs: list  # common.spec.ModelSpec of each member (the engine needs their names and seeds only)
     phases: list[Phase]
     make_networks: Callable[[], list]  # -> list[Network], called only when not resuming
     config: dict  # the whole config as run, recorded in every checkpoint

@@ -23,10 +23,14 @@ oneDNN tunes better). On CUDA the members are always vmapped.
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import torch
 import torch.nn as nn
 from torch.func import functional_call, stack_module_state, vmap
+from torch.utils._pytree import tree_map
+
+from common.engine.precision import channels_last_enabled
 
 CPU_SEQUENTIAL_FROM = 32_768  # images x pixels per member and call (module docstring)
 EXECUTIONS = ("auto", "vmap", "sequential")
@@ -36,16 +40,43 @@ class Population:
     def __init__(self, networks: list[nn.Module], device: torch.device | str = "cpu", execution: str = "auto"):
         if not networks:
             raise ValueError("a population needs at least one network")
+        template = copy.deepcopy(networks[0]).to("meta")
+        params, buffers = stack_module_state(networks)
+        self._assemble(template, {k: v.detach().to(device).requires_grad_(True) for k, v in params.items()},
+                       {k: v.detach().to(device) for k, v in buffers.items()}, execution)
+
+    def _assemble(self, template: nn.Module, params: dict, buffers: dict, execution: str) -> None:
         if execution not in EXECUTIONS:
             raise ValueError(f"execution {execution!r}: choose from {EXECUTIONS}")
-        self.size = len(networks)
+        self.template, self.params, self.buffers = template, params, buffers
+        self.size = len(next(iter(params.values())))
         self.execution = execution
-        self.channels_last = False  # members run one after another take their images channels_last (--channels_last)
-        self.template = copy.deepcopy(networks[0]).to("meta")
-        params, buffers = stack_module_state(networks)
-        self.params = {k: v.detach().to(device).requires_grad_(True) for k, v in params.items()}
-        self.buffers = {k: v.detach().to(device) for k, v in buffers.items()}
-        self._compiled = {}
+        self.channels_last = None  # members run one after another take their images channels_last (None: the
+        # device's default, common.engine.precision: on for the CPU, so analyses that build a population get it too)
+        self.compiled = False  # torch.compile of the member forward (sequential) or of the vmapped one
+        self._vmapped = {}
+
+    @classmethod
+    def of(cls, template: nn.Module, params: dict, buffers: dict, like: "Population") -> "Population":
+        """A population of already-stacked tensors that runs as `like` does (BatchNorm folded for inference)."""
+        pop = cls.__new__(cls)
+        pop._assemble(template, params, buffers, like.execution)
+        pop.configure(channels_last=like.channels_last, compile=like.compiled)
+        return pop
+
+    def configure(self, execution: str | None = None, channels_last: bool | None = None,
+                  compile: bool | None = None) -> "Population":
+        """How the members run (common.config.JobConfig: --population_execution, --channels_last, --compile);
+        None leaves a setting as it is."""
+        if execution is not None:
+            if execution not in EXECUTIONS:
+                raise ValueError(f"execution {execution!r}: choose from {EXECUTIONS}")
+            self.execution = execution
+        if channels_last is not None:
+            self.channels_last = bool(channels_last)
+        if compile is not None:
+            self.compiled = bool(compile)
+        return self
 
     @classmethod
     def from_states(cls, network: nn.Module, states: list[dict[str, torch.Tensor]], device="cpu") -> "Population":
@@ -69,29 +100,34 @@ class Population:
         return self.train(False)
 
     def compile(self) -> None:
-        """Compile the vmapped forward once per (mode, input sharing); used on CUDA with --compile."""
-        self._compiled = {"enabled": True}
+        """torch.compile the member forward (--compile): `configure(compile=True)`."""
+        self.configure(compile=True)
 
     def _function(self, mode: str, shared_input: bool, sequential: bool):
-        def member_forward(params, buffers, x):
-            return functional_call(self.template, (params, buffers), (x,), {"mode": mode})
-
         if self.size == 1 or sequential:  # vmap over one member takes a slow batched-conv path on the CPU (~50x)
-            layout = torch.channels_last if self.channels_last else torch.contiguous_format
-
-            def batched(params, buffers, x):
-                outs = [member_forward({k: v[i] for k, v in params.items()}, {k: v[i] for k, v in buffers.items()},
-                                       (x if shared_input else x[i]).contiguous(memory_format=layout))
-                        for i in range(self.size)]
-                return torch.utils._pytree.tree_map(lambda *parts: torch.stack(parts), *outs)
-        else:
-            batched = vmap(member_forward, in_dims=(0, 0, None if shared_input else 0), randomness="error")
-        if not self._compiled.get("enabled"):
+            return self._one_after_another(mode, shared_input)
+        batched = vmap(partial(_member_forward, self.template, mode), in_dims=(0, 0, None if shared_input else 0),
+                       randomness="error")
+        if not self.compiled:
             return batched
-        key = (mode, shared_input, sequential, self.template.training, self.channels_last)
-        if key not in self._compiled:
-            self._compiled[key] = torch.compile(batched)
-        return self._compiled[key]
+        key = (mode, shared_input, self.template.training)
+        if key not in self._vmapped:
+            self._vmapped[key] = torch.compile(batched)
+        return self._vmapped[key]
+
+    def _one_after_another(self, mode: str, shared_input: bool):
+        """Each member's forward on its own slice of the stacked tensors, one member after another."""
+        layout = torch.channels_last if channels_last_enabled(self.channels_last, self.device) else \
+            torch.contiguous_format
+        member = compiled_member(self.template, mode) if self.compiled else \
+            partial(_member_forward, self.template, mode)
+
+        def batched(params, buffers, x):
+            outs = [member({k: v[i] for k, v in params.items()}, {k: v[i] for k, v in buffers.items()},
+                           (x if shared_input else x[i]).contiguous(memory_format=layout))
+                    for i in range(self.size)]
+            return tree_map(lambda *parts: torch.stack(parts), *outs)
+        return batched
 
     def sequential_for(self, x: torch.Tensor, shared_input: bool) -> bool:
         """Whether a call on x runs the members one after another (`execution`, else the module's rule)."""
@@ -112,3 +148,25 @@ class Population:
         state = {k: v[index].detach().clone() for k, v in self.params.items()}
         state.update({k: v[index].detach().clone() for k, v in self.buffers.items()})
         return state
+
+
+def _member_forward(template: nn.Module, mode: str, params: dict, buffers: dict, x: torch.Tensor):
+    return functional_call(template, (params, buffers), (x,), {"mode": mode})
+
+
+_COMPILED_MEMBERS: dict = {}  # (architecture, mode, training) -> compiled member forward, process-wide
+
+
+def compiled_member(template: nn.Module, mode: str):
+    """One member's forward compiled by torch.compile, shared by every population of the same architecture in this
+    process (members, populations, stages): functional_call swaps in each member's tensors, so the compiled code only
+    depends on the architecture (its repr: layers, widths, BatchNorm settings), the mode and train/eval. Each new
+    input shape compiles once more (dynamic=False: static shapes run faster on the CPU; an epoch's shorter last
+    batch is one shape more)."""
+    key = (repr(template), mode, template.training)
+    if key not in _COMPILED_MEMBERS:
+        own = copy.deepcopy(template).train(template.training)
+        # every entry shares _member_forward's code, whose compiled variants count against one recompile limit
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        _COMPILED_MEMBERS[key] = torch.compile(partial(_member_forward, own, mode), dynamic=False)
+    return _COMPILED_MEMBERS[key]

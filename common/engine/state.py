@@ -15,6 +15,7 @@ from common import checkpoint as ckpt
 from common.engine.phase import Job
 from common.engine.population import Population
 from common.pruning.masks import Masks
+from common.errors import CheckpointError
 
 
 @dataclass
@@ -118,7 +119,7 @@ class TrainState:
     def load(cls, path: Path, job: Job, device: torch.device) -> "TrainState":
         saved = ckpt.load_state(path)
         if saved.get("fingerprint") != job.fingerprint or saved.get("specs") != [s.name for s in job.specs]:
-            raise ckpt.CheckpointError(f"resume state {path} belongs to another configuration: delete it to start "
+            raise CheckpointError(f"resume state {path} belongs to another configuration: delete it to start "
                                        f"that population from scratch")
         population = Population(job.make_networks(), device)
         for name, param in population.params.items():

@@ -19,7 +19,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-REGIMES = ("I", "II-A", "II-B", "n/a")
+from common.metrics.verdicts import MIN_SEEDS, jackknife
+
+# the last: too few seeds for an interval, no verdict (not "n/a": pandas reads that back as NaN)
+REGIMES = ("I", "II-A", "II-B", "no interval")
 
 
 def zhou_barrier(curve: np.ndarray, within_range_zero: bool = False) -> np.ndarray:
@@ -42,19 +45,17 @@ def frankle_barrier(curve: np.ndarray) -> np.ndarray:
     return curve.max(axis=-1) - (curve[..., 0] + curve[..., -1]) / 2
 
 
-MIN_SEEDS = 3  # of each kind (dense, retrain) for an interval: the delete-one-seed jackknife needs K >= 3 (verdicts)
+def seed_jackknife(estimate, leave_one_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(standard error [...], degrees of freedom [...]) of the delete-one-seed jackknife over leave_one_out [..., K]:
+    `common.metrics.verdicts.jackknife` (nan below its MIN_SEEDS), the one place the cell intervals call it.
 
-
-def seed_jackknife(estimate, leave_one_out: np.ndarray) -> tuple[np.ndarray, float]:
-    """(standard error [...], degrees of freedom) of the delete-one-seed jackknife over leave_one_out [..., K]:
-    sqrt((K - 1) / K * sum_s (theta_(s) - mean theta_(.))^2) on K - 1 degrees of freedom, nan below MIN_SEEDS. The
-    formula of `common.metrics.verdicts.jackknife` (branch issue-26), written here until that module is merged;
-    then this body becomes `result = jackknife(estimate, leave_one_out); return result.se, result.df`."""
-    loo = np.asarray(leave_one_out, dtype=float)
-    k = loo.shape[-1]
-    if k < MIN_SEEDS:
-        return np.full(loo.shape[:-1], np.nan), np.nan
-    return np.sqrt((k - 1) / k * ((loo - loo.mean(-1, keepdims=True)) ** 2).sum(-1)), k - 1.0
+    `cell_interval` calls it twice, once over the dense seeds and once over the retrain seeds, and sums the two
+    variances on min(K) - 1 df, rather than one jackknife over the union of both kinds of seed: that one (K = 6,
+    5 df) gives 5.0 % false regime-I verdicts at 2.5 % nominal with 3 x 3 seeds, its 5 df overstating what the 3
+    seeds of the kind that carries the spread know; the two-way sum gives 2.4 % whichever kind carries it, 0.2-0.7 %
+    when both do (20,000 simulated cells, /work/notes/regimes.md; tests/test_three_regime.py checks <= 2.5 %)."""
+    result = jackknife(estimate, leave_one_out)
+    return np.asarray(result.se, dtype=float), np.asarray(result.df, dtype=float)
 
 
 def cell_interval(values: np.ndarray, dense_seeds: np.ndarray, retrain_pairs: np.ndarray, level: float = 0.95):
@@ -66,11 +67,12 @@ def cell_interval(values: np.ndarray, dense_seeds: np.ndarray, retrain_pairs: np
     retrain seed is shared twice over, by the pairs it enters and, as one data order, by every dense seed's
     re-training with it. So the interval is the jackknife over seeds of both kinds: dropping dense seed s (every
     pair of it) gives one standard error, dropping retrain seed r (every pair holding r, under every dense seed)
-    another; their variances are summed (two-way clustering, the intersection term left out: conservative) on
-    min(K) - 1 degrees of freedom, K the number of seeds of each kind. Simulated in
-    tests/test_three_regime.py: a false regime-I verdict <= 2.5 % whichever kind of seed carries the spread, where
-    either jackknife alone gives 50 % when the other kind carries it. Fewer than MIN_SEEDS of either kind: no
-    interval (nan), never a zero-width one."""
+    another, each by `seed_jackknife` (verdicts' jackknife); their variances are summed (two-way clustering, the
+    intersection term left out: conservative) on min(K) - 1 degrees of freedom, K the number of seeds of each kind
+    (why not one jackknife over the union: `seed_jackknife`). Simulated in tests/test_three_regime.py: a false
+    regime-I verdict <= 2.5 % whichever kind of seed carries the spread, where either jackknife alone gives 50 %
+    when the other kind carries it. Fewer than MIN_SEEDS of either kind: no interval (nan), never a zero-width
+    one."""
     values, dense_seeds = np.asarray(values, dtype=float), np.asarray(dense_seeds)
     retrain_pairs = np.asarray(retrain_pairs).reshape(-1, 2)
     mean = _nanmean(values)
@@ -78,7 +80,7 @@ def cell_interval(values: np.ndarray, dense_seeds: np.ndarray, retrain_pairs: np
               [(retrain_pairs != r).all(axis=1) for r in np.unique(retrain_pairs)])
     (se_dense, df_dense), (se_retrain, df_retrain) = (
         seed_jackknife(mean, np.stack([_nanmean(values[..., kept]) for kept in kind], -1)) for kind in blocks)
-    half = stats.t.ppf(0.5 + level / 2, min(df_dense, df_retrain)) * np.hypot(se_dense, se_retrain)
+    half = stats.t.ppf(0.5 + level / 2, np.minimum(df_dense, df_retrain)) * np.hypot(se_dense, se_retrain)
     return mean[()], (mean - half)[()], (mean + half)[()]
 
 
@@ -100,7 +102,7 @@ def regimes(barrier_high: np.ndarray, cka_low: np.ndarray, cka_high: np.ndarray,
       temperature at a fixed load made the two re-trainings' outputs credibly more similar, their direction
       II-A -> II-B; 'II-A' otherwise (the hottest regime-II cell of a column is II-A by this rule).
 
-    A cell without an interval (one dense seed) gets 'n/a': no verdict."""
+    A cell without an interval (fewer than MIN_SEEDS seeds of a kind) gets 'no interval': no verdict."""
     barrier_high, cka_low, cka_high = (np.asarray(a, dtype=float) for a in (barrier_high, cka_low, cka_high))
     connected = ~(barrier_high < threshold)
     hottest = connected.argmax(axis=0)  # the first regime-II row of each column
@@ -108,4 +110,4 @@ def regimes(barrier_high: np.ndarray, cka_low: np.ndarray, cka_high: np.ndarray,
     rows = np.arange(connected.shape[0])[:, None]
     similar = connected & (rows > hottest) & (cka_low > reference)
     labels = np.where(~connected, "I", np.where(similar, "II-B", "II-A"))
-    return np.where(np.isnan(barrier_high) | np.isnan(cka_low), "n/a", labels)
+    return np.where(np.isnan(barrier_high) | np.isnan(cka_low), REGIMES[-1], labels)

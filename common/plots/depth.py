@@ -1,6 +1,7 @@
 """Figures of the prediction-depth stage: arrays or tables in, PNG out (nothing here computes a metric)."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -88,5 +89,4 @@ def _mean(values: np.ndarray) -> str:
 
 
 def _wrap(text: str, width: int = 70) -> str:
-    import textwrap
     return "\n".join(textwrap.wrap(text, width))

@@ -20,7 +20,7 @@ REGIME_FONT = 13
 def plot_phase(cells: dict[str, np.ndarray], densities, temperatures, regimes: np.ndarray, title: str,
                temperature_label: str, caption: str, path: Path) -> None:
     """cells: {panel key: [T, D] grid of means, rows hottest first}; regimes [T, D] of 'I' / 'II-A' / 'II-B' /
-    'n/a', written in every panel's cells; caption: the rule, under the panels."""
+    'no interval' (or those with a '?'), written in every panel's cells; caption: the rule, under the panels."""
     fig, axes = plt.subplots(1, len(PANELS), figsize=(3.9 * len(PANELS), 4.4), squeeze=False, layout="constrained")
     for ax, (key, label, colours) in zip(axes[0], PANELS):
         grid = cells[key]
@@ -29,7 +29,8 @@ def plot_phase(cells: dict[str, np.ndarray], densities, temperatures, regimes: n
         for (row, col), regime in np.ndenumerate(regimes):
             red, green, blue, _ = image.cmap(image.norm(grid[row, col]))
             light = np.isnan(grid[row, col]) or 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
-            ax.text(col, row, regime, ha="center", va="center", fontsize=REGIME_FONT, fontweight="bold",
+            ax.text(col, row, regime.replace(" ", "\n"), ha="center", va="center", fontweight="bold",
+                    fontsize=REGIME_FONT if len(regime) < 6 else REGIME_FONT - 4,
                     color="black" if light else "white")
         ax.set_xticks(range(len(densities)), [f"{100 * d:g}" for d in densities])
         ax.set_yticks(range(len(temperatures)), [f"{t:g}" for t in temperatures])

@@ -36,8 +36,8 @@ def plot_pies_per_class(pies_per_class, examples_per_class, title: str, path: Pa
 
 
 def plot_pies_vs_sparsity(summary: pd.DataFrame, title: str, path: Path) -> None:
-    """Left: number of PIEs against sparsity, one line per pruning method, with its 95 % bootstrap interval over
-    members as error bars (where the summary has one). Right: mean member test accuracy (± std over members) of
+    """Left: number of PIEs against sparsity, one line per pruning method, with its 95 % interval (jackknife over
+    seeds, common.metrics.verdicts) as error bars where the summary has one (3 seeds or more). Right: mean member test accuracy (± std over members) of
     the pruned populations, with the dense population's as a dashed line."""
     fig, (pie_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
     for pruning, rows in summary.sort_values("sparsity").groupby("pruning", sort=True):
@@ -52,7 +52,7 @@ def plot_pies_vs_sparsity(summary: pd.DataFrame, title: str, path: Path) -> None
                         fmt="o-", capsize=3, color=line.get_color(), label=pruning)
     dense = summary["dense_accuracy_mean"].iloc[0]
     acc_ax.axhline(dense, ls="--", color="black", lw=1, label=f"dense ({dense:.3f})")
-    pie_ax.set(xlabel="sparsity", ylabel="number of PIEs (95 % bootstrap interval)",
+    pie_ax.set(xlabel="sparsity", ylabel="number of PIEs (95 % jackknife interval)",
                title="PIEs (dense vs pruned modal labels)")
     acc_ax.set(xlabel="sparsity", ylabel="test accuracy (mean ± std over members)", title="accuracy")
     for ax in (pie_ax, acc_ax):

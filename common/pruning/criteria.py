@@ -1,9 +1,14 @@
 """Pruning criteria: which entries of a pool each member loses. A criterion is one registry entry
-`name -> fn(pool, sparsities, seeds) -> Masks` over a stacked pool {parameter name: [P, ...]} with one target
-sparsity and one seed per member; adding one is adding an entry here."""
+`name -> fn(pool, sparsities, seeds, inputs) -> Masks` over a stacked pool {parameter name: [P, ...]} with one target
+sparsity and one seed per member; `inputs` holds what else a criterion may read (the entries already pruned, the
+population of networks and a batch of data for a data-driven criterion such as SNIP, its own options), so adding
+one, data-driven or not, is a function and an entry here. Every one-shot pruning of the studies goes through this
+registry: Corti et al.'s global/layerwise/random one-shot pruning, each IMP level of the tickets (global, the
+previous level's masks ranked first), the three-regime grid's scopes."""
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -32,7 +37,31 @@ def random_masks(tensors: Mapping[str, torch.Tensor], sparsity, generator: torch
     return lowest_scores(noise, sparsity, scope)
 
 
-def _per_member_random(pool: Mapping[str, torch.Tensor], sparsities: list[float], seeds: list[int]) -> Masks:
+@dataclass(frozen=True)
+class Inputs:
+    """What a criterion may read besides the pool, its sparsities and seeds."""
+
+    masks: Mapping[str, torch.Tensor] | None = None  # entries already pruned: ranked below every other (IMP)
+    population: Any = None  # the stacked networks (common.engine.population.Population), for a data-driven criterion
+    batch: tuple | None = None  # (images, labels) a data-driven criterion scores the pool on
+    eps: float = 1e-4  # random_natural: weights below this in magnitude count as naturally zero
+
+
+NO_INPUTS = Inputs()
+
+
+def _global(pool: Mapping[str, torch.Tensor], sparsities: list[float], seeds: list[int],
+            inputs: Inputs = NO_INPUTS) -> Masks:
+    return magnitude_masks(pool, sparsities, "global", masks=inputs.masks)
+
+
+def _layerwise(pool: Mapping[str, torch.Tensor], sparsities: list[float], seeds: list[int],
+               inputs: Inputs = NO_INPUTS) -> Masks:
+    return magnitude_masks(pool, sparsities, "layer", masks=inputs.masks)
+
+
+def _per_member_random(pool: Mapping[str, torch.Tensor], sparsities: list[float], seeds: list[int],
+                       inputs: Inputs = NO_INPUTS) -> Masks:
     """Each member's random draw comes from its own generator (seeded by its seed): the same as pruned alone."""
     members = [random_masks({n: t[i:i + 1] for n, t in pool.items()}, sparsities[i],
                             torch.Generator().manual_seed(seed)) for i, seed in enumerate(seeds)]
@@ -53,16 +82,16 @@ def natural_random_masks(tensors: Mapping[str, torch.Tensor], sparsity, eps: flo
 
 
 def _per_member_natural(pool: Mapping[str, torch.Tensor], sparsities: list[float], seeds: list[int],
-                        eps: float = 1e-4) -> Masks:
-    members = [natural_random_masks({n: t[i:i + 1] for n, t in pool.items()}, sparsities[i], eps,
+                        inputs: Inputs = NO_INPUTS) -> Masks:
+    members = [natural_random_masks({n: t[i:i + 1] for n, t in pool.items()}, sparsities[i], inputs.eps,
                                     torch.Generator().manual_seed(seed)) for i, seed in enumerate(seeds)]
     return Masks({n: torch.cat([m[n] for m in members]) for n in pool})
 
 
-Criterion = Callable[[Mapping[str, torch.Tensor], list, list], Masks]
+Criterion = Callable[[Mapping[str, torch.Tensor], list, list, Inputs], Masks]
 CRITERIA: dict[str, Criterion] = {
-    "global": lambda pool, sparsities, seeds: magnitude_masks(pool, sparsities, "global"),
-    "layerwise": lambda pool, sparsities, seeds: magnitude_masks(pool, sparsities, "layer"),
+    "global": _global,  # magnitude, all tensors of a member ranked together
+    "layerwise": _layerwise,  # magnitude, every tensor to the same sparsity
     "random": _per_member_random,
     # ranks the pool it is given (a trained network's weights) by natural zeros (option eps), then at random
     "random_natural": _per_member_natural,
@@ -70,7 +99,7 @@ CRITERIA: dict[str, Criterion] = {
 
 
 def prune_once(params: Mapping[str, torch.Tensor], pool: list[str], sparsities: list[float], criterion: str,
-               seeds: list[int], **options) -> Masks:
+               seeds: list[int], **inputs) -> Masks:
     """Stacked keep-masks pruning each member once to its sparsity over the parameters named in `pool`
-    (`options`: the criterion's own, e.g. eps for random_natural)."""
-    return CRITERIA[criterion]({n: params[n].detach() for n in pool}, sparsities, seeds, **options)
+    (`inputs`: the fields of Inputs the criterion reads, e.g. eps for random_natural, masks for IMP)."""
+    return CRITERIA[criterion]({n: params[n].detach() for n in pool}, sparsities, seeds, Inputs(**inputs))

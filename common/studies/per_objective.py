@@ -1,100 +1,111 @@
-"""`reproduce.py --study <name>` for a study whose entry point runs one objective at a time (tickets,
-three_regime): every stage but the last ones for each objective of `--objectives`, then the report stages once.
-Every other flag goes to the study's entry point; the preset defaults to demo here."""
+"""What the studies whose entry point runs one objective at a time share (tickets: studies/tickets.py,
+three_regime: studies/three_regime.py): the entry point's typed recipe and run with their presets and rules
+(`Entry`), and reproduce.py's plan over several objectives (`Plan`), which runs every per-objective stage for each
+objective and the report stages once."""
 from __future__ import annotations
 
-import logging
-import time
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
 
-from dataclasses import replace
-
-from common.cli import OneLineParser, UsageError, check_device, parse_flags
-from common.config import check_fields
-
-log = logging.getLogger("prune")
+from common.cli import check_device, config_flags, parse_flags
+from common.config import check_fields, help_field
+from common.errors import UsageError
+from common.launch import command_line
+from common.recipe import flag
 
 
-def reproduce(study: str, main: Callable, objectives: tuple, stages: tuple, report_stages: tuple, argv=None):
-    asked, wanted, rest = _split(study, main, objectives, stages, argv)
-    started, models = time.time(), []
-    per_objective = [s for s in wanted if s not in report_stages]
-    if per_objective:
-        for objective in asked:
-            models += main(rest + ["--objective", objective, "--stages", *per_objective])
-    once = [s for s in wanted if s in report_stages]
-    if once:
-        main(rest + ["--objective", asked[0], "--stages", *once])
-    log.info("%s study finished in %.1fs (%d models trained)", study, time.time() - started, len(models))
-    return models
+@dataclass(frozen=True)
+class Entry:
+    """A study's entry point for one objective: its typed recipe (`recipe`, with an `objective` field) and run
+    (`run`, a JobConfig with `stages`), their presets and rules."""
+
+    name: str  # the study: its entry point is studies/<name>.py
+    doc: str
+    recipe: type
+    run: type
+    presets: dict[str, dict]  # preset -> recipe values
+    run_presets: dict[str, dict]  # preset -> run values: the populations the preset makes
+    rules: dict  # recipe field -> (test, need)
+    run_rules: dict  # run field -> (test, need)
+    preset_config: Callable[..., Any]  # (preset, **fields) -> the recipe, its dataset defaults resolved
+    stages: tuple[str, ...]  # in order
+    check: Callable[[Any, Any], None] = lambda cfg, run: None  # what ties a recipe to a run (one objective's)
+    last: tuple[str, ...] = ("objective", "stages")  # the flags its printed commands end with, in this order
+
+    @property
+    def script(self) -> str:
+        return f"studies/{self.name}.py"
+
+    def shown(self) -> dict[str, dict]:
+        """{preset: {field: value}} of the recipe and the run, as --help shows each flag's default."""
+        return {name: {**self.presets[name], **self.run_presets.get(name, {})} for name in self.presets}
+
+    def preset_run(self, preset: str, **given):
+        return replace(self.run(), **{**self.run_presets.get(preset, {}), "preset": preset, **given})
+
+    def resolve(self, recipe: dict, job: dict, default_preset: str = "paper") -> tuple[Any, Any]:
+        """The checked recipe and run of the flags given (each over its preset's values)."""
+        run = self.preset_run(**{"preset": default_preset, **job})
+        if run.stages == ("all",):
+            run = replace(run, stages=self.stages)
+        config = self.preset_config(run.preset, **recipe)
+        check_fields(config, self.rules)
+        check_fields(run, self.run_rules)
+        check_device(run.cuda_device)
+        self.check(config, run)
+        return config, run
+
+    def parse(self, argv) -> tuple[Any, Any]:
+        """studies/<name>.py's flags -> (recipe, run)."""
+        recipe, job = parse_flags(f"{self.name}.py", self.doc, argv, self.recipe, self.run, presets=self.shown())
+        return self.resolve(recipe, job)
+
+    def argv(self, config, run) -> list[str]:
+        """The flags that ask for `config` and `run` (parse reads them back): the preset, the fields that differ
+        from it, then those of `last` (an empty list left out: it is their default)."""
+        recipe = config_flags(config, self.preset_config(run.preset), skip=self.last)
+        job = config_flags(run, self.preset_run(run.preset), skip=("preset", *self.last))
+        values = [(name, getattr(config if hasattr(config, name) else run, name)) for name in self.last]
+        tail = [part for name, value in values if value != () for part in flag(name, value)]
+        return ["--preset", run.preset, *recipe, *job, *tail]
+
+    def command(self, config, run) -> str:
+        return command_line(self.script, self.argv(config, run))
 
 
-def plan(study: str, main: Callable, objectives: tuple, stages: tuple, report_stages: tuple, argv=None,
-         split: Callable | None = None):
-    """The same work as stages of tasks for a launcher (common.launch): every stage one task per objective and
-    part (`split(stage, argv) -> [(label, extra flags)]`: the study's populations, e.g. chunks of seeds or one
-    temperature point; default one part), the report stages once. -> (stages, output paths)."""
-    from common.launch import Stage, Task, command_line
-    from common.paths import Paths
+@dataclass(frozen=True)
+class Objectives:
+    """reproduce.py's own flag for such a study: which objectives it runs."""
 
-    asked, wanted, rest = _split(study, main, objectives, stages, argv)
-    if "--help" in rest:
-        return [], Paths()
-    script = f"studies/{study}.py"
-    planned = []
-    for stage in wanted:
-        objectives_here = asked[:1] if stage in report_stages else asked
-        tasks = []
-        for objective in objectives_here:
-            task_argv = rest + ["--objective", objective, "--stages", stage]
-            label = stage if stage in report_stages else f"{objective} {stage}"
-            parts = [("", [])] if split is None or stage in report_stages else split(stage, task_argv)
-            for part, extra in parts:
-                tasks.append(Task(f"{label}{part}", main, (task_argv + extra,), command_line(script, task_argv + extra)))
-        planned.append(Stage(stage, tasks))
-    root = OneLineParser(add_help=False)
-    root.add_argument("--output_root", default="")
-    return planned, Paths.at(root.parse_known_args(rest)[0].output_root)
+    objectives: tuple = help_field((), "the objectives to run, each through every stage but the report ones; "
+                                        "none = all", nargs="*", item=str)
 
 
-def _split(study: str, main: Callable, objectives: tuple, stages: tuple, argv):
-    """(objectives asked, stages asked, the flags for the study's entry point), each checked."""
-    parser = OneLineParser(prog=f"reproduce.py --study {study}", add_help=False)
-    parser.add_argument("--objectives", default=",".join(objectives))
-    parser.add_argument("--stages", default=",".join(stages))
-    known, rest = parser.parse_known_args(argv or [])
-    if any(flag in rest for flag in ("-h", "--help")):
-        print(f"reproduce.py --study {study} [--objectives {','.join(objectives)}] [--stages {','.join(stages)}] "
-              f"[studies/{study}.py flags]\n")
-        main(["--help"])
-        return [], [], ["--help"]
-    asked = [o for o in known.objectives.split(",") if o]
-    if not asked or any(o not in objectives for o in asked):
-        raise UsageError(f"--objectives {known.objectives}: choose among {', '.join(objectives)}")
-    wanted = list(stages) if known.stages == "all" else [s for s in known.stages.split(",") if s]
-    if not wanted or any(s not in stages for s in wanted):
-        raise UsageError(f"--stages {known.stages}: choose among {', '.join(stages)}")
-    if "--objective" in rest:
-        raise UsageError(f"--objective: reproduce.py runs every objective of --objectives; for one, use "
-                         f"studies/{study}.py --objective …")
-    if "--preset" not in rest:
-        rest = ["--preset", "demo", *rest]
-    return asked, wanted, rest
+@dataclass(frozen=True)
+class Plan:
+    """One reproduce.py run of such a study: the recipe and run given (the objective aside), the objectives."""
+
+    config: Any
+    run: Any
+    objectives: tuple[str, ...]
+    extra: dict = field(default_factory=dict)  # what else the study's reproduce.py was told (layerwise tickets)
+
+    def of(self, objective: str, stages: tuple[str, ...], **fields_):
+        """(recipe, run) of one objective's part: these stages, and the given recipe or run fields."""
+        recipe = {k: v for k, v in fields_.items() if hasattr(self.config, k)}
+        job = {k: v for k, v in fields_.items() if not hasattr(self.config, k)}
+        return replace(self.config, objective=objective, **recipe), replace(self.run, stages=stages, **job)
 
 
-def parse_study(prog: str, doc: str, argv, config_class, run_class, presets: dict, run_presets: dict,
-                preset_config: Callable, rules: dict, run_rules: dict, stages: tuple):
-    """A study entry point's flags: the recipe (a config_class from its preset, flags over it) and the run (a
-    run_class from its preset's run values, flags over them; `--stages all` is every stage), each checked.
-    -> (config, run)."""
-    shown = {name: {**presets[name], **run_presets[name]} for name in presets}
-    recipe, job = parse_flags(prog, doc, argv, config_class, run_class, presets=shown)
-    preset = job.get("preset", "paper")
-    config = preset_config(preset, **recipe)
-    run = replace(run_class(), **{**run_presets.get(preset, {}), **job})
-    if run.stages == ("all",):
-        run = replace(run, stages=stages)
-    check_fields(config, rules)
-    check_fields(run, run_rules)
-    check_device(run.cuda_device)
-    return config, run
+def resolve_plan(entry: Entry, given: tuple[dict, dict, dict], offered: tuple[str, ...]) -> Plan:
+    """The checked plan of reproduce.py's flags for such a study (the preset defaults to demo here): every
+    objective's recipe and run checked as its entry point checks them."""
+    recipe, job, mine = given
+    objectives = tuple(mine.get("objectives", ())) or offered
+    unknown = [o for o in objectives if o not in offered]
+    if unknown:
+        raise UsageError(f"--objectives {','.join(objectives)}: choose among {', '.join(offered)}")
+    config, run = entry.resolve(recipe, job, default_preset="demo")
+    for objective in objectives:
+        entry.check(replace(config, objective=objective), run)
+    return Plan(config, run, objectives)

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor
 
 from common.engine.objectives.base import Objective, at_least_fp32, cross_entropy
-from common.models import ROTATIONS
+
+ROTATIONS = 4  # 0, 90, 180 and 270 degrees: the classes of the rotation head
 
 
 def rotations(x: Tensor) -> tuple[Tensor, Tensor]:

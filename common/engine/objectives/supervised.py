@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from common.engine.folding import folded
 from common.engine.objectives.base import Objective, at_least_fp32, cross_entropy
 
 
@@ -18,14 +19,14 @@ class CrossEntropy(Objective):
 
 class LinearProbe(Objective):
     """The linear classifier on the frozen encoder: features in eval mode without gradients, as the authors'
-    SupCon classifier stage."""
+    SupCon classifier stage (with BatchNorm folded into the convolutions: common.engine.folding)."""
 
     def losses(self, pop, batches, idx):
         labels = batches.labels(idx)
         x = batches.images(idx)
         with torch.no_grad():
             pop.eval()
-            features = at_least_fp32(pop(x, "features"))
+            features = at_least_fp32(folded(pop, "features")(x, "features"))
         weight, bias = pop.params["classifier.weight"], pop.params["classifier.bias"]
         logits = torch.einsum("pbd,pcd->pbc", features, at_least_fp32(weight)) + at_least_fp32(bias)[:, None]
         return cross_entropy(logits, labels)

@@ -18,15 +18,13 @@ from common.data import DATASETS as DATASET_REGISTRY
 from common.models import ENCODERS
 from common.pruning.gmp import GMPWindow
 from common.recipe import shaping
-from common.spec import PRUNINGS
 
 ARCHS = tuple(ENCODERS)
 DATASETS = tuple(DATASET_REGISTRY)
 METHODS = ("supervised", "supcon")
 SUPCON = ("supcon",)  # a field only SupCon models have: clr_ scripts offer it, sup_ scripts do not
-# the named GMP windows: the gmp_<name> entries of the registry of pruning names (gmp_custom is a window by steps)
-GMP_SCHEDULES = tuple(name.removeprefix("gmp_") for name in PRUNINGS
-                      if name.startswith("gmp_") and name != "gmp_custom")
+# the named GMP windows (GMP_REFERENCE; each a pruning name gmp_<name>, common.studies.corti2022.commands)
+GMP_SCHEDULES = ("early", "late")
 
 
 @dataclass(frozen=True)
@@ -134,6 +132,13 @@ PRESETS = {
 
 
 PRESET_NAMES = ("paper", "demo", "study")
+# The populations a preset trains (`sup_training.py --preset demo` trains the demo's): the dense and early-GMP
+# models of `reproduce.py --preset P` (common.studies.corti2022.reproduce.PRESETS: the same seeds and sparsities).
+RUN_PRESETS = {
+    "paper": {},
+    "demo": dict(index_end=2, pruning_percentages=(0.0, 0.5, 0.9)),
+    "study": dict(index_end=4, pruning_percentages=(0.0, 0.5, 0.9), eval_every=1000),
+}
 
 
 def preset_config(method: str, preset: str = "paper", **overrides) -> TrainConfig:
@@ -141,10 +146,9 @@ def preset_config(method: str, preset: str = "paper", **overrides) -> TrainConfi
     return with_dataset_defaults(replace(TrainConfig(method=method), **{**PRESETS[(preset, method)], **overrides}))
 
 
-def preset_identities(method: str) -> dict[str, dict]:
-    """{preset: its dataset and arch}: what an analysis reads when --dataset/--arch are not given."""
-    return {preset: dict(dataset=cfg.dataset, arch=cfg.arch)
-            for preset, cfg in ((p, preset_config(method, p)) for p in PRESET_NAMES)}
+def preset_run(preset: str = "paper", **overrides) -> RunConfig:
+    """The run a preset makes (its seeds and sparsities), with `overrides`."""
+    return replace(RunConfig(), **{**RUN_PRESETS[preset], "preset": preset, **overrides})
 
 
 # ---- GMP schedules ---------------------------------------------------------------------------------

@@ -46,24 +46,27 @@ import numpy as np
 import pandas as pd
 import torch
 
-from common.cli import UsageError, check_device, parse_flags, script_prefix
+from common.cli import check_device, config_flags, parse_flags, preset_values
+from common.errors import UsageError
 from common.config import help_field
 from common.data import Dataset
 from common.data.augment import SupervisedAugment
 from common.engine.inference import predict
 from common.io import atomic_path, upsert_csv, write_csv
 from common.log import progress
-from common.metrics.bootstrap import bootstrap_means, interval
 from common.metrics.knn import knn_predict_layers
 from common.metrics.pies import find_pies, modal_labels
 from common.metrics.prediction_depth import prediction_depth
-from common.paths import Paths
+from common.metrics.verdicts import one_sample
+from common.studies.corti2022.paths import CortiPaths
 from common.plots.depth import plot_depth_histograms, plot_depth_scatter, plot_depth_vs_sparsity
-from common.spec import METHOD_DIRS, PRUNED, ModelSpec, sparsity_tag
-from common.stage import AnalysisContext, checkpoint_stamp, validate_selection
-from common.studies.corti2022.config import ARCHS, DATASETS, preset_config, preset_identities
+from common.engine.objectives import display_name
+from common.spec import ModelSpec, sparsity_tag
+from common.studies.corti2022.commands import PRUNED, retrain_command, script
+from common.studies.corti2022.analysis import AnalysisContext, validate_selection
+from common.studies.corti2022.config import ARCHS, DATASETS, preset_config
 from common.studies.corti2022.pies import data_fingerprint, population_outputs
-from common.zoo import load_population
+from common.zoo import checkpoint_stamp, load_population
 
 log = logging.getLogger("prune")
 
@@ -95,6 +98,10 @@ class DepthConfig:
     cache: bool = help_field(True, "keep per-model probe predictions (npz) so reruns skip finished models")
     batch_size: int = help_field(1024, "images per forward pass")
     progress: bool = help_field(True, "tqdm progress bars")
+    allow_missing_members: bool = help_field(False, "compare what remains of a population some of whose model files "
+                                                    "are unreadable (the summary's *_models columns say how many); "
+                                                    "without it such a population stops the stage, naming the files "
+                                                    "and the command that retrains them")
 
     @property
     def support(self) -> str:
@@ -122,13 +129,30 @@ class PopulationDepth:
 
 # ---- configuration -------------------------------------------------------------------------------
 
-def parse(method: str, argv=None) -> DepthConfig:
-    [given] = parse_flags(f"{script_prefix(method)}_prediction_depth.py", __doc__, argv, DepthConfig,
-                          presets=preset_identities(method))
-    cfg = DepthConfig(**given)
-    check_device(cfg.cuda_device)
-    recipe = preset_config(method, cfg.preset)  # the models' dataset and arch under that preset
+# The populations a preset analyses (those `reproduce.py --preset P` trains: its PRESETS' models_number and
+# prediction_depth_models); the dataset and arch are those its models are trained on.
+PRESETS = {"paper": {}, "demo": dict(models_number=3, prediction_depth_models=3),
+           "study": dict(models_number=5, prediction_depth_models=3)}
+
+
+def preset_depth(method: str, preset: str = "paper", **overrides) -> DepthConfig:
+    cfg = replace(DepthConfig(), **{**PRESETS[preset], **overrides, "preset": preset})
+    recipe = preset_config(method, preset)  # the models' dataset and arch under that preset
     return replace(cfg, dataset=cfg.dataset or recipe.dataset, arch=cfg.arch or recipe.arch)
+
+
+def parse(method: str, argv=None) -> DepthConfig:
+    shown = {preset: preset_values(preset_depth(method, preset)) for preset in PRESETS}
+    [given] = parse_flags(script(method, "prediction_depth"), __doc__, argv, DepthConfig, presets=shown)
+    cfg = preset_depth(method, **given)
+    check_device(cfg.cuda_device)
+    return cfg
+
+
+def depth_argv(method: str, cfg: DepthConfig) -> list[str]:
+    """The flags that ask for `cfg` (parse reads them back)."""
+    return ["--preset", cfg.preset, *config_flags(cfg, preset_depth(method, cfg.preset), skip=("preset", "output_root")),
+            *(["--output_root", cfg.output_root] if cfg.output_root else [])]
 
 
 def validate(cfg: DepthConfig) -> None:
@@ -168,11 +192,11 @@ def augmented_probes(pop, images, normalize, augments, batch: int) -> list[torch
     return [torch.cat([c[layer].float() for c in chunks], dim=1) for layer in range(len(chunks[0]))]
 
 
-def probe_predictions(paths: Paths, specs: list[ModelSpec], data: Dataset, cfg: DepthConfig,
+def probe_predictions(paths: CortiPaths, specs: list[ModelSpec], data: Dataset, cfg: DepthConfig,
                       device: torch.device) -> np.ndarray:
     """[P, L, N] k-NN probe predictions on the test set for `specs`; the hidden representations of all of them
     come from one batched pass (members stacked), the probes run member by member on the device."""
-    pop, metas = load_population(paths, specs, device, data.num_classes)
+    pop, metas = load_population(paths, specs, device, data.num_classes, retrain=retrain_command)
     if cfg.augmented_support:
         augments = [support_augment(spec, meta, data) for spec, meta in zip(specs, metas)]
         train_probes = augmented_probes(pop, data.train_images, data.normalize, augments, cfg.batch_size)
@@ -185,12 +209,12 @@ def probe_predictions(paths: Paths, specs: list[ModelSpec], data: Dataset, cfg: 
     return np.stack(out)
 
 
-def model_source(paths: Paths, spec: ModelSpec) -> str:
+def model_source(paths: CortiPaths, spec: ModelSpec) -> str:
     """Identifies the checkpoint files a cache entry was computed from (a retrained model invalidates it)."""
     return ";".join(f"{size}:{mtime}" for _, size, mtime in checkpoint_stamp(paths, [spec]) or [])
 
 
-def read_cache(paths: Paths, spec: ModelSpec, cfg: DepthConfig, n_test: int) -> np.ndarray | None:
+def read_cache(paths: CortiPaths, spec: ModelSpec, cfg: DepthConfig, n_test: int) -> np.ndarray | None:
     path = paths.depth_cache(spec, cfg.support, cfg.knn_k)
     if not cfg.cache or not path.is_file():
         return None
@@ -205,25 +229,26 @@ def read_cache(paths: Paths, spec: ModelSpec, cfg: DepthConfig, n_test: int) -> 
     return probes.astype(np.int64)
 
 
-def write_cache(paths: Paths, spec: ModelSpec, cfg: DepthConfig, probes: np.ndarray) -> None:
+def write_cache(paths: CortiPaths, spec: ModelSpec, cfg: DepthConfig, probes: np.ndarray) -> None:
     if not cfg.cache:
         return
     with atomic_path(paths.depth_cache(spec, cfg.support, cfg.knn_k)) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, probe_preds=probes.astype(np.int16), source=np.array(model_source(paths, spec)))
 
 
-def member_predictions(paths: Paths, members: list[ModelSpec], data: Dataset, cfg: DepthConfig,
+def member_predictions(paths: CortiPaths, members: list[ModelSpec], data: Dataset, cfg: DepthConfig,
                        device: torch.device) -> np.ndarray:
     """[K, N] test predictions of `members`, read from the PIE stage's cache when it holds exactly these members
     (reproduce.py runs that stage first: the pass is not repeated), else computed and cached for the next stage.
     A member that cannot be read stops this stage with the loader's one-line error (the PIE stage leaves it out)."""
-    outputs = population_outputs(paths, members, data, device, False, cfg.batch_size, data_fingerprint(data))
+    outputs = population_outputs(paths, members, data, device, False, cfg.batch_size, data_fingerprint(data),
+                                 cfg.allow_missing_members)
     if outputs.names != tuple(spec.name for spec in members):
-        load_population(paths, members, device, data.num_classes)  # raises the CheckpointError naming the file
+        load_population(paths, members, device, data.num_classes, retrain=retrain_command)  # raises the CheckpointError naming the file
     return outputs.preds
 
 
-def population_depth(paths: Paths, specs: list[ModelSpec], data: Dataset, cfg: DepthConfig,
+def population_depth(paths: CortiPaths, specs: list[ModelSpec], data: Dataset, cfg: DepthConfig,
                      device: torch.device) -> PopulationDepth:
     started = time.time()
     depth_specs = specs[:cfg.prediction_depth_models]
@@ -266,7 +291,7 @@ def example_table(dense: PopulationDepth, pruned: PopulationDepth, true_labels: 
 def summary_row(method: str, cfg: DepthConfig, key: tuple, dense: PopulationDepth, pruned: PopulationDepth,
                 pies: np.ndarray) -> dict:
     """Mean and std over examples of the per-example mean depth, for PIEs and the rest (nan when empty)."""
-    row = dict(method=METHOD_DIRS[method], arch=cfg.arch, dataset=cfg.dataset, pruning=key[0], sparsity=key[1],
+    row = dict(method=display_name(method), arch=cfg.arch, dataset=cfg.dataset, pruning=key[0], sparsity=key[1],
                reference=cfg.depth_reference, knn_k=cfg.knn_k, support=cfg.support, num_probes=dense.num_probes,
                depth_models_dense=len(dense.specs), depth_models_pruned=len(pruned.specs),
                pie_models_dense=len(dense.preds), pie_models_pruned=len(pruned.preds),
@@ -277,14 +302,13 @@ def summary_row(method: str, cfg: DepthConfig, key: tuple, dense: PopulationDept
             values = mean_depth[mask]
             row[f"depth_{name}_{group}_mean"] = float(values.mean()) if mask.any() else float("nan")
             row[f"depth_{name}_{group}_std"] = float(values.std()) if mask.any() else float("nan")
-        if pies.any() and (~pies).any():  # PIEs minus the rest, per member; the interval resamples the members
+        if pies.any() and (~pies).any():  # PIEs minus the rest, per member: a one-sample t over the members
             gaps = pop.depths[:, pies].mean(1) - pop.depths[:, ~pies].mean(1)
-            row[f"depth_{name}_gap"] = float(gaps.mean())
-            row[f"depth_{name}_gap_ci_low"], row[f"depth_{name}_gap_ci_high"] = interval(bootstrap_means(gaps), gaps.mean())
+            row.update(one_sample(gaps).as_columns(f"depth_{name}_gap"))
     return row
 
 
-def cross_check_pies(paths: Paths, cfg: DepthConfig, method: str, key: tuple, pies: np.ndarray) -> None:
+def cross_check_pies(paths: CortiPaths, cfg: DepthConfig, method: str, key: tuple, pies: np.ndarray) -> None:
     """Compare with the PIE stage's per-example table when it exists; a mismatch is a warning (that stage may
     use another number of models)."""
     locate = getattr(paths, "pie_examples", None)
@@ -310,23 +334,27 @@ def cross_check_pies(paths: Paths, cfg: DepthConfig, method: str, key: tuple, pi
 # ---- entry point --------------------------------------------------------------------------------
 
 def main(method: str, argv=None) -> pd.DataFrame:
-    cfg = parse(method, argv)
+    """sup_prediction_depth.py / clr_prediction_depth.py."""
+    return analyse(method, parse(method, argv))
+
+
+def analyse(method: str, cfg: DepthConfig) -> pd.DataFrame:
     validate(cfg)
-    context = AnalysisContext(method, cfg.dataset, cfg.arch, cfg.preset, Paths.at(cfg.output_root),
-                              preset_config(method, cfg.preset).gmp_schedule)
+    context = AnalysisContext(method, cfg.dataset, cfg.arch, cfg.preset, CortiPaths.at(cfg.output_root),
+                              preset_config(method, cfg.preset).gmp_schedule, cfg.allow_missing_members)
     selection = context.select(cfg.pruning_methods, cfg.pruning_percentages, cfg.models_number)  # before any download
     paths = context.paths
     folders = [paths.depth_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)]
     data, device = context.start(folders, "prediction_depth", cfg.data_dir, cfg.cuda_device, selection,
                                  check=lambda data: check_k(cfg, data))
     torch.backends.cuda.matmul.allow_tf32 = False  # the k-NN shortlist needs full float32 (common/metrics/knn.py)
-    log.info("%s prediction depth (%s), device %s: dense + %d pruned populations, k=%d, %s support", method,
+    log.info("%s prediction depth (%s), device %s: dense + %d pruned populations, k=%d, %s support", context.name,
              cfg.depth_reference, device, len(selection.pruned), cfg.knn_k, cfg.support)
     data = data.to(device)
     true_labels = data.test_labels.cpu().numpy()
     started = time.time()
     rows = []
-    with progress(1 + len(selection.pruned), f"{method} prediction depth", cfg.progress, unit="population") as bar:
+    with progress(1 + len(selection.pruned), f"{context.name} prediction depth", cfg.progress, unit="population") as bar:
         dense = population_depth(paths, selection.dense, data, cfg, device)
         bar.update(1)
         for key, specs in selection.pruned.items():
@@ -337,7 +365,7 @@ def main(method: str, argv=None) -> pd.DataFrame:
     summary = upsert_csv(paths.depth_summary(cfg.dataset, method), pd.DataFrame(rows), key)
     mine = summary[(summary["reference"] == cfg.depth_reference) & (summary["knn_k"] == cfg.knn_k)
                    & (summary["support"] == cfg.support) & (summary["arch"] == cfg.arch)]
-    title = f"{METHOD_DIRS[method]} {cfg.arch} on {cfg.dataset}: prediction depth ({_reference_words(cfg)})"
+    title = f"{display_name(method)} {cfg.arch} on {cfg.dataset}: prediction depth ({_reference_words(cfg)})"
     plot_depth_vs_sparsity(mine, title, paths.depth_summary_figure(cfg.dataset, method, cfg.variant))
     log.info("prediction depth done in %.1fs: %s", time.time() - started, paths.depth_dir(cfg.dataset, method))
     return summary
@@ -348,7 +376,7 @@ def check_k(cfg: DepthConfig, data: Dataset) -> None:
         raise UsageError(f"--knn_k {cfg.knn_k}: larger than the {len(data.train_labels)} training images")
 
 
-def compare(paths: Paths, cfg: DepthConfig, method: str, key: tuple, dense: PopulationDepth,
+def compare(paths: CortiPaths, cfg: DepthConfig, method: str, key: tuple, dense: PopulationDepth,
             pruned: PopulationDepth, true_labels: np.ndarray, num_classes: int) -> dict:
     """PIEs and depths of one pruned population against the dense one: table, figures, summary row."""
     pies = find_pies(dense.preds, pruned.preds)
@@ -363,9 +391,9 @@ def compare(paths: Paths, cfg: DepthConfig, method: str, key: tuple, dense: Popu
     return row
 
 
-def draw_population(paths: Paths, cfg: DepthConfig, method: str, key: tuple, dense: PopulationDepth,
+def draw_population(paths: CortiPaths, cfg: DepthConfig, method: str, key: tuple, dense: PopulationDepth,
                     pruned: PopulationDepth, pies: np.ndarray) -> None:
-    title = (f"{METHOD_DIRS[method]} {cfg.arch} on {cfg.dataset}, {key[0]} {sparsity_tag(key[1])}: "
+    title = (f"{display_name(method)} {cfg.arch} on {cfg.dataset}, {key[0]} {sparsity_tag(key[1])}: "
              f"prediction depth ({_reference_words(cfg)}, k={cfg.knn_k})")
     plot_depth_scatter(dense.depths.mean(0), pruned.depths.mean(0), pies, dense.num_probes,
                        f"mean depth, dense ({len(dense.specs)} models)",
@@ -381,4 +409,4 @@ def _reference_words(cfg: DepthConfig) -> str:
 
 
 def _label(spec: ModelSpec) -> str:
-    return f"{METHOD_DIRS[spec.method]} {spec.pruning} s={sparsity_tag(spec.sparsity)}"
+    return f"{display_name(spec.method)} {spec.pruning} s={sparsity_tag(spec.sparsity)}"

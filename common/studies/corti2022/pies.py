@@ -22,30 +22,34 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from common.cli import UsageError, check_device, parse_flags, script_prefix
+from common.cli import check_device, config_flags, parse_flags, preset_values
+from common.errors import UsageError
 from common.config import help_field
 from common.data import DATASETS as DATASET_REGISTRY, Dataset
 from common.engine.inference import predict
 from common.io import atomic_path, upsert_csv, write_csv
 from common.log import progress
-from common.metrics.bootstrap import bootstrap_member_means, bootstrap_pies, class_disparity, interval
+from common.metrics.disparity import class_disparity
 from common.metrics.overlaps import pairwise_overlaps, per_class_overlap
 from common.metrics.pies import agreement, modal_labels
 from common.metrics.qscore import representation_scores
-from common.paths import Paths
+from common.metrics.verdicts import jackknife, leave_one_out_pies, seed_difference
+from common.studies.corti2022.paths import CortiPaths
 from common.plots.pies import (plot_overlap_per_class, plot_pie_images, plot_pies_per_class, plot_pies_vs_sparsity,
                                plot_score_scatter, plot_umap_panels)
-from common.spec import METHOD_DIRS, PRUNED, ModelSpec, sparsity_tag
-from common.stage import AnalysisContext, checkpoint_stamp, first_members, validate_selection
-from common.studies.corti2022.config import ARCHS, DATASETS, RunConfig, preset_config, preset_identities
-from common.zoo import load_readable_population
+from common.engine.objectives import display_name
+from common.spec import ModelSpec, sparsity_tag
+from common.studies.corti2022.commands import METHODS, PRUNED, retrain_command, script
+from common.studies.corti2022.analysis import AnalysisContext, first_members, validate_selection
+from common.studies.corti2022.config import ARCHS, DATASETS, RunConfig, preset_config
+from common.zoo import checkpoint_stamp, load_readable_population
 
 log = logging.getLogger("prune")
 
@@ -78,6 +82,10 @@ class PieConfig:
     compare: bool = help_field(True, "also compare with the other learning method's PIEs when its populations "
                                      "are on disk (pies/<dataset>/comparison/)")
     batch_size: int = help_field(1024, "test images per inference batch (all members run on each batch)")
+    allow_missing_members: bool = help_field(False, "compare what remains of a population some of whose model files "
+                                                    "are unreadable (the summary's *_models columns say how many); "
+                                                    "without it such a population stops the stage, naming the files "
+                                                    "and the command that retrains them")
 
     @property
     def with_features(self) -> bool:
@@ -87,13 +95,31 @@ class PieConfig:
 
 # ---- flags -------------------------------------------------------------------------------------------
 
+# The populations a preset compares (those `reproduce.py --preset P` trains: its PRESETS' models_number); the
+# dataset and arch are those its models are trained on.
+PRESETS = {"paper": {}, "demo": dict(models_number=3), "study": dict(models_number=5)}
+
+
+def preset_pies(method: str, preset: str = "paper", **overrides) -> PieConfig:
+    recipe = preset_config(method, preset)
+    return replace(PieConfig(dataset=recipe.dataset, arch=recipe.arch), **{**PRESETS[preset], **overrides})
+
+
 def parse(method: str, argv=None) -> tuple[PieConfig, RunConfig]:
-    given, job = parse_flags(f"{script_prefix(method)}_pie_kmodels_detection.py", __doc__, argv, PieConfig,
-                             (RunConfig, RUN_FIELDS), presets=preset_identities(method))
+    shown = {preset: preset_values(preset_pies(method, preset)) for preset in PRESETS}
+    given, job = parse_flags(script(method, "pie_kmodels_detection"), __doc__, argv, PieConfig,
+                             (RunConfig, RUN_FIELDS), presets=shown)
     run = RunConfig(**job)
     check_device(run.cuda_device)
-    recipe = preset_config(method, run.preset)
-    return PieConfig(**{"dataset": recipe.dataset, "arch": recipe.arch, **given}), run
+    return preset_pies(method, run.preset, **given), run
+
+
+def pie_argv(method: str, cfg: PieConfig, run: RunConfig) -> list[str]:
+    """The flags that ask for `cfg` and `run` (parse reads them back)."""
+    others = tuple(f.name for f in fields(RunConfig) if f.name not in RUN_FIELDS)
+    return ["--preset", run.preset, *config_flags(cfg, preset_pies(method, run.preset)),
+            *config_flags(run, RunConfig(preset=run.preset), skip=("preset", "output_root", *others)),
+            *(["--output_root", run.output_root] if run.output_root else [])]
 
 
 def validate(cfg: PieConfig) -> None:
@@ -117,11 +143,16 @@ class PopulationOutputs:
     preds: np.ndarray  # [K, N] predicted labels
     scores: dict | None  # {'q_score'|'z_score'|'l1_norm': [N]} averaged over the K members
     features0: np.ndarray | None  # [N, D] the first member's encoder representation (UMAP)
-    member_q: np.ndarray | None = None  # [K, N] each member's Q-Score (the bootstrap resamples members)
+    member_q: np.ndarray | None = None  # [K, N] each member's Q-Score (tests pair a pruned member with its parent)
 
     @property
     def size(self) -> int:
         return len(self.names)
+
+    @property
+    def seeds(self) -> list[int]:
+        """Each member's seed: a pruned member and its dense parent share it (the unit of every interval)."""
+        return [int(name.rsplit("_seed", 1)[1]) for name in self.names]
 
 
 def data_fingerprint(data: Dataset) -> str:
@@ -132,7 +163,7 @@ def data_fingerprint(data: Dataset) -> str:
     return digest.hexdigest()
 
 
-def _cache_key(paths: Paths, specs: list[ModelSpec], data_key: str) -> str | None:
+def _cache_key(paths: CortiPaths, specs: list[ModelSpec], data_key: str) -> str | None:
     """Changes when a member is added, removed or rewritten, or the test set changes; None: do not cache."""
     stamp = checkpoint_stamp(paths, specs)
     return None if stamp is None else hashlib.sha1(json.dumps([data_key, stamp]).encode()).hexdigest()
@@ -165,21 +196,23 @@ def _write_cache(path: Path, key: str, outputs: PopulationOutputs) -> None:
         np.savez(fh, **arrays)
 
 
-def population_outputs(paths: Paths, specs: list[ModelSpec], data: Dataset, device: torch.device,
-                       with_features: bool, batch_size: int, data_key: str) -> PopulationOutputs:
+def population_outputs(paths: CortiPaths, specs: list[ModelSpec], data: Dataset, device: torch.device,
+                       with_features: bool, batch_size: int, data_key: str,
+                       allow_missing: bool = False) -> PopulationOutputs:
     """Predictions of every member on the test set (one batched pass over the stacked population), and with
     `with_features` the per-example Q-Score / z-score / L1 norm of the L2-normalised encoder representation
     averaged over the members (the authors' --plot_q_score), plus member 0's representation. A member whose
-    file cannot be read is left out with a warning (zoo.load_readable_population)."""
+    file cannot be read is a CheckpointError naming it, or with `allow_missing` left out with a warning
+    (zoo.load_readable_population)."""
     first = specs[0]
     cache = paths.pie_predictions(first.dataset, first.method, first.pruning, first.sparsity)
     key = _cache_key(paths, specs, data_key)
     cached = _read_cache(cache, key, with_features)
     if cached is not None:
-        log.info("%s %s s=%g: %d members' predictions from %s", first.method, first.pruning, first.sparsity,
+        log.info("%s %s s=%g: %d members' predictions from %s", display_name(first.method), first.pruning, first.sparsity,
                  cached.size, cache)
         return cached
-    pop, _, loaded = load_readable_population(paths, specs, device, data.num_classes)
+    pop, _, loaded = load_readable_population(paths, specs, device, data.num_classes, allow_missing, retrain_command)
     with torch.no_grad():
         scores = features0 = member_q = None
         if not with_features:
@@ -267,7 +300,7 @@ def umap_embedding(features: np.ndarray, cfg: PieConfig) -> np.ndarray:
     itself below 4,096 points (above, it approximates it with NN-descent), and it skips half of UMAP's numba
     compilation, which dominates on small test sets."""
     import umap  # slow import (numba): only when --plot_umap asks for it
-    from sklearn.neighbors import NearestNeighbors
+    from sklearn.neighbors import NearestNeighbors  # as umap: only for --plot_umap
 
     features = np.asarray(features, dtype=np.float32)
     neighbors = min(cfg.umap_neighbors, len(features) - 1)
@@ -278,6 +311,14 @@ def umap_embedding(features: np.ndarray, cfg: PieConfig) -> np.ndarray:
     with warnings.catch_warnings():  # no search index: only UMAP.transform (never used here) would need one
         warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
         return reducer.fit_transform(features)
+
+
+def write_leave_one_out(path: Path, seeds: list[int], masks: np.ndarray, pies: np.ndarray) -> None:
+    """The PIE masks [S, N] with each of `seeds` left out, and the full mask [N], bits packed along examples (read
+    back by common.studies.corti2022.claims.leave_one_out)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, packed=np.packbits(masks, axis=1), full=np.packbits(pies), seeds=np.array(seeds),
+                            examples=np.array(len(pies)))
 
 
 # ---- the stage ------------------------------------------------------------------------------------------
@@ -296,7 +337,7 @@ class Stage:
         return self.context.method
 
     @property
-    def paths(self) -> Paths:
+    def paths(self) -> CortiPaths:
         return self.context.paths
 
     def __post_init__(self):
@@ -304,10 +345,10 @@ class Stage:
 
     def outputs(self, specs: list[ModelSpec], with_features: bool) -> PopulationOutputs:
         return population_outputs(self.paths, specs, self.data, self.device, with_features, self.cfg.batch_size,
-                                  self.data_key)
+                                  self.data_key, self.cfg.allow_missing_members)
 
     def title(self, pruning: str, sparsity: float, dense: PopulationOutputs, pruned: PopulationOutputs) -> str:
-        return (f"{METHOD_DIRS[self.method]} {self.cfg.dataset} {self.cfg.arch}: {pruning} {sparsity:g} "
+        return (f"{display_name(self.method)} {self.cfg.dataset} {self.cfg.arch}: {pruning} {sparsity:g} "
                 f"(K={pruned.size}) vs dense (K={dense.size})")
 
     def figure(self, kind: str, pruning: str = "", sparsity: float | None = None, ext: str = "png") -> Path:
@@ -318,41 +359,40 @@ class Stage:
         """PIEs of one pruned population against the dense one: per-example table, figures, summary row."""
         tick = time.time()
         cfg, labels = self.cfg, self.data.test_labels.numpy()
-        members = first_members(members, cfg.models_number, f"{self.method} {pruning} {sparsity:g}")
+        members = first_members(members, cfg.models_number, f"{self.context.name} {pruning} {sparsity:g}")
         pruned = self.outputs(members, cfg.with_features)
         table = example_table(dense, pruned, labels, self.data.num_classes)
         write_csv(table, self.paths.pie_examples(cfg.dataset, self.method, pruning, sparsity))
         pie_sets[(pruning, sparsity)] = table["pie"].to_numpy()
-        row = dict(method=METHOD_DIRS[self.method], dataset=cfg.dataset, arch=cfg.arch, pruning=pruning,
+        row = dict(method=display_name(self.method), dataset=cfg.dataset, arch=cfg.arch, pruning=pruning,
                    sparsity=sparsity, **summary_row(table, dense, pruned),
                    **self.intervals(pruning, sparsity, dense, pruned, table["pie"].to_numpy()))
         self.plot_configuration(table, pruning, sparsity, dense, pruned, dense_embedding)
         log.info("Method: %s Pruning method: %s Pruned: %g Models pruned: %d Models not pruned: %d Found PIEs: %d "
-                 "(%.1fs)", METHOD_DIRS[self.method], pruning, sparsity, pruned.size, dense.size, row["pies"],
+                 "(%.1fs)", display_name(self.method), pruning, sparsity, pruned.size, dense.size, row["pies"],
                  time.time() - tick)
         return row
 
     def intervals(self, pruning: str, sparsity: float, dense: PopulationOutputs, pruned: PopulationOutputs,
                   pies: np.ndarray) -> dict:
-        """Bootstrap intervals over members (common.metrics.bootstrap): the PIE count (replicate masks written for
-        the report's overlap intervals), the mean Q-Score shift and its excess on PIEs; and the class-level
-        Welch test (its table written, the number of disparately affected classes returned)."""
-        masks = bootstrap_pies(dense.preds, pruned.preds, self.data.num_classes)
-        with atomic_path(self.paths.pie_bootstrap(self.cfg.dataset, self.method, pruning, sparsity)) as tmp, \
-                open(tmp, "wb") as fh:
-            np.savez_compressed(fh, packed=np.packbits(masks, axis=1), examples=np.array(masks.shape[1]))
-        low, high = interval(masks.sum(1), pies.sum())
-        out = dict(pies_ci_low=low, pies_ci_high=high)
+        """The tests of one configuration (common.metrics.verdicts), as summary columns: the PIE count by the
+        jackknife over seeds (its leave-one-seed-out masks written for the report's count differences and
+        overlaps), the mean Q-Score shift and its excess on PIEs by the paired t (a pruned member against its own
+        dense parent); and Hooker et al.'s class-level Welch test (its table written, the number of disparately
+        affected classes returned)."""
+        seeds, masks = leave_one_out_pies(dense.preds, pruned.preds, self.data.num_classes, dense.seeds,
+                                          pruned.seeds)
+        write_leave_one_out(self.paths.pie_leave_one_out(self.cfg.dataset, self.method, pruning, sparsity), seeds,
+                            masks, pies)
+        count = jackknife(pies.sum(), masks.sum(1), n=(dense.size, pruned.size)).as_columns("pies")
+        out = {key: value for key, value in count.items() if key != "pies"}  # the count itself: summary_row's
         if dense.member_q is not None and pruned.member_q is not None:
-            shift = bootstrap_member_means(dense.member_q.mean(1), pruned.member_q.mean(1))
-            out["q_score_shift"] = pruned.member_q.mean() - dense.member_q.mean()
-            out["q_score_shift_ci_low"], out["q_score_shift_ci_high"] = interval(shift, out["q_score_shift"])
-            if pies.any() and (~pies).any():
-                gap = lambda q: q[:, pies].mean(1) - q[:, ~pies].mean(1)  # noqa: E731 - PIEs minus the rest
-                excess = bootstrap_member_means(gap(dense.member_q), gap(pruned.member_q))  # < 0: PIEs drop more
-                out["q_score_pie_excess"] = gap(pruned.member_q).mean() - gap(dense.member_q).mean()
-                out["q_score_pie_excess_ci_low"], out["q_score_pie_excess_ci_high"] = \
-                    interval(excess, out["q_score_pie_excess"])
+            mean_q = lambda pop: dict(zip(pop.seeds, pop.member_q.mean(1)))  # noqa: E731
+            out.update(seed_difference(mean_q(pruned), mean_q(dense)).as_columns("q_score_shift"))
+            if pies.any() and (~pies).any():  # PIEs minus the rest, per member; < 0 in the excess: PIEs drop more
+                gap = lambda pop: dict(zip(pop.seeds, pop.member_q[:, pies].mean(1)  # noqa: E731
+                                           - pop.member_q[:, ~pies].mean(1)))
+                out.update(seed_difference(gap(pruned), gap(dense)).as_columns("q_score_pie_excess"))
         labels = self.data.test_labels.numpy()
         test = class_disparity(dense.preds, pruned.preds, labels, self.data.num_classes)
         names = DATASET_REGISTRY[self.cfg.dataset].class_names
@@ -400,7 +440,7 @@ class Stage:
         titles = (f"dense (model seed {seed(dense.names[0])})",
                   f"{pruning} {sparsity:g} (model seed {seed(pruned.names[0])})")
         plot_umap_panels(dense_embedding, pruned_embedding, colors[0], colors[1], pies, self.data.num_classes,
-                         titles, color_label, f"UMAP of test representations, {METHOD_DIRS[self.method]} "
+                         titles, color_label, f"UMAP of test representations, {display_name(self.method)} "
                          f"{self.cfg.dataset} (x = PIE)", self.figure("umap", pruning, sparsity))
 
     def overlaps_between_prunings(self, pie_sets: dict) -> pd.DataFrame:
@@ -410,10 +450,10 @@ class Stage:
         for sparsity in sorted({s for _, s in pie_sets}):
             at_s = {p: mask for (p, s), mask in pie_sets.items() if s == sparsity}
             for row in pairwise_overlaps(at_s):
-                rows.append(dict(method=METHOD_DIRS[self.method], sparsity=sparsity, **row))
+                rows.append(dict(method=display_name(self.method), sparsity=sparsity, **row))
                 per_class = per_class_overlap(at_s[row["a"]], at_s[row["b"]], labels, self.data.num_classes)
                 plot_overlap_per_class(per_class, row["a"], row["b"],
-                                       f"{METHOD_DIRS[self.method]} {self.cfg.dataset}: PIEs of {row['a']} vs "
+                                       f"{display_name(self.method)} {self.cfg.dataset}: PIEs of {row['a']} vs "
                                        f"{row['b']} at sparsity {sparsity:g}",
                                        self.figure("overlaps", f"{row['a']}_vs_{row['b']}", sparsity))
         return pd.DataFrame(rows, columns=["method", "sparsity", "a", "b", "size_a", "size_b", "common",
@@ -422,7 +462,7 @@ class Stage:
     def compare_methods(self, pie_sets: dict) -> pd.DataFrame | None:
         """Supervised vs SupCon PIEs at the same pruning method and sparsity, when the other method's dense and
         pruned populations are on disk (their predictions come from that method's cache when it is current)."""
-        other = "supcon" if self.method == "supervised" else "supervised"
+        other = next(method for method in METHODS if method != self.method)  # the study's other learning method
         populations = self.context.populations(other)
         by_tag = {(p, sparsity_tag(s)): members for (p, s), members in populations.items()}
         shared = [key for key in pie_sets if (key[0], sparsity_tag(key[1])) in by_tag]
@@ -451,27 +491,32 @@ class Stage:
 
 
 def main(method: str, argv=None) -> pd.DataFrame:
+    """sup_pie_kmodels_detection.py / clr_pie_kmodels_detection.py."""
+    return analyse(method, *parse(method, argv))
+
+
+def analyse(method: str, cfg: PieConfig, run: RunConfig) -> pd.DataFrame:
     """Run the stage for one learning method; returns the summary table (also written to summary.csv)."""
     started = time.time()
-    cfg, run = parse(method, argv)
     validate(cfg)
-    context = AnalysisContext(method, cfg.dataset, cfg.arch, run.preset, Paths.at(run.output_root),
-                              preset_config(method, run.preset).gmp_schedule)
+    context = AnalysisContext(method, cfg.dataset, cfg.arch, run.preset, CortiPaths.at(run.output_root),
+                              preset_config(method, run.preset).gmp_schedule, cfg.allow_missing_members)
     selection = context.select(cfg.pruning_methods, cfg.pruning_percentages, cfg.models_number)
     paths = context.paths
     folders = [paths.pies_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)]
     folders += [paths.pie_comparison(cfg.dataset).parent] if cfg.compare else []
     data, device = context.start(folders, "pie_kmodels_detection", run.data_dir, run.cuda_device, selection)
     stage = Stage(cfg, context, data, device)
-    dense = stage.outputs(first_members(selection.dense, cfg.models_number, f"{method} dense"), cfg.with_features)
+    dense = stage.outputs(first_members(selection.dense, cfg.models_number, f"{context.name} dense"),
+                          cfg.with_features)
     dense_embedding = umap_embedding(dense.features0, cfg) if cfg.plot_umap else None
     rows, pie_sets = [], {}
-    with progress(len(selection.pruned), f"{method} PIEs", run.progress, unit="population") as bar:
+    with progress(len(selection.pruned), f"{context.name} PIEs", run.progress, unit="population") as bar:
         for (pruning, sparsity), members in selection.pruned.items():
             rows.append(stage.configuration(pruning, sparsity, members, dense, dense_embedding, pie_sets))
             bar.update(1)
     summary = upsert_csv(paths.pie_summary(cfg.dataset, method), pd.DataFrame(rows), ["pruning", "sparsity"])
-    plot_pies_vs_sparsity(summary, f"{METHOD_DIRS[method]} {cfg.dataset} {cfg.arch}",
+    plot_pies_vs_sparsity(summary, f"{display_name(method)} {cfg.dataset} {cfg.arch}",
                           stage.figure("pies_vs_sparsity"))
     upsert_csv(paths.pie_overlaps(cfg.dataset, method), stage.overlaps_between_prunings(pie_sets),
                ["sparsity", "a", "b"])

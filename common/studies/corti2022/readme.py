@@ -13,9 +13,11 @@ import argparse
 import pandas as pd
 
 from common import checkpoint as ckpt
-from common.cli import UsageError, run_main
+from common.cli import run_main
+from common.errors import UsageError
 from common.io import write_text
-from common.paths import REPO_ROOT, Paths
+from common.paths import REPO_ROOT
+from common.studies.corti2022.paths import CortiPaths
 from common.studies.corti2022.report import copy_headline_figures, measured_claims
 from common.zoo import finished_specs
 
@@ -31,7 +33,7 @@ def markers(preset: str) -> tuple[str, str]:
             f"edit by hand -->", f"<!-- end of {preset} figures -->")
 
 
-def where_measured(paths: Paths, dataset: str) -> str:
+def where_measured(paths: CortiPaths, dataset: str) -> str:
     """'2 threads on cpu (x86_64), torch 2.15.0': from the runtime a checkpoint of the run recorded."""
     specs = finished_specs(paths, dataset, "supervised")
     if not specs:
@@ -42,7 +44,7 @@ def where_measured(paths: Paths, dataset: str) -> str:
             f"({runtime.get('device_name') or 'unknown processor'}), torch {versions.get('torch', '?')}")
 
 
-def accuracy_line(paths: Paths, dataset: str) -> str:
+def accuracy_line(paths: CortiPaths, dataset: str) -> str:
     """'dense test accuracy: supervised 84.1 ± 0.3 %, SupCon 70.2 ± 1.1 % (mean ± std over members)'."""
     parts = []
     for method, name in (("supervised", "supervised"), ("supcon", "SupCon")):
@@ -53,7 +55,7 @@ def accuracy_line(paths: Paths, dataset: str) -> str:
     return f"Dense test accuracy: {', '.join(parts)} (mean ± std over members)." if parts else ""
 
 
-def block(paths: Paths, preset: str, timing: str = "") -> str:
+def block(paths: CortiPaths, preset: str, timing: str = "") -> str:
     """The README's block of a preset: what and where it was measured, accuracies, each claim as measured."""
     dataset, what = PRESETS[preset]
     begin, end = markers(preset)
@@ -61,7 +63,8 @@ def block(paths: Paths, preset: str, timing: str = "") -> str:
     return "\n".join([
         begin,
         f"Measured by {ran} ({where_measured(paths, dataset)}; {what}){timing}. {accuracy_line(paths, dataset)} "
-        f"The report's claims, each with its 95 % interval from a bootstrap over population members:",
+        f"The report's claims, each with its 95 % interval, the procedure and seeds behind it and the smallest "
+        f"effect it detects at 80 % power (common/metrics/verdicts.py; TOO FEW SEEDS below 3 per side):",
         "",
         *measured_claims(paths, dataset),
         end,
@@ -87,7 +90,7 @@ def main(argv=None) -> list:
                                                                               "the repository's)")
     parser.add_argument("--timing", default="", help="the run's measured wall time, as ' in 52 min' (from its log)")
     args = parser.parse_args(argv)
-    paths = Paths.at(args.output_root)
+    paths = CortiPaths.at(args.output_root)
     readme = REPO_ROOT.joinpath(args.readme)
     text = replace_block(readme.read_text(), args.preset, block(paths, args.preset, args.timing))
     copied = copy_headline_figures(paths, PRESETS[args.preset][0], readme.parent / "figures",

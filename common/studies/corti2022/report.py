@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from common.io import write_text
-from common.paths import Paths
+from common.studies.corti2022.paths import CortiPaths
 from common.studies.corti2022.claims import check_claims
 
 NAMES = {"supervised": "supervised", "supcon": "SupCon"}
@@ -124,7 +124,7 @@ def _at_highest_sparsity(pngs: list[Path]) -> list[Path]:
     return [p for p in pngs if _sparsity_of(p) == top]
 
 
-def _figures(paths: Paths, dataset: str, method: str, report_dir: Path) -> list[str]:
+def _figures(paths: CortiPaths, dataset: str, method: str, report_dir: Path) -> list[str]:
     """Whole-method figures, then every pruning method's figures at the highest sparsity on disk."""
     base = paths.pies_dir(dataset, method)
     lines = []
@@ -142,7 +142,7 @@ def _figures(paths: Paths, dataset: str, method: str, report_dir: Path) -> list[
     return lines
 
 
-def headline_umaps(paths: Paths, dataset: str) -> list[tuple[str, Path]]:
+def headline_umaps(paths: CortiPaths, dataset: str) -> list[tuple[str, Path]]:
     """The four UMAP panels of the authors' README: each method, dense vs the highest one-shot sparsity run."""
     found = []
     for method in ("supervised", "supcon"):
@@ -153,7 +153,7 @@ def headline_umaps(paths: Paths, dataset: str) -> list[tuple[str, Path]]:
     return found
 
 
-def copy_headline_figures(paths: Paths, dataset: str, dest: Path, prefix: str = "") -> list[Path]:
+def copy_headline_figures(paths: CortiPaths, dataset: str, dest: Path, prefix: str = "") -> list[Path]:
     """Copy the README's figures (UMAP panels, PIEs against sparsity) into `dest` (figures/), named with
     `prefix` (one preset's figures beside another's)."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -169,8 +169,8 @@ def copy_headline_figures(paths: Paths, dataset: str, dest: Path, prefix: str = 
 
 # ---- the report -------------------------------------------------------------------------------------
 
-def measured_claims(paths: Paths, dataset: str) -> list[str]:
-    """The paper's claims as measured from the tables and bootstrap replicates on disk, each with its 95 %
+def measured_claims(paths: CortiPaths, dataset: str) -> list[str]:
+    """The paper's claims as measured from the tables and leave-one-seed-out PIE masks on disk, each with its 95 %
     interval and verdict (common.studies.corti2022.claims): the report's first section."""
     methods = ("supervised", "supcon")
     pies = {m: _read(paths.pie_summary(dataset, m)) for m in methods}
@@ -180,7 +180,7 @@ def measured_claims(paths: Paths, dataset: str) -> list[str]:
                         pd.concat(depth, ignore_index=True) if depth else pd.DataFrame())
 
 
-def disparity_table(paths: Paths, dataset: str, pies: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def disparity_table(paths: CortiPaths, dataset: str, pies: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per configuration, the classes Hooker et al.'s Welch test finds disparately affected (p <= 0.05), those
     pruning hurts (mean-shifted accuracy lower in the pruned members) and those it spares."""
     rows = []
@@ -197,7 +197,7 @@ def disparity_table(paths: Paths, dataset: str, pies: dict[str, pd.DataFrame]) -
     return pd.DataFrame(rows)
 
 
-def write_report(paths: Paths, dataset: str, timings: list[dict] | None = None) -> Path:
+def write_report(paths: CortiPaths, dataset: str, timings: list[dict] | None = None) -> Path:
     report_dir = paths.pies / dataset
     methods = ("supervised", "supcon")
     pies = {m: _read(paths.pie_summary(dataset, m)) for m in methods}
@@ -213,7 +213,8 @@ def write_report(paths: Paths, dataset: str, timings: list[dict] | None = None) 
              "\n## Test accuracy (%, mean ± std over the members of each population)\n",
              _markdown(accuracy_table(pies)),
              "\n## PIEs (modal label of the pruned population differs from the dense one's)\n",
-             "`pies_ci_low` / `_high`: 95 % bootstrap interval over members. `disparate_classes`: classes whose "
+             "`pies_ci_low` / `_high`: 95 % interval of the count, jackknife over seeds (none below 3 seeds). "
+             "`disparate_classes`: classes whose "
              "mean-shifted accuracy differs between dense and pruned members (Hooker et al.'s two-tailed Welch "
              "t-test, p <= 0.05; one table per configuration under `<method>/class_disparity/`). "
              "`dense_modal_accuracy_on_pies` / `_on_rest`: accuracy of the dense population's modal label on the "

@@ -8,28 +8,31 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 import torch
 
 from common import preflight
-from common.cli import UsageError, check_device, parse_flags, script_prefix, select_device
+from common.cli import check_device, parse_flags, preset_values, select_device
+from common.errors import UsageError
 from common.config import check_fields
 from common.data import load_dataset
-from common.data import DATASETS as DATASET_REGISTRY
 from common.data.augment import supervised_augment
-from common.engine.objectives import make_objective
+from common.engine.objectives import OBJECTIVES, display_name, make_objective
 from common.engine.phase import Job, Phase
 from common.inventory import models_table
 from common.io import write_csv
 from common.log import setup_logging
-from common.models import build_network
+from common.models import build_network, seeded_network
 from common.paths import Paths
+from common.phases import supcon_phase
 from common.pruning.pools import CLASSIFIER, POOLS
-from common.recipe import shaping
+from common.recipe import shaping, value_text
 from common.spec import ModelSpec
 from common.stage import plan_chunks, train_populations
-from common.studies.corti2022.config import (PRESET_NAMES, RUN_RULES, TRAIN_RULES, RunConfig, TrainConfig, preset_config, pruning_name,
-                                            resolve_gmp)
+from common.studies.corti2022.commands import PRUNINGS, retrain_command, script, training_command, with_recipe
+from common.studies.corti2022.config import (PRESET_NAMES, RUN_RULES, TRAIN_RULES, RunConfig, TrainConfig,
+                                             preset_config, preset_run, pruning_name, resolve_gmp)
 from common.zoo import finished_or_conflict, refuse_mixing
 
 log = logging.getLogger("prune")
@@ -45,19 +48,17 @@ def build_phases(cfg: TrainConfig, n_train: int, network, image_size: int = 32) 
     steps = math.ceil(n_train / cfg.batch_size) * cfg.epochs
     window = resolve_gmp(cfg.method, cfg.gmp_schedule, steps, (cfg.begin_step, cfg.end_step, cfg.frequency))
     sgd = dict(momentum=cfg.momentum, nesterov=cfg.nesterov, milestones=cfg.lr_milestones, gamma=cfg.lr_gamma)
-    if cfg.method == "supervised":
-        return [Phase("train", make_objective("ce"), cfg.epochs, cfg.batch_size, cfg.learning_rate,
+    if OBJECTIVES[cfg.method].classifier:  # labels train the whole network
+        return [Phase("train", make_objective("supervised"), cfg.epochs, cfg.batch_size, cfg.learning_rate,
                       weight_decay=cfg.weight_decay, trainable=tuple(names),
                       augment=supervised_augment(cfg, image_size),
                       prune_names=tuple(POOLS["encoder_convs_and_classifier"](network)), gmp=window, **sgd)]
     head_steps = math.ceil(n_train / cfg.batch_size_head) * cfg.head_epochs
     head_window = resolve_gmp("supcon", "head", head_steps,
                               (cfg.begin_step_head, cfg.end_step_head, cfg.frequency_head))
-    encoder = Phase("encoder", make_objective("supcon", temperature=cfg.temperature,
-                                              base_temperature=cfg.base_temperature),
-                    cfg.epochs, cfg.batch_size, cfg.learning_rate, weight_decay=cfg.weight_decay,
-                    trainable=tuple(n for n in names if n not in CLASSIFIER), augment=DATASET_REGISTRY[cfg.dataset].contrastive,
-                    prune_names=tuple(POOLS["encoder_convs"](network)), gmp=window, evaluate=False, **sgd)
+    encoder = supcon_phase("encoder", cfg.temperature, cfg.base_temperature, names, cfg.dataset, epochs=cfg.epochs,
+                           batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                           prune_names=tuple(POOLS["encoder_convs"](network)), gmp=window, **sgd)
     head = Phase("head", make_objective("linear"), cfg.head_epochs, cfg.batch_size_head, cfg.learning_rate_head,
                  momentum=cfg.momentum, weight_decay=0.0, trainable=CLASSIFIER,
                  augment=supervised_augment(cfg, image_size), milestones=cfg.head_milestones, gamma=cfg.head_gamma,
@@ -71,7 +72,8 @@ def build_phases(cfg: TrainConfig, n_train: int, network, image_size: int = 32) 
 def validate(run: RunConfig, phases: list[Phase], n_train: int) -> None:
     bad = [s for s in run.pruning_percentages if not 0.0 <= s < 1.0]
     if bad or not run.pruning_percentages:
-        raise UsageError(f"--pruning_percentages {bad or 'is empty'}: sparsities must lie in [0, 1), e.g. 0.0,0.5,0.9")
+        shown = value_text(bad) if bad else "is empty"
+        raise UsageError(f"--pruning_percentages {shown}: sparsities must lie in [0, 1), e.g. 0.0,0.5,0.9")
     if run.index_start < 0 or run.index_start > run.index_end:
         raise UsageError(f"--index_start {run.index_start} --index_end {run.index_end}: need 0 <= start <= end")
     if run.population_size < 0:
@@ -99,10 +101,10 @@ def validate_window(phase: Phase, n_train: int) -> None:
 # ---- entry point -------------------------------------------------------------------------------
 
 def parse(method: str, argv=None) -> tuple[TrainConfig, RunConfig]:
-    presets = {preset: preset_config(method, preset).to_dict() for preset in PRESET_NAMES}
-    recipe, job = parse_flags(f"{script_prefix(method)}_training.py", __doc__, argv, TrainConfig, RunConfig,
-                              method=method, presets=presets)
-    run = RunConfig(**job)
+    shown = {preset: preset_values(preset_config(method, preset), preset_run(preset)) for preset in PRESET_NAMES}
+    recipe, job = parse_flags(script(method, "training"), __doc__, argv, TrainConfig, RunConfig, method=method,
+                              presets=shown)
+    run = preset_run(**job)
     cfg = preset_config(method, run.preset, **recipe)
     check_fields(cfg, TRAIN_RULES)
     check_fields(run, RUN_RULES)
@@ -111,7 +113,12 @@ def parse(method: str, argv=None) -> tuple[TrainConfig, RunConfig]:
 
 
 def main(method: str, argv=None) -> list[dict]:
-    cfg, run = parse(method, argv)
+    """sup_training.py / clr_training.py."""
+    return train(method, *parse(method, argv))
+
+
+def train(method: str, cfg: TrainConfig, run: RunConfig) -> list[dict]:
+    """Train the models of `run` (seeds x sparsities) with `cfg`; -> the trained members' metadata."""
     paths = Paths.at(run.output_root)
     data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset)
     template = build_network(cfg.arch, method, data.num_classes, cfg.projection_dim)
@@ -121,15 +128,20 @@ def main(method: str, argv=None) -> list[dict]:
     specs = [ModelSpec(method, cfg.arch, cfg.dataset, pruning_name(cfg, s), s, seed)
              for s in run.pruning_percentages for seed in range(run.index_start, run.index_end + 1)]
     recipe_for = lambda spec: cfg.recipe(spec.sparsity)  # noqa: E731 - what shapes each member
-    todo = [s for s in specs if not finished_or_conflict(paths, s, recipe_for(s))]
-    refuse_mixing(paths, todo, recipe_for)
+    todo = [s for s in specs if not finished_or_conflict(paths, s, recipe_for(s), retrain=retrain_command)]
+    refuse_mixing(paths, todo, recipe_for, lambda members, recipe: training_command(
+        method, with_recipe(cfg, recipe), replace(run, index_start=min(s.seed for s in members),
+                                                  index_end=max(s.seed for s in members),
+                                                  pruning_percentages=(members[0].sparsity,)),
+        tuple(name for name, _ in PRUNINGS[members[0].pruning].asks)))
     preflight.check_outputs([paths.model_dir(cfg.dataset, method), paths.log_dir(cfg.dataset, method)],
                             preflight.training_bytes(template, len(todo)))
     device = select_device(run.cuda_device)
     setup_logging(paths.log_file(cfg.dataset, method, "training"))
-    log.info("%s training: %d models asked, %d already finished, device %s", method, len(specs),
+    log.info("%s training: %d models asked, %d already finished, device %s", display_name(method), len(specs),
              len(specs) - len(todo), device)
-    log.info("recipe (what shapes a %s model; the GMP fields only the pruned ones): %s", method, shaping(cfg))
+    log.info("recipe (what shapes a %s model; the GMP fields only the pruned ones): %s", display_name(method),
+             shaping(cfg))
     data = data.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -140,9 +152,10 @@ def main(method: str, argv=None) -> list[dict]:
         log.warning(line)
     jobs = [(Job(specs=p.specs, phases=phases, config=cfg.to_dict(), recipes=[recipe_for(s) for s in p.specs],
                  final_sparsity=[s.sparsity for s in p.specs],
-                 make_networks=lambda chunk=p.specs: [seeded_network(cfg, method, data.num_classes, s.seed)
-                                                     for s in chunk]), p.state_path) for p in planned]
-    results = train_populations(jobs, data, device, run, paths, state_dir, f"{method} training")
+                 make_networks=lambda chunk=p.specs: [seeded_network(cfg.arch, method, data.num_classes,
+                                                                     cfg.projection_dim, s.seed) for s in chunk]),
+             p.state_path) for p in planned]
+    results = train_populations(jobs, data, device, run, paths, state_dir, f"{display_name(method)} training")
     write_csv(models_table(paths, cfg.dataset, method), paths.models_csv(cfg.dataset, method))
     for r in results:
         acc = r["test_accuracy"]
@@ -150,7 +163,3 @@ def main(method: str, argv=None) -> list[dict]:
                  "n/a" if acc is None else f"{acc:.4f}", r["sparsity"], " FAILED" if r["failed"] else "")
     return results
 
-
-def seeded_network(cfg: TrainConfig, method: str, num_classes: int, seed: int):
-    torch.manual_seed(seed)
-    return build_network(cfg.arch, method, num_classes, cfg.projection_dim)

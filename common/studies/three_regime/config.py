@@ -12,16 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, replace
 
-from common.cli import UsageError
+from common.errors import UsageError
 from common.config import (AT_LEAST_ONE, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig,
                            help_field, with_dataset_defaults)
 from common.data import DATASETS as DATASET_REGISTRY
 from common.models import ENCODERS
 from common.recipe import shaping
+from common.studies.three_regime.knobs import KNOBS
 
 STUDY = "three_regime"
 OBJECTIVES = ("supervised", "supcon")
-KNOBS = ("epochs", "batch_size", "sam_rho")
 SCOPES = ("layer_uniform", "global")
 STAGES = ("train", "prune", "retrain", "connectivity", "cka", "plot")
 SUPCON = ("supcon",)
@@ -38,7 +38,7 @@ class RegimeConfig:
     dataset: str = help_field("cifar10", f"dataset: one of {tuple(DATASET_REGISTRY)}", choices=tuple(DATASET_REGISTRY))
     arch: str = help_field("preresnet20", f"encoder: one of {tuple(ENCODERS)}", choices=tuple(ENCODERS))
     knob: str = help_field("epochs", "the temperature: epochs (checkpoints of one dense run), batch_size (a fixed "
-                                     "iteration budget) or sam_rho", choices=KNOBS, shapes=False)
+                                     "iteration budget) or sam_rho", choices=tuple(KNOBS), shapes=False)
     epochs: int = help_field(160, "dense training epochs (knob epochs: the run whose checkpoints are pruned)")
     save_every: int = help_field(10, "knob epochs: prune the checkpoint of every N-th epoch", shapes=False)
     batch_size: int = help_field(64, "dense training batch size (knob batch_size: see --batch_sizes)")
@@ -90,17 +90,15 @@ class RegimeConfig:
 
     def temperatures(self) -> tuple:
         """The knob's values, in order: checkpoint epochs, batch sizes or rhos."""
-        if self.knob == "epochs":
-            return tuple(range(self.save_every, self.epochs + 1, self.save_every))
-        return self.batch_sizes if self.knob == "batch_size" else self.sam_rhos
+        return KNOBS[self.knob].values(self)
 
 
 @dataclass(frozen=True)
 class RegimeRun(JobConfig):
     """Which seeds and stages; the analysis settings; how and where it runs."""
 
-    dense_seeds: tuple = help_field((1,), "seeds of the dense runs (their writer: 1; their notebook: 1, 2, 3)",
-                                    nargs="*", item=int)
+    index_start: int = help_field(1, "first seed of the dense runs (their writer: 1; their notebook: 1 to 3)")
+    index_end: int = help_field(1, "last seed of the dense runs, inclusive")
     retrain_seeds: tuple = help_field((1, 2, 3), "seeds of the re-trainings of every pruned network (pairs of them "
                                                  "are compared)", nargs="*", item=int)
     stages: tuple = help_field(STAGES, f"stages to run, in order: {', '.join(STAGES)}", nargs="*", item=str)
@@ -117,6 +115,11 @@ class RegimeRun(JobConfig):
     knn_k: int = help_field(200, "SupCon: neighbours of the weighted cosine k-NN that measures error along the path")
     barrier_threshold: float = help_field(-0.1, "regime I where the mean barrier (theirs: m - e(t*) of the train "
                                                 "error) lies below this [ours]")
+
+    @property
+    def dense_seeds(self) -> tuple[int, ...]:
+        """The dense runs' seeds: --index_start..--index_end, as every script chooses its seeds."""
+        return tuple(range(self.index_start, self.index_end + 1))
 
 
 PRESETS = {
@@ -146,9 +149,9 @@ PRESETS = {
 PRESETS["study"] = dict(PRESETS["demo"], dataset="fashion_mnist", arch="vgg4_16", train_subset=2000, image_size=14,
                         epochs=40, save_every=10, lr_milestones=(20, 30), densities=(0.01, 0.02, 0.05, 0.2),
                         retrain_epochs=40, retrain_milestones=(20, 30))
-RUN_PRESETS = {"paper": dict(dense_seeds=(1, 2, 3)),  # their notebook averages dense seeds 1-3
+RUN_PRESETS = {"paper": dict(index_start=1, index_end=3),  # their notebook averages dense seeds 1-3
                # test error at the last epoch only (evaluated then), CKA on all 2,000 training images
-               "study": dict(dense_seeds=(1, 2, 3), retrain_seeds=(1, 2, 3), cka_images=2000, curves=False,
+               "study": dict(index_start=1, index_end=3, retrain_seeds=(1, 2, 3), cka_images=2000, curves=False,
                              test_error_epochs=1, eval_every=40, path_test_error=False),
                "demo": dict(retrain_seeds=(1, 2), cka_images=1024, curves=False, test_error_epochs=1)}
 
@@ -165,11 +168,9 @@ RUN_RULES = dict(JOB_RULES, lmc_points=(lambda v: v >= 3, "must be >= 3"), cka_i
                  test_error_epochs=AT_LEAST_ONE,
                  knn_k=AT_LEAST_ONE,
                  retrain_seeds=(lambda v: len(set(v)) == len(v) >= 2, "needs at least two distinct seeds to compare"),
-                 dense_seeds=(lambda v: len(set(v)) == len(v) >= 1, "distinct seeds, at least one"),
+                 index_start=NON_NEGATIVE,
                  stages=(lambda v: bool(v) and all(s in STAGES for s in v), f"choose among {', '.join(STAGES)} (or all)"))
 
-
-RETRAIN_BATCH = {"epochs": 64, "batch_size": 128, "sam_rho": 64}  # their scripts' re-training batch per knob's tree
 
 
 def preset_config(preset: str, **overrides) -> RegimeConfig:
@@ -177,5 +178,5 @@ def preset_config(preset: str, **overrides) -> RegimeConfig:
         raise UsageError(f"--preset {preset}: the three-regime study has the presets {', '.join(PRESETS)}")
     cfg = with_dataset_defaults(replace(RegimeConfig(), **{**PRESETS[preset], **overrides}))
     if cfg.retrain_batch_size is None:
-        cfg = replace(cfg, retrain_batch_size=RETRAIN_BATCH[cfg.knob])
+        cfg = replace(cfg, retrain_batch_size=KNOBS[cfg.knob].retrain_batch)
     return cfg

@@ -12,30 +12,34 @@ from __future__ import annotations
 import itertools
 import math
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from common.data.augment import supervised_augment
-from common.data import DATASETS
 from common.engine.inference import evaluate, predict, reset_bn
-from common.engine.objectives import make_objective
+from common.engine.objectives import METHODS, make_objective
 from common.engine.phase import Job, Phase
 from common.engine.population import Population
 from common.metrics.cka import linear_cka
 from common.metrics.knn import weighted_knn_predict
-from common.models import build_network
+from common.models import build_network, seeded_network
 from common.pruning.criteria import CRITERIA
-from common.pruning.pools import CLASSIFIER, POOLS
+from common.phases import supcon_phase
+from common.pruning.pools import POOLS
 from common.spec import ModelSpec
 from common import checkpoint as ckpt
 from common.io import upsert_csv
 from common.recipe import fingerprint
+from common.stage import planned_jobs
+from common.studies.three_regime.commands import retrain_command
 from common.studies.three_regime.config import STUDY, RegimeConfig
+from common.studies.three_regime.knobs import KNOBS
 from common.zoo import finished_or_conflict, load_member, load_rewind_point, save_member
+from common.errors import CheckpointError
 
-KNOB_TAGS = {"epochs": "epochs", "batch_size": "batch", "sam_rho": "rho"}
 SCOPE_CRITERIA = {"layer_uniform": "layerwise", "global": "global"}  # scope -> common.pruning.criteria.CRITERIA
 AT_CHANCE = 0.02  # a re-training whose last train accuracy is within this of 1 / classes has collapsed
 
@@ -52,11 +56,11 @@ class Grid:
 
     # ---- identity ---------------------------------------------------------------------------------------
     def knobs(self, temperature) -> tuple:
-        return (("knob", KNOB_TAGS[self.cfg.knob]), ("temperature", temperature))
+        return (("knob", KNOBS[self.cfg.knob].tag), ("temperature", temperature))
 
     def dense_spec(self, temperature, seed: int) -> ModelSpec:
         """The model a temperature's dense weights are read from (the epochs knob: the run's final model)."""
-        stored = self.cfg.epochs if self.cfg.knob == "epochs" else temperature
+        stored = self.cfg.epochs if KNOBS[self.cfg.knob].one_run else temperature
         return ModelSpec(self.method, self.cfg.arch, self.cfg.dataset, "dense", 0.0, seed, study=STUDY,
                          knobs=self.knobs(stored))
 
@@ -80,42 +84,29 @@ class Grid:
 
     # ---- phases -----------------------------------------------------------------------------------------
     def phase(self, epochs: int, batch_size: int, learning_rate: float, milestones: tuple, **extra) -> Phase:
-        """The objective's training phase: cross-entropy on the whole network, or SupCon on the encoder."""
+        """The objective's training phase (PHASES: cross-entropy on the whole network, or SupCon on the encoder)."""
         cfg = self.cfg
-        common = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, momentum=cfg.momentum,
-                      weight_decay=cfg.weight_decay, milestones=tuple(milestones), **extra)
-        if self.method == "supervised":
-            return Phase("train", make_objective("ce"), trainable=tuple(self.names),
-                         augment=supervised_augment(cfg, self.data.image_size),
-                         **common)
-        objective = make_objective("supcon", temperature=cfg.temperature, base_temperature=cfg.base_temperature)
-        return Phase("encoder", objective, trainable=tuple(n for n in self.names if n not in CLASSIFIER),
-                     augment=DATASETS[cfg.dataset].contrastive, evaluate=False, **common)
+        schedule = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, momentum=cfg.momentum,
+                        weight_decay=cfg.weight_decay, milestones=tuple(milestones), **extra)
+        return PHASES[self.method](self, schedule)
 
     def dense_phase(self, temperature) -> Phase:
-        cfg = self.cfg
-        if cfg.knob == "epochs":
-            per_epoch = math.ceil(len(self.data.train_labels) / cfg.batch_size)
-            steps = tuple(e * per_epoch for e in cfg.temperatures() if e < cfg.epochs)
-            return self.phase(cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.lr_milestones, snapshot_steps=steps)
-        if cfg.knob == "batch_size":  # a fixed iteration budget: epochs from it, milestones at 50 % and 75 %
-            per_epoch = max(1, len(self.data.train_labels) // temperature)
-            epochs = max(1, round(cfg.iterations / per_epoch))
-            milestones = sorted({max(1, round(epochs * f)) for f in (0.5, 0.75)})
-            return self.phase(epochs, temperature, cfg.learning_rate, milestones, drop_last=True)
-        return self.phase(cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.lr_milestones, optimizer="sam",
-                          sam_rho=temperature, sam_adaptive=cfg.sam_adaptive)
+        """How a dense run reaches `temperature` (the knob's, common.studies.three_regime.knobs)."""
+        return KNOBS[self.cfg.knob].dense_phase(self.cfg, len(self.data.train_labels), temperature, self.phase)
 
     # ---- train ------------------------------------------------------------------------------------------
-    def dense_jobs(self, size: int) -> list[Job]:
-        temperatures = [self.cfg.epochs] if self.cfg.knob == "epochs" else self.temperatures()
+    def dense_jobs(self, size: int, state_dir) -> list[tuple[Job, Path | None]]:
+        """(job, resume state) per population of at most `size` dense seeds of each temperature (one run for a
+        knob whose temperatures are one run's checkpoints; common.stage.planned_jobs)."""
+        temperatures = [self.cfg.epochs] if KNOBS[self.cfg.knob].one_run else self.temperatures()
         jobs = []
         for temperature in temperatures:
-            todo = [s for s in (self.dense_spec(temperature, seed) for seed in self.run.dense_seeds)
-                    if not finished_or_conflict(self.paths, s, self.cfg.recipe("dense"))]
-            for chunk in _chunks(todo, size):
-                jobs.append(self.job(chunk, [self.dense_phase(temperature)],
-                                     partial(self.fresh_networks, [s.seed for s in chunk]), stage="dense"))
+            asked = [self.dense_spec(temperature, seed) for seed in self.run.dense_seeds]
+            todo = [s for s in asked if not finished_or_conflict(self.paths, s, self.cfg.recipe("dense"),
+                                                                 retrain=retrain_command)]
+            jobs += planned_jobs(self.paths, asked, todo, size, state_dir, lambda spec: self.cfg.recipe("dense"),
+                                 lambda chunk, t=temperature: self.job(chunk, [self.dense_phase(t)], partial(
+                                     self.fresh_networks, [s.seed for s in chunk]), stage="dense"), self.command)
         return jobs
 
     def job(self, specs, phases, make_networks, stage: str = "retrained", **extra) -> Job:
@@ -123,16 +114,17 @@ class Grid:
                    recipes=[self.cfg.recipe(stage)] * len(specs), **extra)
 
     def fresh_networks(self, seeds: list[int]) -> list:
-        networks = []
-        for seed in seeds:
-            torch.manual_seed(seed)
-            networks.append(build_network(self.cfg.arch, self.method, self.data.num_classes, self.cfg.projection_dim))
-        return networks
+        return [seeded_network(self.cfg.arch, self.method, self.data.num_classes, self.cfg.projection_dim, seed)
+                for seed in seeds]
+
+    def command(self, members: list[ModelSpec], recipe: dict) -> str:
+        """The command that makes `members` (of one population) with `recipe`."""
+        return retrain_command(members[0], recipe, self.paths)
 
     def dense_state(self, temperature, seed: int) -> dict[str, torch.Tensor]:
         """The dense weights and buffers of a temperature (an earlier epoch: a checkpoint of the run)."""
         spec = self.dense_spec(temperature, seed)
-        if self.cfg.knob == "epochs" and temperature < self.cfg.epochs:
+        if KNOBS[self.cfg.knob].one_run and temperature < self.cfg.epochs:
             per_epoch = math.ceil(len(self.data.train_labels) / self.cfg.batch_size)
             key = f"{self.phase(1, 1, 1.0, ()).name}@{temperature * per_epoch}"
             return load_rewind_point(self.paths.rewind_point(spec, key))["tensors"]
@@ -144,7 +136,7 @@ class Grid:
         made = 0
         for temperature, density, seed in self.cells():
             spec = self.pruned_spec(temperature, density, seed)
-            if finished_or_conflict(self.paths, spec, self.cfg.recipe("pruned")):
+            if finished_or_conflict(self.paths, spec, self.cfg.recipe("pruned"), retrain=retrain_command):
                 continue
             state = self.dense_state(temperature, seed)
             pool = {n: state[n][None] for n in self.pool}
@@ -159,20 +151,26 @@ class Grid:
         return made
 
     # ---- retrain ----------------------------------------------------------------------------------------
-    def retrain_jobs(self, size: int) -> list[Job]:
-        """Populations of at most `size` per (temperature, dense seed): its densities x retrain seeds."""
+    def retrain_jobs(self, size: int, state_dir) -> list[tuple[Job, Path | None]]:
+        """(job, resume state) per population of at most `size` per (temperature, dense seed): its densities x
+        retrain seeds (common.stage.planned_jobs)."""
         cfg = self.cfg
         phase = self.phase(cfg.retrain_epochs, cfg.retrain_batch_size, cfg.retrain_learning_rate,
                            cfg.retrain_milestones)
         jobs = []
         for temperature, seed in itertools.product(self.temperatures(), self.run.dense_seeds):
-            todo = [s for s in (self.retrained_spec(temperature, d, seed, r) for d in cfg.densities
-                                for r in self.run.retrain_seeds)
-                    if not finished_or_conflict(self.paths, s, cfg.recipe("retrained"))]
-            for chunk in _chunks(todo, size):
-                parents = PrunedParents(self, chunk)
-                jobs.append(self.job(chunk, [phase], parents.networks, prepare=parents.masks))
+            asked = [self.retrained_spec(temperature, d, seed, r) for d in cfg.densities for r in self.run.retrain_seeds]
+            todo = [s for s in asked if not finished_or_conflict(self.paths, s, cfg.recipe("retrained"),
+                                                                 retrain=retrain_command)]
+            jobs += planned_jobs(self.paths, asked, todo, size, state_dir, lambda spec: cfg.recipe("retrained"),
+                                 self.retrain_job(phase), self.command)
         return jobs
+
+    def retrain_job(self, phase: Phase):
+        def make(chunk: list[ModelSpec]) -> Job:
+            parents = PrunedParents(self, chunk)
+            return self.job(chunk, [phase], parents.networks, prepare=parents.masks)
+        return make
 
     def parent(self, spec: ModelSpec) -> ModelSpec:
         knobs = dict(spec.knobs)
@@ -201,13 +199,13 @@ class Grid:
     def measurement_file(self, kind: str, temperature):
         """'connectivity' or 'cka' rows of one temperature point: a file per point, so that launcher tasks of
         different points never write the same file."""
-        name = f"{kind}/{self.method}_{KNOB_TAGS[self.cfg.knob]}_{temperature:g}.csv"
+        name = f"{kind}/{self.method}_{KNOBS[self.cfg.knob].tag}_{temperature:g}.csv"
         return self.paths.study_file(self.cfg.dataset, STUDY, name)
 
     def measured(self, kind: str) -> pd.DataFrame:
         """Every row of `kind` on disk for this objective and knob (any setting: callers filter)."""
         folder = self.paths.study_file(self.cfg.dataset, STUDY, kind)
-        files = sorted(folder.glob(f"{self.method}_{KNOB_TAGS[self.cfg.knob]}_*.csv")) if folder.is_dir() else []
+        files = sorted(folder.glob(f"{self.method}_{KNOBS[self.cfg.knob].tag}_*.csv")) if folder.is_dir() else []
         return pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame()
 
     def pairs_to_measure(self, kind: str):
@@ -229,7 +227,7 @@ class Grid:
         for r, (_, other) in members.items():
             if any(not torch.equal(masks[n], other[n]) for n in masks):
                 names = [self.retrained_spec(temperature, density, seed, s).name for s in (first, r)]
-                raise ckpt.CheckpointError(f"{names[0]} and {names[1]} hold different masks: re-train them")
+                raise CheckpointError(f"{names[0]} and {names[1]} hold different masks: re-train them")
         return members
 
     def connectivity(self, device) -> int:
@@ -254,13 +252,13 @@ class Grid:
         states = [interpolate(members[a][0], members[b][0], float(t)) for a, b in pairs for t in ts]
         for state in states:  # the segment keeps the shared mask's zeros
             if not all(bool((state[n][~masks[n]] == 0).all()) for n in masks):
-                raise ckpt.CheckpointError(f"a re-trained network of pairs {pairs} has weights where its mask prunes: "
+                raise CheckpointError(f"a re-trained network of pairs {pairs} has weights where its mask prunes: "
                                            f"re-train them")
         network = build_network(self.cfg.arch, self.method, self.data.num_classes, self.cfg.projection_dim)
         pop = Population.from_states(network, states, device)
         data = self.data
         reset_bn(pop, data.train_images, data.normalize)
-        if self.method == "supervised":
+        if METHODS[self.method].classifier:
             train_loss, train_acc = evaluate(pop, data.train_images, data.train_labels, data.normalize)
             if self.run.path_test_error:
                 test_loss, test_acc = evaluate(pop, data.test_images, data.test_labels, data.normalize)
@@ -291,10 +289,10 @@ class Grid:
             members = self.retrained(temperature, density, seed, pairs)
             pop = Population.from_states(network, [state for state, _ in members.values()], device)
             outputs = {"features": predict(pop, images, self.data.normalize, "features")}
-            if self.method == "supervised":
+            if METHODS[self.method].classifier:
                 logits = predict(pop, images, self.data.normalize, "logits")
                 outputs.update(logits=logits, softmax=logits.softmax(-1))
-            else:
+            if METHODS[self.method].embedding:
                 outputs["projection"] = predict(pop, images, self.data.normalize, "projection")
             index = {r: i for i, r in enumerate(members)}
             first, second = ([index[pair[k]] for pair in pairs] for k in (0, 1))
@@ -317,7 +315,7 @@ class Grid:
             for r in self.run.retrain_seeds:
                 spec = self.retrained_spec(temperature, density, seed, r)
                 if not self.paths.metrics_csv(spec).is_file():
-                    raise ckpt.CheckpointError(f"{self.paths.metrics_csv(spec)} is missing: run the retrain stage "
+                    raise CheckpointError(f"{self.paths.metrics_csv(spec)} is missing: run the retrain stage "
                                                f"of this grid (--objective {self.method} --stages retrain)")
                 history = pd.read_csv(self.paths.metrics_csv(spec))
                 tested = history["test_accuracy"].dropna().tail(self.run.test_error_epochs)
@@ -327,6 +325,19 @@ class Grid:
                                  test_error=float(1 - tested.mean()) if len(tested) else np.nan,
                                  at_chance=bool(len(trained)) and float(trained.iloc[0]) <= chance))
         return pd.DataFrame(rows)
+
+
+def _label_phase(grid: Grid, schedule: dict) -> Phase:
+    return Phase("train", make_objective("supervised"), trainable=tuple(grid.names),
+                 augment=supervised_augment(grid.cfg, grid.data.image_size), **schedule)
+
+
+def _supcon_phase(grid: Grid, schedule: dict) -> Phase:
+    return supcon_phase("encoder", grid.cfg.temperature, grid.cfg.base_temperature, grid.names, grid.cfg.dataset,
+                        **schedule)
+
+
+PHASES = {"supervised": _label_phase, "supcon": _supcon_phase}  # objective -> (grid, schedule) -> its phase
 
 
 class PrunedParents:
@@ -360,10 +371,6 @@ class PrunedParents:
 def interpolate(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], t: float) -> dict[str, torch.Tensor]:
     """(1 - t) a + t b for every floating tensor; integer buffers (BatchNorm's batch count) are a's."""
     return {n: (1 - t) * a[n] + t * b[n] if a[n].is_floating_point() else a[n].clone() for n in a}
-
-
-def _chunks(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _done_keys(path) -> set:

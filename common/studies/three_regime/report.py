@@ -7,17 +7,14 @@ import numpy as np
 import pandas as pd
 
 from common.io import upsert_csv, write_text
-from common.metrics.connectivity import MIN_SEEDS, cell_interval, frankle_barrier, regimes, zhou_barrier
+from common.metrics.connectivity import cell_interval, frankle_barrier, regimes, zhou_barrier
+from common.metrics.verdicts import FALSE, MIN_SEEDS, TOO_FEW, TRUE, UNDECIDED
 from common.plots.phase import plot_phase
 from common.studies.three_regime.config import STUDY
+from common.studies.three_regime.knobs import KNOBS
 
 KEYS = ["setting", "objective", "knob", "temperature", "density", "dense_seed", "retrain_seeds"]
 CELL = ["setting", "objective", "knob", "temperature", "density"]
-TEMPERATURE_LABELS = {"epochs": "dense training epochs", "batch_size": "batch size", "sam_rho": "SAM ρ"}
-# Which way each knob's values run in temperature: Zhou et al.'s Figure 1 puts temperature upward and their
-# Figure 2 draws epoch 10 on top (fewer epochs: hotter; the learning-rate drops cool the run), smaller batches are
-# hotter (more gradient noise), a larger SAM radius hotter [our reading]. Rows are drawn and walked hottest first.
-HOTTEST_FIRST = {"epochs": "ascending", "batch_size": "ascending", "sam_rho": "descending"}
 LEVEL = 0.95
 
 
@@ -48,23 +45,28 @@ def pair_table(errors: pd.DataFrame, connectivity: pd.DataFrame, cka: pd.DataFra
 
 
 def cell_table(table: pd.DataFrame, cka_column: str, knob: str, threshold: float) -> pd.DataFrame:
-    """One row per cell, hottest temperature first: pairs, dense and retrain seeds, re-trained networks at chance,
-    the mean test error, each barrier's mean, the rule's barrier and the CKA with their intervals (`cell_interval`:
-    the jackknife over seeds), and the regime."""
+    """One row per cell, hottest temperature first: pairs, dense and retrain seeds, re-trained networks at chance
+    and the pairs left out for them, the mean test error (every network), each barrier's mean, the rule's barrier
+    and the CKA with their intervals (`cell_interval`: the jackknife over seeds), the regime, and whether regime I
+    is shown, excluded or neither (`regime_I`)."""
     rows = []
     for key, cell in table.groupby(CELL, sort=False):
         retrain_pairs = cell["retrain_seeds"].str.split("-", expand=True).astype(int).to_numpy()
         retrain_seeds = len(np.unique(retrain_pairs))
         row = dict(zip(CELL, key), pairs=len(cell), dense_seeds=cell["dense_seed"].nunique(),
                    retrain_seeds=retrain_seeds, at_chance=round(cell["at_chance"].sum() / (retrain_seeds - 1)),
-                   test_error=cell["test_error"].mean(), barrier_theirs=cell["barrier"].mean(),
-                   barrier_frankle=cell["barrier_frankle"].mean(), cka_column=cka_column)
+                   pairs_left_out=int((cell["at_chance"] > 0).sum()), test_error=cell["test_error"].mean(),
+                   cka_column=cka_column)
+        # a pair holding a re-training that collapsed to chance measures no connectivity (its path runs from chance
+        # to a trained network: 'within the endpoints' range', 0 by the rule): left out of the barriers and CKA
+        measured = cell.where(cell["at_chance"] == 0)
+        row.update(barrier_theirs=measured["barrier"].mean(), barrier_frankle=measured["barrier_frankle"].mean())
         for name, column in (("barrier", "barrier_robust"), ("cka", cka_column)):
-            row[name], row[f"{name}_low"], row[f"{name}_high"] = cell_interval(cell[column], cell["dense_seed"],
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = cell_interval(measured[column], cell["dense_seed"],
                                                                                retrain_pairs, LEVEL)
         rows.append(row)
     cells = pd.DataFrame(rows)
-    cells = cells.sort_values(["temperature", "density"], ascending=[HOTTEST_FIRST[knob] == "ascending", True])
+    cells = cells.sort_values(["temperature", "density"], ascending=[KNOBS[knob].hottest_first == "ascending", True])
     best = cells.groupby("density")["test_error"].transform("min")
     cells["normalized_test_error"] = cells["test_error"] - best  # their notebook: minus each load's best temperature
     grids = {name: as_grid(cells, name) for name in ("barrier_high", "cka_low", "cka_high")}
@@ -72,7 +74,25 @@ def cell_table(table: pd.DataFrame, cka_column: str, knob: str, threshold: float
     temperatures, densities = list(dict.fromkeys(cells["temperature"])), sorted(cells["density"].unique())
     regime = {(t, d): labels[i, j] for i, t in enumerate(temperatures) for j, d in enumerate(densities)}
     cells["regime"] = [regime[t, d] for t, d in zip(cells["temperature"], cells["density"])]
+    cells["regime_I"] = regime_I_verdict(cells["barrier_low"], cells["barrier_high"], threshold)
     return cells.reset_index(drop=True)
+
+
+def regime_I_verdict(barrier_low, barrier_high, threshold: float) -> np.ndarray:
+    """The claim 'regime I' (barrier below the threshold) per cell: TRUE where the barrier's interval lies below
+    the threshold, FALSE where it lies above (connected), UNDECIDED where it holds the threshold (the rule then
+    labels the cell regime II without having excluded regime I), TOO FEW SEEDS without an interval."""
+    low, high = np.asarray(barrier_low, dtype=float), np.asarray(barrier_high, dtype=float)
+    return np.where(np.isnan(high), TOO_FEW, np.where(high < threshold, TRUE, np.where(low > threshold, FALSE,
+                                                                                          UNDECIDED)))
+
+
+def shown_regimes(cells: pd.DataFrame) -> np.ndarray:
+    """The regimes as the figure and the report's table show them: a '?' after a regime-II label whose cell's
+    barrier interval holds the threshold."""
+    labels = as_grid(cells, "regime").astype(str)
+    undecided = as_grid(cells.assign(undecided=cells["regime_I"] == UNDECIDED), "undecided") == 1
+    return np.where(undecided, np.char.add(labels, "?"), labels)
 
 
 def as_grid(cells: pd.DataFrame, column: str) -> np.ndarray:
@@ -81,7 +101,7 @@ def as_grid(cells: pd.DataFrame, column: str) -> np.ndarray:
     densities = sorted(cells["density"].unique())
     grid = cells.pivot(index="temperature", columns="density", values=column).reindex(index=temperatures,
                                                                                         columns=densities)
-    return grid.to_numpy(dtype=object) if column == "regime" else grid.to_numpy(dtype=float)
+    return grid.to_numpy(dtype=float if pd.api.types.is_numeric_dtype(cells[column]) else object)
 
 
 def caption(knob: str, threshold: float, cka_column: str, cells: pd.DataFrame) -> str:
@@ -92,12 +112,14 @@ def caption(knob: str, threshold: float, cka_column: str, cells: pd.DataFrame) -
                  f"over seeds of both kinds (dense and retrain seeds' delete-one variances summed, t on "
                  f"{min(dense, retrain) - 1} df)" if min(dense, retrain) >= MIN_SEEDS else
                  f"intervals by the jackknife over seeds: {dense} dense x {retrain} retrain seeds give none (it needs "
-                 f"{MIN_SEEDS} of each), so no regime (n/a)")
+                 f"{MIN_SEEDS} of each), so no regime ('no interval')")
     return (f"Regimes by stated rules (ours; theirs are hand-drawn), on {intervals}. I: the barrier's interval lies "
             f"below {threshold:g} (m − e(t*) of the {curve}, a path within its endpoints' range counting 0). II-B: in "
             f"a density column, among the other cells, the {cka_column} interval lies above that of the column's "
             f"hottest regime-II cell (lowering the temperature made the outputs more similar; rows: "
-            f"{TEMPERATURE_LABELS[knob]}, hottest on top). II-A: the rest.")
+            f"{KNOBS[knob].label}, hottest on top). II-A: the rest. '?': a regime-II cell whose barrier interval "
+            f"holds {threshold:g}: regime I neither shown nor excluded. Pairs holding a re-training that ended at "
+            f"chance are left out.")
 
 
 def write_report(paths, dataset: str, tables: dict[str, pd.DataFrame], knob: str, threshold: float):
@@ -112,10 +134,12 @@ def write_report(paths, dataset: str, tables: dict[str, pd.DataFrame], knob: str
         text = caption(knob, threshold, cka_column, cells)
         plot_phase({name: as_grid(cells, column) for name, column in PANEL_COLUMNS.items()},
                    sorted(cells["density"].unique()), list(dict.fromkeys(cells["temperature"])),
-                   as_grid(cells, "regime"), f"{objective}: {dataset}", TEMPERATURE_LABELS[knob], text,
+                   shown_regimes(cells), f"{objective}: {dataset}", KNOBS[knob].label, text,
                    paths.study_file(dataset, STUDY, figure))
         lines += [f"## {objective}", "", text, "", _regime_table(cells), "", f"![phase plot]({figure})", "",
-                  "Cells (means over their pairs with their intervals; networks whose re-training ended at chance):", "", _cell_table(cells), ""]
+                  "Cells (means over their pairs with their intervals; re-trained networks that ended at chance, and "
+                  "the pairs holding them, left out of the barriers and CKA):",
+                  "", _cell_table(cells), ""]
     upsert_csv(paths.study_file(dataset, STUDY, "grid.csv"), pd.concat(all_pairs, ignore_index=True), KEYS)
     upsert_csv(paths.study_file(dataset, STUDY, "cells.csv"), pd.concat(all_cells, ignore_index=True), CELL)
     path = paths.study_file(dataset, STUDY, "report.md")
@@ -128,12 +152,13 @@ PANEL_COLUMNS = {"test_error": "test_error", "normalized_test_error": "normalize
 
 
 def _cell_table(cells: pd.DataFrame) -> str:
-    rows = ["| temperature | density | pairs | at chance | test error | barrier (rule) [interval] | theirs | "
-            "Frankle's | CKA [interval] | regime |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| temperature | density | pairs | at chance (pairs left out) | test error | barrier (rule) [interval] | "
+            "theirs | Frankle's | CKA [interval] | regime |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells.itertuples(index=False):
-        rows.append(f"| {c.temperature:g} | {100 * c.density:g} % | {c.pairs} | {c.at_chance} | {c.test_error:.4f} | "
-                    f"{_with_interval(c.barrier, c.barrier_low, c.barrier_high, '+.4f')} | {c.barrier_theirs:+.4f} | "
-                    f"{c.barrier_frankle:+.4f} | {_with_interval(c.cka, c.cka_low, c.cka_high, '.4f')} | {c.regime} |")
+        rows.append(f"| {c.temperature:g} | {100 * c.density:g} % | {c.pairs} | {c.at_chance} ({c.pairs_left_out}) | "
+                    f"{c.test_error:.4f} | {_with_interval(c.barrier, c.barrier_low, c.barrier_high, '+.4f')} | "
+                    f"{c.barrier_theirs:+.4f} | {c.barrier_frankle:+.4f} | "
+                    f"{_with_interval(c.cka, c.cka_low, c.cka_high, '.4f')} | {c.regime} |")
     return "\n".join(rows)
 
 
@@ -146,7 +171,7 @@ def _with_interval(value: float, low: float, high: float, form: str) -> str:
 
 def _regime_table(cells: pd.DataFrame) -> str:
     densities = sorted(cells["density"].unique())
-    labels = as_grid(cells, "regime")
+    labels = shown_regimes(cells)
     rows = ["| temperature | " + " | ".join(f"{100 * d:g} %" for d in densities) + " |",
             "|---|" + "---|" * len(densities)]
     rows += [f"| {t:g} | " + " | ".join(labels[i]) + " |" for i, t in enumerate(dict.fromkeys(cells["temperature"]))]

@@ -7,41 +7,108 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+import torch
 
 from common import preflight
-from common.cli import UsageError, select_device
-from common.data import load_dataset
+from common.cli import select_device
+from common.data import Dataset, load_dataset
+from common.engine.objectives import display_name
+from common.errors import UsageError
 from common.log import setup_logging
 from common.models import build_network
 from common.paths import Paths
 from common.stage import train_populations
-from common.studies.per_objective import parse_study
-from common.studies.three_regime.config import (OBJECTIVES, PRESETS, RULES, RUN_PRESETS, RUN_RULES, STUDY,
-                                                RegimeConfig, RegimeRun, STAGES, preset_config)
+from common.studies.three_regime.commands import ENTRY
+from common.studies.three_regime.config import OBJECTIVES, STUDY, RegimeConfig, RegimeRun
 from common.studies.three_regime.grid import Grid
+from common.studies.three_regime.knobs import KNOBS
+from common.studies.three_regime.report import pair_table, write_report
 
 log = logging.getLogger("prune")
 
 
 def parse(argv=None) -> tuple[RegimeConfig, RegimeRun]:
-    return parse_study("three_regime.py", __doc__, argv, RegimeConfig, RegimeRun, PRESETS, RUN_PRESETS,
-                       preset_config, RULES, RUN_RULES, STAGES)
+    return ENTRY.parse(argv)
 
 
-def main(argv=None):
-    cfg, run = parse(argv)
+@dataclass
+class Context:
+    """One objective's grid run: its recipe and run, where it writes, the data and device, its grid."""
+
+    cfg: RegimeConfig
+    run: RegimeRun
+    paths: Paths
+    data: Dataset
+    device: torch.device
+    grid: Grid
+
+    @property
+    def size(self) -> int:
+        return self.run.default_population_size(self.device)
+
+    @property
+    def state_dir(self):
+        return self.paths.state_dir(self.cfg.dataset, self.cfg.objective, STUDY)
+
+
+def train(ctx: Context) -> list[dict]:
+    return train_populations(ctx.grid.dense_jobs(ctx.size, ctx.state_dir), ctx.data, ctx.device, ctx.run,
+                             ctx.paths, ctx.state_dir, f"dense ({ctx.cfg.objective})")
+
+
+def prune(ctx: Context) -> int:
+    return ctx.grid.prune()
+
+
+def retrain(ctx: Context) -> list[dict]:
+    return train_populations(ctx.grid.retrain_jobs(ctx.size, ctx.state_dir), ctx.data, ctx.device, ctx.run,
+                             ctx.paths, ctx.state_dir, f"re-training ({ctx.cfg.objective})")
+
+
+def connectivity(ctx: Context) -> int:
+    return ctx.grid.connectivity(ctx.device)
+
+
+def cka(ctx: Context) -> int:
+    return ctx.grid.cka(ctx.device)
+
+
+def plot(ctx: Context):
+    """grid.csv and the phase plots of every objective whose grid of this recipe is measured on disk."""
+    paths, cfg, run = ctx.paths, ctx.cfg, ctx.run
+    tables = {}
+    for objective in OBJECTIVES:
+        grid = Grid(replace(cfg, objective=objective), run, paths, ctx.data)
+        measured = {kind: _this_grid(grid.measured(kind), grid) for kind in ("connectivity", "cka")}
+        if measured["connectivity"].empty or measured["cka"].empty:  # measured for another grid, or not at all
+            continue
+        tables[objective] = pair_table(grid.test_errors(), measured["connectivity"], measured["cka"])
+    if not tables:
+        raise UsageError(f"nothing measured under {paths.study_dir(cfg.dataset, STUDY)}: run the stages train, prune, "
+                         f"retrain, connectivity and cka first")
+    return write_report(paths, cfg.dataset, tables, cfg.knob, run.barrier_threshold)
+
+
+# name -> (fn(context), what its result says), in STAGES' order
+STAGES_RUN = {
+    "train": (train, lambda r: f"{len(r)} dense models trained"),
+    "prune": (prune, lambda r: f"{r} networks pruned"),
+    "retrain": (retrain, lambda r: f"{len(r)} networks re-trained"),
+    "connectivity": (connectivity, lambda r: f"{r} pairs' paths measured"),
+    "cka": (cka, lambda r: f"{r} pairs' CKA measured"),
+    "plot": (plot, lambda r: f"written to {r}"),
+}
+
+
+def run_objective(cfg: RegimeConfig, run: RegimeRun) -> list[dict]:
+    """The stages of `run` for the objective of `cfg`; -> the models trained."""
     paths = Paths.at(run.output_root)
     data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset).resized(cfg.image_size)
-    if cfg.knob == "epochs" and cfg.epochs % cfg.save_every:
-        raise UsageError(f"--save_every {cfg.save_every}: must divide --epochs {cfg.epochs} (the last checkpoint is "
-                         f"the run's end)")
-    too_big = [b for b in cfg.batch_sizes if b > len(data.train_labels)] if cfg.knob == "batch_size" else []
-    if too_big:
-        raise UsageError(f"--batch_sizes {too_big}: larger than the {len(data.train_labels)} training images")
+    KNOBS[cfg.knob].check(cfg, len(data.train_labels))
     cells = len(cfg.temperatures()) * len(cfg.densities) * len(run.dense_seeds)
     network = build_network(cfg.arch, cfg.objective, data.num_classes, cfg.projection_dim)
     preflight.check_outputs([paths.model_dir(cfg.dataset, cfg.objective, STUDY), paths.study_dir(cfg.dataset, STUDY)],
@@ -49,51 +116,23 @@ def main(argv=None):
     device = select_device(run.cuda_device)
     setup_logging(paths.log_file(cfg.dataset, cfg.objective, "three_regime", STUDY))
     data = data.to(device)
-    grid = Grid(cfg, run, paths, data)
-    state_dir = paths.state_dir(cfg.dataset, cfg.objective, STUDY)
-    size = run.default_population_size(device)
+    ctx = Context(cfg, run, paths, data, device, Grid(cfg, run, paths, data))
     log.info("three-regime grid (%s, knob %s): temperatures %s x densities %s, dense seeds %s, retrain seeds %s, "
-             "device %s", cfg.objective, cfg.knob, list(cfg.temperatures()), list(cfg.densities),
+             "device %s", display_name(cfg.objective), cfg.knob, list(cfg.temperatures()), list(cfg.densities),
              list(run.dense_seeds), list(run.retrain_seeds), device)
     trained = []
-    for stage in run.stages:
-        started = time.time()
-        if stage == "train":
-            trained += train_populations([(j, None) for j in grid.dense_jobs(size)], data, device, run, paths, state_dir,
-                                         f"dense ({cfg.objective})")
-            outcome = f"{len(trained)} dense models trained"
-        elif stage == "prune":
-            outcome = f"{grid.prune()} networks pruned"
-        elif stage == "retrain":
-            retrained = train_populations([(j, None) for j in grid.retrain_jobs(size)], data, device, run, paths,
-                                          state_dir, f"re-training ({cfg.objective})")
-            trained += retrained
-            outcome = f"{len(retrained)} networks re-trained"
-        elif stage == "connectivity":
-            outcome = f"{grid.connectivity(device)} pairs' paths measured"
-        elif stage == "cka":
-            outcome = f"{grid.cka(device)} pairs' CKA measured"
-        else:
-            outcome = f"written to {plot(paths, cfg, run, data, device)}"
-        log.info("stage %s: %s in %.1fs", stage, outcome, time.time() - started)
+    for name, (stage, outcome) in STAGES_RUN.items():
+        if name in run.stages:
+            started = time.time()
+            result = stage(ctx)
+            trained += result if name in ("train", "retrain") else []
+            log.info("stage %s: %s in %.1fs", name, outcome(result), time.time() - started)
     return trained
 
 
-def plot(paths: Paths, cfg: RegimeConfig, run: RegimeRun, data, device):
-    """grid.csv and the phase plots of every objective whose grid of this recipe is measured on disk."""
-    from common.studies.three_regime.report import pair_table, write_report
-
-    tables = {}
-    for objective in OBJECTIVES:
-        grid = Grid(replace(cfg, objective=objective), run, paths, data)
-        connectivity, cka = (_this_grid(grid.measured(kind), grid) for kind in ("connectivity", "cka"))
-        if connectivity.empty or cka.empty:  # that objective was measured for another grid, or not at all
-            continue
-        tables[objective] = pair_table(grid.test_errors(), connectivity, cka)
-    if not tables:
-        raise UsageError(f"nothing measured under {paths.study_dir(cfg.dataset, STUDY)}: run the stages train, prune, "
-                         f"retrain, connectivity and cka first")
-    return write_report(paths, cfg.dataset, tables, cfg.knob, run.barrier_threshold)
+def main(argv=None):
+    """studies/three_regime.py."""
+    return run_objective(*parse(argv))
 
 
 def _this_grid(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:

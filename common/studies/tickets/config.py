@@ -14,23 +14,25 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, replace
 
-from common.cli import UsageError
+from common.errors import UsageError
 from common.config import (AT_LEAST_ONE, JOB_RULES, MILESTONES, MOMENTUM, NON_NEGATIVE, POSITIVE, JobConfig,
                            help_field, with_dataset_defaults)
 from common.data import DATASETS as DATASET_REGISTRY
 from common.data.subsets import SAMPLINGS
+from common.engine.objectives import METHODS
 from common.engine.optimizers import OPTIMIZERS
 from common.models import ENCODERS
 from common.recipe import shaping
 
 STUDY = "tickets"
-# the keys of common.studies.tickets.objectives.PRUNING_OBJECTIVES: labels, SupCon, Caron et al.'s self-supervised
-# pretexts (RotNet, Exemplar, NPID), SimCLR (NT-Xent, the modern instance discrimination), S4L and few labels
-OBJECTIVES = ("supervised", "supcon", "rotnet", "exemplar", "simclr", "npid", "s4l", "few_labels")
+# what IMP can prune with: every objective a network is trained with (common.engine.objectives: labels, SupCon,
+# Caron et al.'s self-supervised pretexts RotNet, Exemplar, NPID, SimCLR's NT-Xent, S4L and few labels), each
+# trained by its phase of common.studies.tickets.objectives.PHASES
+OBJECTIVES = tuple(METHODS)
 SUPCON = ("supcon",)
-CONTRASTIVE = ("supcon", "simclr")
-EMBEDDING = ("supcon", "simclr", "exemplar", "npid")  # the objectives whose network has a projection head
-LABEL_FRACTION = ("s4l", "few_labels")
+CONTRASTIVE = tuple(name for name, o in METHODS.items() if o.contrastive)  # a temperature over two views
+EMBEDDING = tuple(name for name, o in METHODS.items() if o.embedding)  # a projection head
+LABEL_FRACTION = tuple(name for name, o in METHODS.items() if o.labels == "fraction")
 STAGES = ("imp", "retrain", "transfer", "report")
 REWIND = re.compile(r"(\d+)(it|ep)")
 
@@ -46,7 +48,8 @@ class TicketsConfig:
     dataset: str = help_field("cifar10", f"dataset: one of {tuple(DATASET_REGISTRY)}", choices=tuple(DATASET_REGISTRY))
     arch: str = help_field("resnet18", f"encoder: one of {tuple(ENCODERS)} (the paper: resnet18, vgg19)",
                            choices=tuple(ENCODERS))
-    optimizer: str = help_field("sgd", "sgd, or adam (which the paper's appendix names for CIFAR-10)",
+    optimizer: str = help_field("sgd", "sgd; adam (which the paper's appendix names for CIFAR-10); or sam (Foret et "
+                                       "al.'s sharpness-aware SGD, rho 0.05; not with npid)",
                                 choices=tuple(OPTIMIZERS))
     epochs: int = help_field(160, "epochs of every training: each IMP level and each ticket's re-training")
     batch_size: int = help_field(128, "training batch size (SupCon: images per batch, two views each)")

@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from pathlib import Path
 
 import torch
 
-from common import checkpoint as ckpt
-from common.cli import UsageError
+from common.errors import CheckpointError, UsageError
 from common.engine.hooks import NaturalSparsity
 from common.engine.phase import Job
 from common.engine.state import TrainState
-from common.models import build_network
-from common.pruning.criteria import magnitude_masks
+from common.models import build_network, seeded_network
+from common.pruning.criteria import prune_once
 from common.pruning.masks import Masks
 from common.pruning.pools import POOLS
 from common.spec import ModelSpec
+from common.stage import planned_jobs
+from common.studies.tickets.commands import retrain_command
 from common.studies.tickets.config import LABEL_FRACTION, STUDY, TicketsConfig, labels_tag, level_density
-from common.studies.tickets.objectives import PRUNING_OBJECTIVES
+from common.studies.tickets.objectives import PHASES
 from common.zoo import finished_or_conflict, load_member, load_rewind_point
 
 POOL = "encoder_convs"  # a key of common.pruning.pools.POOLS
@@ -36,7 +38,7 @@ POOL = "encoder_convs"  # a key of common.pruning.pools.POOLS
 
 def trunk_spec(cfg: TicketsConfig, level: int, seed: int) -> ModelSpec:
     """The network IMP trains at `level` for one seed, on the pruning objective."""
-    return ModelSpec(PRUNING_OBJECTIVES[cfg.objective].method, cfg.arch, cfg.dataset, "imp",
+    return ModelSpec(cfg.objective, cfg.arch, cfg.dataset, "imp",
                      1.0 - level_density(cfg.pruning_rate, level), seed, study=STUDY,
                      knobs=(("level", level), ("rewind", cfg.rewind), *labels_knob(cfg), *layers_knob(cfg, level)))
 
@@ -59,16 +61,13 @@ def prunable_pool(cfg: TicketsConfig, template) -> tuple[str, ...]:
     return pool[:cfg.prune_first_n_layers] if cfg.prune_first_n_layers else pool
 
 
-def seeded_network(cfg: TicketsConfig, method: str, num_classes: int, seed: int):
-    torch.manual_seed(seed)
-    return build_network(cfg.arch, method, num_classes, cfg.projection_dim)
-
-
 def imp_masks(weights: dict[str, torch.Tensor], previous: Masks | None, level: int, rate: float) -> Masks:
     """Level `level`'s masks from the previous level's trained weights {name: [P, ...]}: global magnitude over the
     pool, entries `previous` pruned ranked first, so that masks only shrink and exactly round(density x pool)
     weights are kept, density = (1 - rate)^level."""
-    return magnitude_masks(weights, 1.0 - level_density(rate, level), "global", masks=previous)
+    members = next(iter(weights.values())).shape[0]
+    return prune_once(weights, list(weights), [1.0 - level_density(rate, level)] * members, "global",
+                      list(range(members)), masks=previous)
 
 
 def rewind_key(phase_name: str, step: int) -> str:
@@ -80,8 +79,8 @@ class Trunk:
 
     def __init__(self, cfg: TicketsConfig, paths, n_train: int, num_classes: int, image_size: int):
         self.cfg, self.paths, self.num_classes = cfg, paths, num_classes
-        self.objective = PRUNING_OBJECTIVES[cfg.objective]
-        template = build_network(cfg.arch, self.objective.method, num_classes, cfg.projection_dim)
+        self.method = cfg.objective  # the network it trains: the objective's heads (common.engine.objectives)
+        template = build_network(cfg.arch, self.method, num_classes, cfg.projection_dim)
         self.names = [n for n, _ in template.named_parameters()]
         self.pool = prunable_pool(cfg, template)
         self.image_size = image_size
@@ -95,41 +94,45 @@ class Trunk:
         return tuple(POOLS[POOL](build_network(cfg.arch, "supervised")))
 
     def phase(self, **extra):
-        return self.objective.phase(self.cfg, self.names, self.image_size, **extra)
+        return PHASES[self.cfg.objective](self.cfg, self.names, self.image_size, **extra)
 
-    def jobs(self, seeds: list[int], levels: int, population_size: int) -> list[Job]:
-        """One job per level and chunk of seeds, in level order; finished levels are skipped."""
+    def jobs(self, seeds: list[int], levels: int, population_size: int, state_dir) -> list[tuple[Job, Path | None]]:
+        """(job, resume state) per level and population of --population_size seeds, in level order (each level
+        starts from the one before); finished levels are skipped (common.stage.planned_jobs)."""
         jobs = []
-        for first in range(0, len(seeds), population_size):
-            chunk = seeds[first:first + population_size]
-            for level in range(levels + 1):
-                recipe = self.cfg.recipe(pruned=level > 0)
-                todo = [s for s in (trunk_spec(self.cfg, level, seed) for seed in chunk)
-                        if not finished_or_conflict(self.paths, s, recipe)]
-                if not todo:
-                    continue
-                if level == 0:
-                    # over every conv layer: level 0 is shared by the layerwise runs of every depth
-                    natural = NaturalSparsity(self.full_pool(self.cfg))
-                    phase = self.phase(snapshot_steps=(self.rewind_step,), hooks=(natural,))
-                    start = None
-                else:
-                    phase, start = self.phase(), partial(self.rewound, level)
-                jobs.append(Job(specs=todo, phases=[phase], config=self.cfg.to_dict(), recipes=[recipe] * len(todo),
-                                make_networks=partial(self.networks, [s.seed for s in todo]), start=start))
+        for level in range(levels + 1):
+            recipe = self.cfg.recipe(pruned=level > 0)
+            asked = [trunk_spec(self.cfg, level, seed) for seed in seeds]
+            todo = [s for s in asked if not finished_or_conflict(self.paths, s, recipe, retrain=retrain_command)]
+            jobs += planned_jobs(self.paths, asked, todo, population_size, state_dir, lambda spec, r=recipe: r,
+                                 partial(self.level_job, level, recipe), self.command)
         return jobs
 
+    def level_job(self, level: int, recipe: dict, specs: list[ModelSpec]) -> Job:
+        if level == 0:
+            # over every conv layer: level 0 is shared by the layerwise runs of every depth
+            natural = NaturalSparsity(self.full_pool(self.cfg))
+            phase, start = self.phase(snapshot_steps=(self.rewind_step,), hooks=(natural,)), None
+        else:
+            phase, start = self.phase(), partial(self.rewound, level)
+        return Job(specs=specs, phases=[phase], config=self.cfg.to_dict(), recipes=[recipe] * len(specs),
+                   make_networks=partial(self.networks, [s.seed for s in specs]), start=start)
+
+    def command(self, members: list[ModelSpec], recipe: dict) -> str:
+        """The command that makes `members` (of one population) with `recipe`."""
+        return retrain_command(members[0], recipe, self.paths, [s.seed for s in members])
+
     def networks(self, seeds: list[int]) -> list:
-        return [seeded_network(self.cfg, self.objective.method, self.num_classes, seed) for seed in seeds]
+        return [seeded_network(self.cfg.arch, self.method, self.num_classes, self.cfg.projection_dim, seed)
+                for seed in seeds]
 
     def rewind_point(self, seed: int) -> dict:
         """The seed's rewind point, kept by its dense (level 0) training."""
         path = self.paths.rewind_point(trunk_spec(self.cfg, 0, seed), self.key)
         if not path.is_file():
-            dense = self.paths.checkpoint(trunk_spec(self.cfg, 0, seed), "model" if self.objective.method ==
-                                          "supervised" else "classifier")
-            raise ckpt.CheckpointError(f"the rewind point {path} is missing: move {dense.parent}/"
-                                       f"{trunk_spec(self.cfg, 0, seed).name}* away and rerun to train level 0 again")
+            dense = trunk_spec(self.cfg, 0, seed)
+            raise CheckpointError(f"the rewind point {path} is missing: move {self.paths.checkpoint(dense).parent}/"
+                                  f"{dense.name}* away and rerun to train level 0 again")
         return load_rewind_point(path)
 
     def level_masks(self, level: int, seeds: list[int]) -> Masks:

@@ -1,17 +1,16 @@
-"""The objectives IMP can prune with, as a registry: each names the network it trains (a ModelSpec method: with a
-projection head or not) and builds its training phase from the recipe. Adding a pruning objective (a
-self-supervised pretext, say) is one entry here. Ticket re-training on labels is `label_phase`, the same for every
-objective and mask source."""
+"""How the tickets study trains each objective IMP can prune with: `PHASES`, objective -> its training phase from
+the recipe (the objective's facts, its network's heads among them, are common.engine.objectives'). A new objective
+of the registry is pruned here with one entry (its phase: augmentation and hyperparameters). Ticket re-training on
+labels is `label_phase`, the same for every objective and mask source."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 from common.data import DATASETS
 from common.data.augment import exemplar_augment, supervised_augment
 from common.engine.objectives import make_objective
 from common.engine.phase import Phase
-from common.pruning.pools import CLASSIFIER
+from common.phases import encoder_phase, supcon_phase as common_supcon_phase
 from common.studies.tickets.config import TicketsConfig
 
 
@@ -24,16 +23,15 @@ def _schedule(cfg: TicketsConfig) -> dict:
 def label_phase(cfg: TicketsConfig, names: list[str], image_size: int, **extra) -> Phase:
     """Cross-entropy on labels over the whole network: the supervised objective's IMP training and every ticket's
     re-training."""
-    return Phase("train", make_objective("ce"), trainable=tuple(names), augment=supervised_augment(cfg, image_size),
+    return Phase("train", make_objective("supervised"), trainable=tuple(names), augment=supervised_augment(cfg, image_size),
                  **_schedule(cfg), **extra)
 
 
 def supcon_phase(cfg: TicketsConfig, names: list[str], image_size: int, **extra) -> Phase:
     """The SupCon loss on the encoder and projection head (the classifier is not trained, and IMP never prunes
     either head)."""
-    objective = make_objective("supcon", temperature=cfg.temperature, base_temperature=cfg.base_temperature)
-    return Phase("encoder", objective, trainable=tuple(n for n in names if n not in CLASSIFIER),
-                 augment=DATASETS[cfg.dataset].contrastive, evaluate=False, **_schedule(cfg), **extra)
+    return common_supcon_phase("encoder", cfg.temperature, cfg.base_temperature, names, cfg.dataset,
+                               **_schedule(cfg), **extra)
 
 
 def simclr_phase(cfg: TicketsConfig, names: list[str], image_size: int, **extra) -> Phase:
@@ -79,25 +77,17 @@ def _pretext_phase(cfg: TicketsConfig, names: list[str], objective, augment, wit
                    **extra) -> Phase:
     """A pretext trains the encoder and its head; the label classifier only where the pretext sees labels (it is
     then evaluated on the test set)."""
-    trainable = tuple(n for n in names if with_classifier or n not in CLASSIFIER)
-    return Phase("encoder", objective, trainable=trainable, augment=augment, evaluate=with_classifier,
-                 **_schedule(cfg), **extra)
+    return encoder_phase("encoder", objective, names, augment, with_classifier, **_schedule(cfg), **extra)
 
 
-@dataclass(frozen=True)
-class PruningObjective:
-    method: str  # the network it trains (a key of common.spec.METHOD_DIRS; common.models.HEADS: its heads)
-    phase: Callable[..., Phase]  # (cfg, parameter names, image size, **Phase fields) -> its training phase
-    labels: str  # what of the labels it sees: 'all', 'fraction' or 'none'
-
-
-PRUNING_OBJECTIVES = {
-    "supervised": PruningObjective("supervised", label_phase, "all"),
-    "supcon": PruningObjective("supcon", supcon_phase, "all"),
-    "rotnet": PruningObjective("rotnet", rotnet_phase, "none"),
-    "exemplar": PruningObjective("exemplar", exemplar_phase, "none"),
-    "simclr": PruningObjective("simclr", simclr_phase, "none"),
-    "npid": PruningObjective("npid", npid_phase, "none"),
-    "s4l": PruningObjective("s4l", s4l_phase, "fraction"),
-    "few_labels": PruningObjective("few_labels", few_labels_phase, "fraction"),
+# objective (common.engine.objectives.METHODS) -> (cfg, parameter names, image size, **Phase fields) -> its phase
+PHASES: dict[str, Callable[..., Phase]] = {
+    "supervised": label_phase,
+    "supcon": supcon_phase,
+    "rotnet": rotnet_phase,
+    "exemplar": exemplar_phase,
+    "simclr": simclr_phase,
+    "npid": npid_phase,
+    "s4l": s4l_phase,
+    "few_labels": few_labels_phase,
 }

@@ -7,7 +7,7 @@ import logging
 
 import pandas as pd
 
-from common.cli import UsageError
+from common.errors import UsageError
 from common.io import write_csv, write_text
 from common.paths import Paths
 from common.data import DATASETS as DATASET_REGISTRY
@@ -17,7 +17,7 @@ from common.provenance import read_metas
 from common.studies.tickets.claims import (claims_table, layerwise_claims, layerwise_gaps, percent,
                                            pruning_time_claims, supervision_claims, ticket_claims, transfer_claims)
 from common.studies.tickets.config import STUDY, objective_of
-from common.studies.tickets.objectives import PRUNING_OBJECTIVES
+from common.studies.tickets.config import OBJECTIVES
 from common.studies.tickets.retrain import VARIANTS
 from common.zoo import finished_specs
 
@@ -64,7 +64,7 @@ def probe_table(paths: Paths, dataset: str, arch: str, rewind: str) -> pd.DataFr
 def natural_sparsity_table(paths: Paths, dataset: str, arch: str, rewind: str) -> pd.DataFrame:
     """The natural sparsity every dense (level 0) IMP network of this rewind point recorded after each epoch."""
     frames = []
-    for method in dict.fromkeys(o.method for o in PRUNING_OBJECTIVES.values()):
+    for method in OBJECTIVES:
         for spec in finished_specs(paths, dataset, method, arch, STUDY):
             knobs = dict(spec.knobs)
             path = paths.record_csv(spec, "natural_sparsity")
@@ -106,8 +106,9 @@ def write_report(paths: Paths, dataset: str, arch: str, rewind: str, pool_size: 
     write_csv(claims, out("claims.csv"))
     lines = [f"# Pruning with and without labels: {arch} on {dataset}, rewind {rewind}", "",
              "Analogues of Caron et al. 2020's Figures 1-5. Accuracies are means over seeds; intervals are 95 % "
-             "bootstrap intervals over seeds (common/metrics/bootstrap.py). With few seeds an interval is wide and "
-             "a verdict UNDECIDED: that is the measurement, not a failure.", "",
+             "t intervals over seeds, paired where both sides share their seeds (common/metrics/verdicts.py). "
+             "Below 3 seeds per side a claim reads TOO FEW SEEDS; an UNDECIDED one rules out differences larger "
+             "than its `detectable (pp)` (80 % power).", "",
              "## Claims", "", claims_markdown(claims), ""]
     if not probes.empty:
         plot_transfer(probes, out("transfer.png"))
@@ -162,9 +163,10 @@ def claims_markdown(claims: pd.DataFrame) -> str:
     shown = claims.assign(**{"difference (pp)": claims["difference"].map(percent),
                              "95 % interval (pp)": [f"[{percent(lo)}, {percent(hi)}]"
                                                     for lo, hi in zip(claims["low"], claims["high"])],
-                             "threshold (pp)": claims["threshold"].map(percent)})
+                             "threshold (pp)": claims["threshold"].map(percent),
+                             "detectable (pp)": claims["detectable"].map(percent)})
     return _markdown(shown[["claim", "measured", "difference (pp)", "95 % interval (pp)", "threshold (pp)",
-                            "verdict", "seeds"]])
+                            "verdict", "seeds", "procedure", "detectable (pp)"]])
 
 
 def tickets_section(table: pd.DataFrame, out) -> list[str]:

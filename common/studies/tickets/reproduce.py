@@ -1,137 +1,123 @@
 """`python reproduce.py --study tickets`: IMP, ticket re-training and transfer for every pruning objective, then the
 layerwise tickets (Figure 4: the objectives of --layerwise_objectives pruned in their first N conv layers only, for
-each N of --layerwise_depths), then the report (common.studies.per_objective)."""
+each N of --layerwise_depths), then the report, through the study contract (common.study)."""
 from __future__ import annotations
 
-from common.cli import OneLineParser, UsageError
-from common.launch import Stage, Task, command_line
-from common.studies.per_objective import plan as per_objective_plan
-from common.studies.per_objective import reproduce
-from common.studies.tickets import run
-from common.studies.tickets.config import OBJECTIVES, STAGES
-from common.studies.tickets.imp import Trunk
+import logging
+import time
+from dataclasses import dataclass, replace
 
+from common.config import help_field
+from common.errors import UsageError
+from common.launch import Stage, Task
+from common.paths import Paths
+from common.study import Study
+from common.studies.per_objective import Objectives, Plan, resolve_plan
+from common.studies.tickets.config import OBJECTIVES, STAGES, TicketsConfig, TicketsRun
+from common.studies.tickets.imp import Trunk
+from common.studies.tickets.commands import ENTRY
+from common.studies.tickets.run import STAGES_RUN, run_objective
+
+log = logging.getLogger("prune")
 LAYERWISE_STAGES = ("imp", "retrain")  # a layerwise ticket is found and re-trained; its features are not probed
 
 
-def main(argv=None):
-    layerwise, rest = _layerwise_flags(argv)
-    if any(flag in rest for flag in ("-h", "--help")):
-        return reproduce("tickets", run.main, OBJECTIVES, STAGES, (), rest)
-    asked_stages = _stages(rest)
-    per_objective = [s for s in asked_stages[1] if s != "report"]
-    models = reproduce("tickets", run.main, OBJECTIVES, STAGES, (), _with_stages(rest, per_objective)) \
-        if per_objective else []
-    for objective, depth in layerwise:
-        stages = [s for s in asked_stages[1] if s in LAYERWISE_STAGES]
+@dataclass(frozen=True)
+class TicketsOptions(Objectives):
+    """reproduce.py's own flags for the tickets study."""
+
+    layerwise_objectives: tuple = help_field(("supervised", "rotnet"), "objectives whose layerwise tickets (Caron et "
+                                             "al. Fig. 4) are found, pruning their first N conv layers only",
+                                             nargs="*", item=str)
+    layerwise_depths: str = help_field("auto", "the N of the layerwise tickets: auto (1, a third and two thirds of "
+                                               "the encoder's conv layers), none, or layer counts such as 1,3,6")
+
+
+def layerwise(config: TicketsConfig, options: dict) -> tuple[tuple[str, int], ...]:
+    """(objective, depth) of every layerwise ticket asked, checked."""
+    objectives = tuple(options.get("layerwise_objectives", TicketsOptions.layerwise_objectives))
+    depths_text = options.get("layerwise_depths", "auto")
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown:
+        raise UsageError(f"--layerwise_objectives {','.join(objectives)}: choose among {', '.join(OBJECTIVES)}")
+    if depths_text == "none":
+        return ()
+    size = len(Trunk.full_pool(config))
+    if depths_text == "auto":
+        depths = sorted({1, size // 3, 2 * size // 3} - {0})
+    else:
+        parts = [d for d in depths_text.split(",") if d]
+        if not parts or not all(d.isdigit() and 1 <= int(d) <= size for d in parts):
+            raise UsageError(f"--layerwise_depths {depths_text}: auto, none or layer counts from 1 to {size} "
+                             f"({config.arch}'s conv layers), e.g. 1,3,6")
+        depths = [int(d) for d in parts]
+    return tuple((o, d) for d in depths for o in objectives)
+
+
+def resolve(given: tuple[dict, dict, dict]) -> Plan:
+    plan = resolve_plan(ENTRY, given, OBJECTIVES)
+    return replace(plan, extra=dict(layerwise=layerwise(plan.config, given[2])))
+
+
+def run(plan: Plan) -> list[dict]:
+    """Here: every objective's stages but the report, then the layerwise tickets, then the report once."""
+    started, models, wanted = time.time(), [], plan.run.stages
+    per_objective = tuple(s for s in wanted if s != "report")
+    if per_objective:
+        for objective in plan.objectives:
+            models += run_objective(*plan.of(objective, per_objective))
+    for objective, depth in plan.extra["layerwise"]:
+        stages = tuple(s for s in wanted if s in LAYERWISE_STAGES)
         if stages:
-            models += run.main(_layerwise_argv(rest, objective, depth, stages))
-    if "report" in asked_stages[1]:
-        run.main(_report_argv(rest))
+            models += run_objective(*plan.of(objective, stages, prune_first_n_layers=depth))
+    if "report" in wanted:  # over every objective on disk; it runs under the first one's name
+        run_objective(*plan.of(OBJECTIVES[0], ("report",)))
+    log.info("tickets study finished in %.1fs (%d models trained)", time.time() - started, len(models))
     return models
 
 
-def plan(argv=None):
-    """The per-objective stages, then the layerwise ones (after every dense level 0 they start from exists), then
-    the report."""
-    layerwise, rest = _layerwise_flags(argv)
-    asked_stages = _stages(rest)
-    per_objective = [s for s in asked_stages[1] if s != "report"]
-    stages, paths = per_objective_plan("tickets", run.main, OBJECTIVES, STAGES, (), _with_stages(rest, per_objective),
-                                       argv_split) if per_objective else ([], _paths(rest))
-    for stage in (s for s in LAYERWISE_STAGES if s in asked_stages[1]):
-        tasks = []
-        for objective, depth in layerwise:
-            task_argv = _layerwise_argv(rest, objective, depth, [stage])
-            tasks.append(Task(f"{objective} layers 1-{depth} {stage}", run.main, (task_argv,),
-                              command_line("studies/tickets.py", task_argv)))
-        if tasks:
-            stages.append(Stage(f"layerwise {stage}", tasks))
-    if "report" in asked_stages[1]:
-        task_argv = _report_argv(rest)
-        stages.append(Stage("report", [Task("report", run.main, (task_argv,),
-                                            command_line("studies/tickets.py", task_argv))]))
-    return stages, paths
+def _task(label: str, cfg: TicketsConfig, run_config: TicketsRun) -> Task:
+    return Task(label, run_objective, (cfg, run_config), ENTRY.command(cfg, run_config))
 
 
-def argv_split(stage: str, argv: list[str]) -> list[tuple[str, list[str]]]:
-    """One task per group of --population_size seeds (8 when it is 0): a group's IMP levels run in order."""
-    _, tickets_run = run.parse(argv)
-    size = tickets_run.population_size or 8
-    firsts = range(tickets_run.index_start, tickets_run.index_end + 1, size)
-    return [(f" seeds {a}-{min(a + size - 1, tickets_run.index_end)}",
-             ["--index_start", str(a), "--index_end", str(min(a + size - 1, tickets_run.index_end))]) for a in firsts]
+def tasks(plan: Plan) -> list[Stage]:
+    """Every per-objective stage as one task per objective and group of --population_size seeds (8 when it is 0; a
+    group's IMP levels run in order), then the layerwise stages (after every dense level 0 they start from
+    exists), then the report."""
+    wanted, first, last = plan.run.stages, plan.run.index_start, plan.run.index_end
+    size = plan.run.population_size or 8
+    stages = []
+    for stage in (s for s in STAGES if s in wanted and s != "report"):
+        stages.append(Stage(stage, [
+            _task(f"{objective} {stage} seeds {a}-{min(a + size - 1, last)}",
+                  *plan.of(objective, (stage,), index_start=a, index_end=min(a + size - 1, last)))
+            for objective in plan.objectives for a in range(first, last + 1, size)]))
+    for stage in (s for s in LAYERWISE_STAGES if s in wanted):
+        layer_tasks = [_task(f"{objective} layers 1-{depth} {stage}",
+                             *plan.of(objective, (stage,), prune_first_n_layers=depth))
+                       for objective, depth in plan.extra["layerwise"]]
+        if layer_tasks:
+            stages.append(Stage(f"layerwise {stage}", layer_tasks))
+    if "report" in wanted:
+        stages.append(Stage("report", [_task("report", *plan.of(OBJECTIVES[0], ("report",)))]))
+    return stages
 
 
-def _layerwise_flags(argv) -> tuple[list[tuple[str, int]], list[str]]:
-    """(objective, depth) pairs of the layerwise tickets, and the other flags."""
-    parser = OneLineParser(prog="reproduce.py --study tickets", add_help=False)
-    parser.add_argument("--layerwise_objectives", default="supervised,rotnet")
-    parser.add_argument("--layerwise_depths", default="auto")
-    known, rest = parser.parse_known_args(argv or [])
-    if any(flag in rest for flag in ("-h", "--help")):
-        print("reproduce.py --study tickets [--layerwise_objectives supervised,rotnet] [--layerwise_depths auto|none|"
-              "N,N,...]: layerwise tickets (Figure 4) for those objectives, pruning the first N conv layers; auto = "
-              "1, a third and two thirds of the encoder's conv layers")
-        return [], rest
-    objectives = [o for o in known.layerwise_objectives.split(",") if o]
-    if any(o not in OBJECTIVES for o in objectives):
-        raise UsageError(f"--layerwise_objectives {known.layerwise_objectives}: choose among {', '.join(OBJECTIVES)}")
-    if known.layerwise_depths == "none":
-        return [], rest
-    cfg, _ = run.parse(_base(rest))
-    size = len(Trunk.full_pool(cfg))
-    if known.layerwise_depths == "auto":
-        depths = sorted({1, size // 3, 2 * size // 3} - {0})
-    else:
-        depths = [d for d in known.layerwise_depths.split(",") if d]
-        if not depths or not all(d.isdigit() and 1 <= int(d) <= size for d in depths):
-            raise UsageError(f"--layerwise_depths {known.layerwise_depths}: auto, none or layer counts from 1 to "
-                             f"{size} ({cfg.arch}'s conv layers), e.g. 1,3,6")
-    return [(o, int(d)) for d in depths for o in objectives], rest
-
-
-def _stages(rest: list[str]) -> tuple[str, list[str]]:
-    """(the --stages value as given, the stages it asks for), checked."""
-    parser = OneLineParser(add_help=False)
-    parser.add_argument("--stages", default=",".join(STAGES))
-    given = parser.parse_known_args(rest)[0].stages
-    wanted = list(STAGES) if given == "all" else [s for s in given.split(",") if s]
-    if not wanted or any(s not in STAGES for s in wanted):
-        raise UsageError(f"--stages {given}: choose among {', '.join(STAGES)}")
-    return given, wanted
-
-
-def _with_stages(rest: list[str], stages: list[str]) -> list[str]:
-    """The per-objective part: the asked stages but the report, which runs once after the layerwise tickets."""
-    return _without(rest, "--stages") + ["--stages", ",".join(stages)]
-
-
-def _without(rest: list[str], *flags: str) -> list[str]:
-    parser = OneLineParser(add_help=False)
-    for flag in flags:
-        parser.add_argument(flag)
-    return parser.parse_known_args(rest)[1]
-
-
-def _base(rest: list[str]) -> list[str]:
-    """The flags for studies/tickets.py itself (not reproduce.py's): the preset defaults to demo here."""
-    flags = _without(rest, "--stages", "--objectives")
-    return flags if "--preset" in flags else ["--preset", "demo", *flags]
-
-
-def _paths(rest: list[str]):
-    from common.paths import Paths
-
-    parser = OneLineParser(add_help=False)
-    parser.add_argument("--output_root", default="")
-    return Paths.at(parser.parse_known_args(rest)[0].output_root)
-
-
-def _report_argv(rest: list[str]) -> list[str]:
-    """The report covers every objective on disk; it runs under the first one's name."""
-    return _base(rest) + ["--objective", OBJECTIVES[0], "--stages", "report"]
-
-
-def _layerwise_argv(rest: list[str], objective: str, depth: int, stages: list[str]) -> list[str]:
-    return _base(rest) + ["--objective", objective, "--prune_first_n_layers", str(depth), "--stages", *stages]
+STUDY = Study(
+    name="tickets",
+    doc="Caron et al. 2020's winning tickets: iterative magnitude pruning with late rewinding by every objective of "
+        "--objectives (labels, SupCon, self-supervised pretexts), tickets re-trained on labels from their rewind "
+        "weights and from a re-initialisation, random-mask controls with and without the natural-sparsity "
+        "correction, transfer of the pruned features, layerwise tickets, and the report. One objective at a time: "
+        "studies/tickets.py --objective O.",
+    prefix="tickets",
+    configs=(TicketsConfig, TicketsRun, TicketsOptions),
+    presets={name: {**values, **ENTRY.run_presets.get(name, {})} for name, values in ENTRY.presets.items()},
+    resolve=resolve,
+    stages=STAGES_RUN,
+    run=run,
+    tasks=tasks,
+    paths=lambda plan: Paths.at(plan.run.output_root),
+    skip=("objective",),
+    preset="demo",
+)

@@ -18,15 +18,19 @@ as one population; each member's data order is its seed's, the same for every va
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from common.engine.phase import Job
-from common.models import build_network
+from common.models import build_network, seeded_network
 from common.pruning.criteria import prune_once
 from common.spec import ModelSpec
 from common.studies.tickets.config import STUDY, TicketsConfig, level_density, objective_tag
 from common.studies.tickets.imp import Trunk, layers_knob, trunk_spec
 from common.studies.tickets.objectives import label_phase
+from common.stage import planned_jobs
+from common.studies.tickets.commands import retrain_command
 from common.zoo import finished_or_conflict, load_member
 
 VARIANTS = (("imp", "rewind"), ("imp", "reinit"), ("random", "reinit"), ("random_natural", "reinit"))
@@ -55,19 +59,22 @@ class Tickets:
         self.names = [n for n, _ in template.named_parameters()]
         self.shapes = {n: p.shape for n, p in template.named_parameters() if n in trunk.pool}
 
-    def jobs(self, seeds: list[int], levels: int, population_size: int) -> list[Job]:
+    def jobs(self, seeds: list[int], levels: int, population_size: int, state_dir) -> list[tuple[Job, Path | None]]:
+        """(job, resume state) per level and population of --population_size tickets (common.stage.planned_jobs)."""
         phase = label_phase(self.cfg, self.names, self.trunk.image_size)
         jobs = []
         for level in range(levels + 1):
             members = [ticket_spec(self.cfg, level, seed, source, init) for seed in seeds
                        for source, init in variants(level, self.cfg.prune_first_n_layers > 0)]
-            todo = [s for s in members if not finished_or_conflict(self.paths, s, self.recipe(s))]
-            for first in range(0, len(todo), population_size):
-                chunk = todo[first:first + population_size]
-                jobs.append(Job(specs=chunk, phases=[phase], config=self.cfg.to_dict(),
-                                recipes=[self.recipe(s) for s in chunk],
-                                make_networks=lambda chunk=chunk: [self.network(s) for s in chunk],
-                                prepare=lambda job, level=level: self.prepare(job, level)))
+            todo = [s for s in members if not finished_or_conflict(self.paths, s, self.recipe(s),
+                                                                   retrain=retrain_command)]
+            jobs += planned_jobs(
+                self.paths, members, todo, population_size, state_dir, self.recipe,
+                lambda chunk, level=level: Job(specs=chunk, phases=[phase], config=self.cfg.to_dict(),
+                                               recipes=[self.recipe(s) for s in chunk],
+                                               make_networks=lambda chunk=chunk: [self.network(s) for s in chunk],
+                                               prepare=lambda job, level=level: self.prepare(job, level)),
+                self.trunk.command)
         return jobs
 
     def recipe(self, spec: ModelSpec) -> dict:
@@ -77,8 +84,7 @@ class Tickets:
         """The label network a ticket starts from: the rewind point's weights, or a fresh initialisation."""
         init = dict(spec.knobs)["init"]
         if init == "reinit":
-            torch.manual_seed(spec.seed + REINIT_OFFSET)
-            return build_network(self.cfg.arch, "supervised", self.num_classes)
+            return seeded_network(self.cfg.arch, "supervised", self.num_classes, 128, spec.seed + REINIT_OFFSET)
         network = build_network(self.cfg.arch, "supervised", self.num_classes)
         point = self.trunk.rewind_point(spec.seed)["tensors"]
         network.load_state_dict({k: point[k] for k in network.state_dict()}, strict=True)

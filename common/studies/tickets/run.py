@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
+import torch
 
 from common import preflight
-from common.cli import UsageError, select_device
-from common.data import DataError, load_dataset
+from common.cli import select_device
+from common.data import Dataset, load_dataset
+from common.engine.objectives import display_name
+from common.errors import DataError, UsageError
 from common.log import setup_logging
 from common.models import build_network
 from common.paths import Paths
 from common.stage import train_populations
-from common.studies.per_objective import parse_study
-from common.studies.tickets.config import (PRESETS, RULES, RUN_PRESETS, RUN_RULES, STAGES, STUDY, TicketsConfig,
-                                           TicketsRun, preset_config)
+from common.studies.tickets.commands import ENTRY
+from common.studies.tickets.config import STUDY, TicketsConfig, TicketsRun
 from common.studies.tickets.imp import Trunk
-from common.studies.tickets.objectives import PRUNING_OBJECTIVES
+from common.studies.tickets.report import write_report
 from common.studies.tickets.retrain import Tickets
 from common.studies.tickets.transfer import probe_dataset_name, run_transfer
 
@@ -31,14 +34,7 @@ log = logging.getLogger("prune")
 
 
 def parse(argv=None) -> tuple[TicketsConfig, TicketsRun]:
-    cfg, run = parse_study("tickets.py", __doc__, argv, TicketsConfig, TicketsRun, PRESETS, RUN_PRESETS,
-                           preset_config, RULES, RUN_RULES, STAGES)
-    if cfg.optimizer == "sam" and cfg.objective == "npid":
-        raise UsageError("--optimizer sam --objective npid: SAM's second pass would draw NPID's noise and update its "
-                         "memory bank twice per step; use --optimizer sgd or adam")
-    if run.index_start > run.index_end:
-        raise UsageError(f"--index_start {run.index_start} --index_end {run.index_end}: need start <= end")
-    return cfg, run
+    return ENTRY.parse(argv)
 
 
 def check_rewind(cfg: TicketsConfig, trunk: Trunk) -> None:
@@ -59,47 +55,84 @@ def check_transfer(cfg: TicketsConfig, run: TicketsRun) -> None:
         raise UsageError(str(err).replace("--train_subset", "--transfer_subset", 1)) from None
 
 
-def main(argv=None):
-    cfg, run = parse(argv)
+# ---- the stages -------------------------------------------------------------------------------------------
+
+@dataclass
+class Context:
+    """One objective's run: its recipe and run, where it writes, the data and device, its IMP trunk."""
+
+    cfg: TicketsConfig
+    run: TicketsRun
+    paths: Paths
+    data: Dataset
+    device: torch.device
+    trunk: Trunk
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.run.index_start, self.run.index_end + 1))
+
+    @property
+    def size(self) -> int:
+        return self.run.default_population_size(self.device)
+
+
+def imp(ctx: Context) -> list[dict]:
+    state_dir = ctx.paths.state_dir(ctx.cfg.dataset, ctx.cfg.objective, STUDY)
+    jobs = ctx.trunk.jobs(ctx.seeds, ctx.run.levels, ctx.size, state_dir)
+    return train_populations(jobs, ctx.data, ctx.device, ctx.run, ctx.paths, state_dir, f"IMP ({ctx.cfg.objective})")
+
+
+def retrain(ctx: Context) -> list[dict]:
+    state_dir = ctx.paths.state_dir(ctx.cfg.dataset, "supervised", STUDY)
+    jobs = Tickets(ctx.trunk, ctx.data.num_classes).jobs(ctx.seeds, ctx.run.levels, ctx.size, state_dir)
+    return train_populations(jobs, ctx.data, ctx.device, ctx.run, ctx.paths, state_dir,
+                             f"tickets ({ctx.cfg.objective})")
+
+
+def transfer(ctx: Context) -> list[dict]:
+    return run_transfer(ctx.trunk, ctx.run, ctx.seeds, ctx.device, ctx.size)
+
+
+def report(ctx: Context):
+    return write_report(ctx.paths, ctx.cfg.dataset, ctx.cfg.arch, ctx.cfg.rewind, len(Trunk.full_pool(ctx.cfg)))
+
+
+STAGES_RUN = {"imp": imp, "retrain": retrain, "transfer": transfer, "report": report}  # in STAGES' order
+
+
+def run_objective(cfg: TicketsConfig, run: TicketsRun) -> list[dict]:
+    """The stages of `run` for the objective of `cfg`; -> the models trained."""
     paths = Paths.at(run.output_root)
     data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset)
     trunk = Trunk(cfg, paths, len(data.train_labels), data.num_classes, data.image_size)
     check_rewind(cfg, trunk)
     if "transfer" in run.stages:  # bad transfer flags fail before any training
         check_transfer(cfg, run)
-    method = PRUNING_OBJECTIVES[cfg.objective].method
     seeds = list(range(run.index_start, run.index_end + 1))
-    folders = [paths.model_dir(cfg.dataset, m, STUDY) for m in (method, "supervised")] + [paths.study_dir(cfg.dataset,
-                                                                                                          STUDY)]
+    folders = [paths.model_dir(cfg.dataset, m, STUDY) for m in (cfg.objective, "supervised")] + [
+        paths.study_dir(cfg.dataset, STUDY)]
     # per seed: every IMP level, its rewind point, and the re-trained tickets (two at level 0, four per level after)
     models = len(seeds) * (run.levels + 2 + 2 + 4 * run.levels)
-    preflight.check_outputs(folders, preflight.training_bytes(build_network(cfg.arch, method, data.num_classes),
-                                                              models))
+    preflight.check_outputs(folders, preflight.training_bytes(
+        build_network(cfg.arch, cfg.objective, data.num_classes), models))
     device = select_device(run.cuda_device)
-    setup_logging(paths.log_file(cfg.dataset, method, "tickets", STUDY))
-    data = data.to(device)
-    size = run.default_population_size(device)
-    log.info("tickets (%s pruning, %s on %s): seeds %s, %d levels, rewind %s, device %s", cfg.objective, cfg.arch,
-             cfg.dataset, seeds, run.levels, cfg.rewind, device)
+    setup_logging(paths.log_file(cfg.dataset, cfg.objective, "tickets", STUDY))
+    log.info("tickets (%s pruning, %s on %s): seeds %s, %d levels, rewind %s, device %s", display_name(cfg.objective),
+             cfg.arch, cfg.dataset, seeds, run.levels, cfg.rewind, device)
+    ctx = Context(cfg, run, paths, data.to(device), device, trunk)
     results = {}
-    for stage in run.stages:
-        started = time.time()
-        if stage == "imp":
-            results[stage] = train_populations([(job, None) for job in trunk.jobs(seeds, run.levels, size)], data,
-                                               device, run, paths, paths.state_dir(cfg.dataset, method, STUDY),
-                                               f"IMP ({cfg.objective})")
-        elif stage == "retrain":
-            jobs = Tickets(trunk, data.num_classes).jobs(seeds, run.levels, size)
-            results[stage] = train_populations([(job, None) for job in jobs], data, device, run, paths,
-                                               paths.state_dir(cfg.dataset, "supervised", STUDY),
-                                               f"tickets ({cfg.objective})")
-        elif stage == "transfer":
-            results[stage] = run_transfer(trunk, run, seeds, device, size)
-        else:
-            from common.studies.tickets.report import write_report
-            results[stage] = write_report(paths, cfg.dataset, cfg.arch, cfg.rewind, len(Trunk.full_pool(cfg)))
-        log.info("stage %s: %s in %.1fs", stage, _outcome(results[stage], stage), time.time() - started)
+    for name, stage in STAGES_RUN.items():
+        if name in run.stages:
+            started = time.time()
+            results[name] = stage(ctx)
+            log.info("stage %s: %s in %.1fs", name, _outcome(results[name], name), time.time() - started)
     return [r for stage in ("imp", "retrain", "transfer") for r in results.get(stage, [])]
+
+
+def main(argv=None):
+    """studies/tickets.py."""
+    return run_objective(*parse(argv))
 
 
 def _outcome(result, stage: str) -> str:

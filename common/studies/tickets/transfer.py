@@ -19,21 +19,25 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import torch
 
-from common.cli import UsageError
+from common.errors import UsageError
 from common.config import with_dataset_defaults
 from common.data import Dataset, load_dataset
 from common.engine.hooks import GMPEvents
 from common.engine.inference import predict
+from common.engine.objectives import display_name
 from common.engine.phase import Job
 from common.io import write_csv
 from common.metrics.probe import linear_probe_accuracy
-from common.models import build_network
+from common.models import build_network, seeded_network
 from common.pruning.gmp import GMPWindow
 from common.spec import ModelSpec
+from common.stage import planned_jobs, train_populations
+from common.studies.tickets.commands import retrain_command
 from common.studies.tickets.config import STUDY, TicketsConfig, level_density, objective_tag
 from common.studies.tickets.imp import Trunk, trunk_spec
 from common.studies.tickets.objectives import label_phase
@@ -119,7 +123,7 @@ def run_probes(trunk: Trunk, seeds: list[int], levels: int, sets: dict[str, Data
         stale = table[network].astype(str).apply(tuple, axis=1).isin(rows[network].astype(str).apply(tuple, axis=1))
         table = pd.concat([table[~stale], rows], ignore_index=True) if not table.empty else rows
         write_csv(table, path)
-        log.info("probed level %d (%s): %s", level, trunk.cfg.objective,
+        log.info("probed level %d (%s): %s", level, display_name(trunk.cfg.objective),
                  rows.groupby(["probe_dataset", "stage"])["accuracy"].mean().round(3).to_dict())
     return str(path)
 
@@ -157,14 +161,19 @@ class Finetunes:
         return dict(self.cfg.recipe(pruned=True, transfer=True), target=self.target_cfg.recipe(pruned=False),
                     test_examples=len(self.target.test_labels))
 
-    def jobs(self, seeds: list[int], levels: tuple[int, ...]) -> list[Job]:
+    def jobs(self, seeds: list[int], levels: tuple[int, ...], population_size: int,
+             state_dir) -> list[tuple[Job, Path | None]]:
+        """(job, resume state) per level, way of pruning and population of --population_size seeds
+        (common.stage.planned_jobs)."""
         jobs = []
         for level in levels:
             for pruned in ("imp", "transfer_gmp") if level else ("imp",):  # level 0: the dense finetuning
-                todo = [s for s in (self.spec(level, seed, pruned) for seed in seeds)
-                        if not finished_or_conflict(self.paths, s, self.recipe())]
-                if todo:
-                    jobs.append(self.job(todo, level, pruned))
+                asked = [self.spec(level, seed, pruned) for seed in seeds]
+                todo = [s for s in asked if not finished_or_conflict(self.paths, s, self.recipe(),
+                                                                     retrain=retrain_command)]
+                jobs += planned_jobs(self.paths, asked, todo, population_size, state_dir, lambda spec: self.recipe(),
+                                     lambda specs, level=level, pruned=pruned: self.job(specs, level, pruned),
+                                     self.trunk.command)
         return jobs
 
     def job(self, specs: list[ModelSpec], level: int, pruned: str) -> Job:
@@ -190,8 +199,7 @@ class Finetunes:
 
     def network(self, spec: ModelSpec, trained: dict):
         """The pre-trained encoder (`trained`: its state dict) with a fresh label head for the other dataset."""
-        torch.manual_seed(spec.seed + REINIT_OFFSET)
-        network = build_network(self.cfg.arch, "supervised", self.target.num_classes)
+        network = seeded_network(self.cfg.arch, "supervised", self.target.num_classes, 128, spec.seed + REINIT_OFFSET)
         state = network.state_dict()
         state.update({k: v for k, v in trained.items() if k.startswith("encoder.")})
         network.load_state_dict(state, strict=True)
@@ -204,8 +212,6 @@ class Finetunes:
 def run_transfer(trunk: Trunk, run, seeds: list[int], device, population_size: int) -> list[dict]:
     """The transfer stage of one pruning objective: the probes of every level (Fig. 1), then, for the objectives
     of --finetune_objectives, the finetunings on the probe dataset (Fig. 2). -> the finetuned models' metadata."""
-    from common.stage import train_populations  # common.stage imports the studies' shared parts: import late
-
     cfg = trunk.cfg
     sets = probe_sets(cfg, run, device)
     run_probes(trunk, seeds, run.levels, sets, run.probe_steps, device)
@@ -214,8 +220,6 @@ def run_transfer(trunk: Trunk, run, seeds: list[int], device, population_size: i
     target_name = probe_dataset_name(cfg, run.probe_dataset)
     target = sets[target_name]  # the probes' training images; scored on the probes' test images
     levels = tuple(level for level in (run.transfer_levels or range(run.levels + 1)) if level <= run.levels)
-    finetunes = Finetunes(trunk, target, target_name)
-    jobs = [job for first in range(0, len(seeds), population_size)
-            for job in finetunes.jobs(seeds[first:first + population_size], levels)]
-    return train_populations([(job, None) for job in jobs], target, device, run, trunk.paths,
-                             trunk.paths.state_dir(target_name, "supervised", STUDY), f"transfer ({cfg.objective})")
+    state_dir = trunk.paths.state_dir(target_name, "supervised", STUDY)
+    jobs = Finetunes(trunk, target, target_name).jobs(seeds, levels, population_size, state_dir)
+    return train_populations(jobs, target, device, run, trunk.paths, state_dir, f"transfer ({cfg.objective})")
