@@ -68,7 +68,7 @@ def test_evaluation_and_predictions_run_folded_and_agree_with_the_plain_networks
 
 def step_gradients(pop: Population, data) -> tuple[torch.Tensor, list[torch.Tensor]]:
     batches = Batches(data, SupervisedAugment(padding=1), [torch.Generator().manual_seed(s) for s in (0, 1)], CPU)
-    losses, _ = make_objective("ce").losses(pop, batches, torch.stack([torch.arange(48), torch.arange(48, 96)]))
+    losses, _ = make_objective("supervised").losses(pop, batches, torch.stack([torch.arange(48), torch.arange(48, 96)]))
     losses.sum().backward()
     return losses.detach(), [p.grad.clone() for p in pop.params.values()]
 
