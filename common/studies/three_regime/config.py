@@ -153,10 +153,10 @@ PRESETS = {
 #        II-A in every cell: regime I excluded at 5 and 20 % (intervals above -0.1), neither shown nor excluded at 1 %
 #        and at 2 % after 40 epochs ('II-A?'); no II-B (CKA does not rise down any column) |
 # S1 is the preset: the only candidate with intervals. It cannot decide regime I at 1 %: the retrain seeds carry
-# the spread (pairs of one retrain seed in another basin: 0.00 to -0.51 within a cell; 2 of 72 re-trainings at
-# 1 % ended at chance, their pairs left out), se 0.09-0.13 on 2 df. At the observed means, the interval's upper
-# end would pass -0.1 with about 50 seeds of each kind (t20: 47, t40: 54; se shrinking as sqrt(3 / K)): 280x the
-# re-trainings per cell; more images deepen barriers (B against A) but were not tried beyond 2,000.
+# the spread (pairs of one retrain seed in another basin: 0.00 to -0.51 within a cell; 2 of the 27 re-trainings at
+# 1 % ended at chance, their pairs left out), se 0.09-0.14 on 2 df. At the observed means, the interval's upper
+# end would pass -0.1 with about 45 seeds of each kind (t20: 47, t40: 44, t30: 279; se shrinking as sqrt(3 / K)):
+# 2,000+ re-trainings per cell instead of 9; more images deepen barriers (B against A) but were not tried beyond 2,000.
 # S1 again with bf16 autocast + channels_last (the CPU defaults since the speed merge), the preset's own command
 # with --only_temperatures 20 from an empty root, one core: 887 s = dense (3 seeds, 40 epochs) 56 s + 36
 # re-trainings 711 s + connectivity (36 pairs) 98 s + CKA 11 s + plot 2 s; bf16 gains nothing on this net (fp32:
