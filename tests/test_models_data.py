@@ -31,6 +31,7 @@ def test_wrn16_2_matches_the_authors_parameter_counts():
     ("wrn16_2", 128, [16] + [32] * 5 + [64] * 5 + [128] * 5),  # the authors' 16 probe points
     ("wrn10_1", 64, [16] + [16] * 3 + [32] * 3 + [64] * 3),
     ("resnet18", 512, [64] + [64] * 5 + [128] * 5 + [256] * 5 + [512] * 5),
+    ("vgg4_16", 32, [16, 16, 16, 32, 32, 32]),  # each conv's output, then each stage's
 ])
 def test_feature_and_hidden_shapes(arch, dim, widths):
     net = build_network(arch, "supcon").eval()

@@ -41,6 +41,7 @@ from common.zoo import finished_or_conflict, load_member, load_rewind_point, sav
 from common.errors import CheckpointError
 
 SCOPE_CRITERIA = {"layer_uniform": "layerwise", "global": "global"}  # scope -> common.pruning.criteria.CRITERIA
+AT_CHANCE = 0.02  # a re-training whose last train accuracy is within this of 1 / classes has collapsed
 
 
 class Grid:
@@ -187,8 +188,9 @@ class Grid:
         """Fingerprint of everything a measured pair depends on besides its cell: the networks' recipe and the
         measurement's settings (a row of another arch, scope or CKA image set is never taken for this one's)."""
         run = self.run
+        extra = {} if run.path_test_error else dict(path_test_error=False)
         return fingerprint(dict(self.cfg.recipe("retrained"), lmc_points=run.lmc_points, knn_k=run.knn_k,
-                                cka_images=run.cka_images, cka_split=run.cka_split))
+                                cka_images=run.cka_images, cka_split=run.cka_split, **extra))
 
     def key(self, temperature, density, seed, a, b) -> dict:
         return dict(setting=self.setting, objective=self.method, knob=self.cfg.knob, temperature=temperature,
@@ -206,29 +208,51 @@ class Grid:
         files = sorted(folder.glob(f"{self.method}_{KNOBS[self.cfg.knob].tag}_*.csv")) if folder.is_dir() else []
         return pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame()
 
+    def pairs_to_measure(self, kind: str):
+        """(temperature, density, dense seed, [(a, b) not yet measured]) per cell with any: one pruned network's
+        re-trainings, measured together."""
+        for temperature, density, seed in self.cells():
+            done = _done_keys(self.measurement_file(kind, temperature))
+            todo = [(a, b) for a, b in itertools.combinations(self.run.retrain_seeds, 2)
+                    if tuple(self.key(temperature, density, seed, a, b).values()) not in done]
+            if todo:
+                yield temperature, density, seed, todo
+
+    def retrained(self, temperature, density, seed, pairs) -> dict[int, tuple[dict, dict]]:
+        """{retrain seed: (state, masks)} of the networks in `pairs`, each read once; they must share one mask."""
+        members = {r: load_member(self.paths, self.retrained_spec(temperature, density, seed, r))[:2]
+                   for r in sorted({r for pair in pairs for r in pair})}
+        first = next(iter(members))
+        masks = members[first][1]
+        for r, (_, other) in members.items():
+            if any(not torch.equal(masks[n], other[n]) for n in masks):
+                names = [self.retrained_spec(temperature, density, seed, s).name for s in (first, r)]
+                raise CheckpointError(f"{names[0]} and {names[1]} hold different masks: re-train them")
+        return members
+
     def connectivity(self, device) -> int:
         """Errors and losses at `lmc_points` points between each pair, BatchNorm reset at each, one row per pair
-        and point (train and test error, loss where the objective has one); -> pairs measured now."""
+        and point (train and test error, loss where the objective has one); the pairs and points of a cell are one
+        population. -> pairs measured now."""
         measured = 0
-        for pair in self.pairs():
-            key, path = self.key(*pair), self.measurement_file("connectivity", pair[0])
-            if tuple(key.values()) in _done_keys(path):
-                continue
-            rows = [dict(key, **point) for point in self.path_errors(*pair, device)]
-            upsert_csv(path, pd.DataFrame(rows), list(key) + ["t"])
-            measured += 1
+        for temperature, density, seed, pairs in self.pairs_to_measure("connectivity"):
+            errors = self.path_errors(self.retrained(temperature, density, seed, pairs), pairs, device)
+            rows = [dict(self.key(temperature, density, seed, a, b), **point)
+                    for (a, b), points in zip(pairs, errors) for point in points]
+            upsert_csv(self.measurement_file("connectivity", temperature), pd.DataFrame(rows),
+                       list(self.key(temperature, density, seed, 0, 0)) + ["t"])
+            measured += len(pairs)
         return measured
 
-    def path_errors(self, temperature, density, seed, a, b, device) -> list[dict]:
-        specs = [self.retrained_spec(temperature, density, seed, r) for r in (a, b)]
-        (state_a, masks, _), (state_b, masks_b, _) = (load_member(self.paths, s) for s in specs)
-        if any(not torch.equal(masks[n], masks_b[n]) for n in masks):
-            raise CheckpointError(f"{specs[0].name} and {specs[1].name} hold different masks: re-train them")
+    def path_errors(self, members: dict, pairs: list[tuple[int, int]], device) -> list[list[dict]]:
+        """Per pair, per point: train and test error and loss (supervised; --no-path_test_error: the train curve
+        only) or the k-NN test error (SupCon), after a BatchNorm reset on the training images."""
         ts = np.linspace(0.0, 1.0, self.run.lmc_points)
-        states = [interpolate(state_a, state_b, float(t)) for t in ts]
+        masks = next(iter(members.values()))[1]
+        states = [interpolate(members[a][0], members[b][0], float(t)) for a, b in pairs for t in ts]
         for state in states:  # the segment keeps the shared mask's zeros
             if not all(bool((state[n][~masks[n]] == 0).all()) for n in masks):
-                raise CheckpointError(f"{specs[0].name} or {specs[1].name} has weights where its mask prunes: "
+                raise CheckpointError(f"a re-trained network of pairs {pairs} has weights where its mask prunes: "
                                            f"re-train them")
         network = build_network(self.cfg.arch, self.method, self.data.num_classes, self.cfg.projection_dim)
         pop = Population.from_states(network, states, device)
@@ -236,49 +260,57 @@ class Grid:
         reset_bn(pop, data.train_images, data.normalize)
         if METHODS[self.method].classifier:
             train_loss, train_acc = evaluate(pop, data.train_images, data.train_labels, data.normalize)
-            test_loss, test_acc = evaluate(pop, data.test_images, data.test_labels, data.normalize)
-            return [dict(t=t, train_error=1 - float(train_acc[i]), test_error=1 - float(test_acc[i]),
-                         train_loss=float(train_loss[i]), test_loss=float(test_loss[i])) for i, t in enumerate(ts)]
-        support = predict(pop, data.train_images, data.normalize, "features")
-        query = predict(pop, data.test_images, data.normalize, "features")
-        labels = data.train_labels.cpu()
-        errors = [float((weighted_knn_predict(support[i].cpu(), labels, query[i].cpu(), self.run.knn_k,
-                                              num_classes=data.num_classes) != data.test_labels.cpu())
-                        .double().mean()) for i in range(len(ts))]
-        return [dict(t=t, train_error=np.nan, test_error=e, train_loss=np.nan, test_loss=np.nan)
-                for t, e in zip(ts, errors)]
+            if self.run.path_test_error:
+                test_loss, test_acc = evaluate(pop, data.test_images, data.test_labels, data.normalize)
+            else:
+                test_loss, test_acc = torch.full_like(train_loss, np.nan), torch.full_like(train_acc, np.nan)
+            points = [dict(t=ts[i % len(ts)], train_error=1 - float(train_acc[i]), test_error=1 - float(test_acc[i]),
+                           train_loss=float(train_loss[i]), test_loss=float(test_loss[i])) for i in range(pop.size)]
+        else:
+            support = predict(pop, data.train_images, data.normalize, "features")
+            query = predict(pop, data.test_images, data.normalize, "features")
+            labels = data.train_labels.cpu()
+            points = [dict(t=ts[i % len(ts)], train_error=np.nan, train_loss=np.nan, test_loss=np.nan,
+                           test_error=float((weighted_knn_predict(support[i].cpu(), labels, query[i].cpu(),
+                                                                  self.run.knn_k, num_classes=data.num_classes)
+                                             != data.test_labels.cpu()).double().mean()))
+                      for i in range(pop.size)]
+        return [points[i:i + len(ts)] for i in range(0, len(points), len(ts))]
 
     def cka(self, device) -> int:
         """Linear CKA between the two networks of each pair on a fixed image set (no augmentation): logits,
-        softmax and the pooled representation (SupCon: the representation and the projection); -> pairs measured
-        now."""
+        softmax and the pooled representation (SupCon: the representation and the projection); a cell's networks
+        run once, as one population, and every pair of them is compared. -> pairs measured now."""
         measured = 0
         images = (self.data.train_images if self.run.cka_split == "train" else self.data.test_images)
         images = images[:self.run.cka_images]
         network = build_network(self.cfg.arch, self.method, self.data.num_classes, self.cfg.projection_dim)
-        for pair in self.pairs():
-            key, path = self.key(*pair), self.measurement_file("cka", pair[0])
-            if tuple(key.values()) in _done_keys(path):
-                continue
-            temperature, density, seed, a, b = pair
-            states = [load_member(self.paths, self.retrained_spec(temperature, density, seed, r))[0] for r in (a, b)]
-            pop = Population.from_states(network, states, device)
+        for temperature, density, seed, pairs in self.pairs_to_measure("cka"):
+            members = self.retrained(temperature, density, seed, pairs)
+            pop = Population.from_states(network, [state for state, _ in members.values()], device)
             outputs = {"features": predict(pop, images, self.data.normalize, "features")}
             if METHODS[self.method].classifier:
                 logits = predict(pop, images, self.data.normalize, "logits")
                 outputs.update(logits=logits, softmax=logits.softmax(-1))
             if METHODS[self.method].embedding:
                 outputs["projection"] = predict(pop, images, self.data.normalize, "projection")
-            row = dict(key, **{f"cka_{name}": float(linear_cka(out[0], out[1])) for name, out in outputs.items()})
-            upsert_csv(path, pd.DataFrame([row]), list(key))
-            measured += 1
+            index = {r: i for i, r in enumerate(members)}
+            first, second = ([index[pair[k]] for pair in pairs] for k in (0, 1))
+            ckas = {name: linear_cka(out[first], out[second]) for name, out in outputs.items()}
+            rows = [dict(self.key(temperature, density, seed, a, b),
+                         **{f"cka_{name}": float(values[p]) for name, values in ckas.items()})
+                    for p, (a, b) in enumerate(pairs)]
+            upsert_csv(self.measurement_file("cka", temperature), pd.DataFrame(rows),
+                       list(self.key(temperature, density, seed, 0, 0)))
+            measured += len(pairs)
         return measured
 
     def test_errors(self) -> pd.DataFrame:
         """Each re-trained network's test error: the mean over its last `test_error_epochs` re-training epochs of
         1 - accuracy (their notebook: 5); SupCon has none here (report.pair_table takes the k-NN error at the
-        path's endpoints)."""
-        rows = []
+        path's endpoints). `at_chance`: its re-training ended at chance on its own training images (it collapsed:
+        at 1 % density a few do), which the report counts per cell."""
+        rows, chance = [], 1.0 / self.data.num_classes + AT_CHANCE
         for temperature, density, seed in self.cells():
             for r in self.run.retrain_seeds:
                 spec = self.retrained_spec(temperature, density, seed, r)
@@ -287,9 +319,11 @@ class Grid:
                                                f"of this grid (--objective {self.method} --stages retrain)")
                 history = pd.read_csv(self.paths.metrics_csv(spec))
                 tested = history["test_accuracy"].dropna().tail(self.run.test_error_epochs)
+                trained = history["train_accuracy"].dropna().tail(1)
                 rows.append(dict(objective=self.method, knob=self.cfg.knob, temperature=temperature, density=density,
                                  dense_seed=seed, retrain_seed=r,
-                                 test_error=float(1 - tested.mean()) if len(tested) else np.nan))
+                                 test_error=float(1 - tested.mean()) if len(tested) else np.nan,
+                                 at_chance=bool(len(trained)) and float(trained.iloc[0]) <= chance))
         return pd.DataFrame(rows)
 
 

@@ -18,6 +18,11 @@ class Knob:
     dense_phase: Callable  # (recipe, training images, temperature, phase builder) -> the dense run's Phase
     one_run: bool = False  # one dense run reaches every temperature (its checkpoints at each); else one run each
     check: Callable = lambda cfg, n_train: None  # what the recipe needs of the data: raises a UsageError
+    # Which way the values run in temperature (rows are drawn and walked hottest first): Zhou et al.'s Figure 1 puts
+    # temperature upward and their Figure 2 draws epoch 10 on top (fewer epochs: hotter; the learning-rate drops
+    # cool the run); smaller batches are hotter (more gradient noise); a larger SAM radius hotter [our reading].
+    hottest_first: str = "ascending"  # or "descending"
+    retrain_batch: int = 64  # their scripts' re-training batch in this knob's tree (--retrain_batch_size none)
 
 
 def _epochs_phase(cfg, n_train: int, temperature, phase):
@@ -56,6 +61,7 @@ KNOBS: dict[str, Knob] = {
     "epochs": Knob("epochs", "dense training epochs", lambda cfg: tuple(range(cfg.save_every, cfg.epochs + 1,
                                                                               cfg.save_every)),
                    _epochs_phase, one_run=True, check=_every_checkpoint_ends_the_run),
-    "batch_size": Knob("batch", "batch size", lambda cfg: cfg.batch_sizes, _batch_phase, check=_batches_fit),
-    "sam_rho": Knob("rho", "SAM ρ", lambda cfg: cfg.sam_rhos, _sam_phase),
+    "batch_size": Knob("batch", "batch size", lambda cfg: cfg.batch_sizes, _batch_phase, check=_batches_fit,
+                       retrain_batch=128),
+    "sam_rho": Knob("rho", "SAM ρ", lambda cfg: cfg.sam_rhos, _sam_phase, hottest_first="descending"),
 }

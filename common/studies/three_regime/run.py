@@ -107,7 +107,7 @@ STAGES_RUN = {
 def run_objective(cfg: RegimeConfig, run: RegimeRun) -> list[dict]:
     """The stages of `run` for the objective of `cfg`; -> the models trained."""
     paths = Paths.at(run.output_root)
-    data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset)
+    data = load_dataset(cfg.dataset, run.data_dir).train_subset(cfg.train_subset).resized(cfg.image_size)
     KNOBS[cfg.knob].check(cfg, len(data.train_labels))
     cells = len(cfg.temperatures()) * len(cfg.densities) * len(run.dense_seeds)
     network = build_network(cfg.arch, cfg.objective, data.num_classes, cfg.projection_dim)
