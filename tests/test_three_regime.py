@@ -403,3 +403,15 @@ def test_a_population_of_retrain_seeds_equals_them_trained_alone(small_grid, tmp
 def test_bad_grid_flags_get_one_line_and_exit_2(tmp_path, capsys, flags, says):
     assert says in one_line_usage_error(capsys, reproduce.main, [*flags, "--output_root", str(tmp_path)])
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("flags, objectives", [
+    (["--preset", "study"], ["supervised"]),  # SupCon's grid would add about 2 h on 2 cores
+    (["--preset", "study", "--objectives", "supervised", "supcon"], ["supervised", "supcon"]),
+    (["--preset", "demo"], ["supervised", "supcon"]),
+])
+def test_each_preset_runs_its_objectives_unless_told(tmp_path, capsys, flags, objectives):
+    reproduce.main(["--study", "three_regime", *flags, "--dry_run", "--output_root", str(tmp_path)])
+    train = capsys.readouterr().out.split("array 2")[0]
+    assert [o for o in ("supervised", "supcon") if f"--objective {o} --stages train" in train] == objectives
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())

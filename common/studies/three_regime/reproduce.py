@@ -9,17 +9,24 @@ from common.launch import Stage, Task
 from common.paths import Paths
 from common.study import Study
 from common.studies.per_objective import Objectives, Plan, resolve_plan
-from common.studies.three_regime.config import OBJECTIVES, STAGES, RegimeConfig, RegimeRun
+from common.studies.three_regime.config import OBJECTIVES, PRESET_OBJECTIVES, STAGES, RegimeConfig, RegimeRun
 from common.studies.three_regime.knobs import KNOBS
 from common.studies.three_regime.commands import ENTRY
 from common.studies.three_regime.run import STAGES_RUN, run_objective
 
 log = logging.getLogger("prune")
 REPORT_STAGES = ("plot",)  # once, over every objective on disk
+STUDY_PRESET = "demo"  # what reproduce.py runs without --preset (STUDY.preset)
+
+
+# reproduce.py's own defaults under each preset (--help shows them; resolve fills what was not given)
+OPTION_PRESETS = {name: dict(objectives=objectives) for name, objectives in PRESET_OBJECTIVES.items()}
 
 
 def resolve(given: tuple[dict, dict, dict]) -> Plan:
-    return resolve_plan(ENTRY, given, OBJECTIVES)
+    recipe, job, options = given
+    options = {**OPTION_PRESETS.get(job.get("preset", STUDY_PRESET), {}), **options}
+    return resolve_plan(ENTRY, (recipe, job, options), OBJECTIVES)
 
 
 def run(plan: Plan) -> list[dict]:
@@ -72,11 +79,13 @@ STUDY = Study(
         "--objective O.",
     prefix="three_regime",
     configs=(RegimeConfig, RegimeRun, Objectives),
-    presets={name: {**values, **ENTRY.run_presets.get(name, {})} for name, values in ENTRY.presets.items()},
+    presets={name: {**values, **ENTRY.run_presets.get(name, {}), **OPTION_PRESETS.get(name, {})}
+             for name, values in ENTRY.presets.items()},
     resolve=resolve,
     stages={name: stage for name, (stage, _) in STAGES_RUN.items()},
     run=run,
     tasks=tasks,
     paths=lambda plan: Paths.at(plan.run.output_root),
     skip=("objective",),
+    preset=STUDY_PRESET,
 )
