@@ -182,6 +182,9 @@ def main():
     parser.add_argument("--report", nargs="*", default=None, help="print the table of these JSON files and exit")
     args, study_argv = parser.parse_known_args()
     if args.report is not None:
+        missing = [p for p in args.report if not Path(p).is_file()]
+        if missing:
+            parser.error(f"--report {missing[0]}: no such file (the --json of an earlier run)")
         print(table(combined([json.loads(Path(p).read_text()) for p in args.report])))
         return
     preset = study_argv[study_argv.index("--preset") + 1] if "--preset" in study_argv else "demo"

@@ -82,15 +82,27 @@ class Parsed(BaseException):
 def parse_only(words: list[str], monkeypatch) -> None:
     """Run the script of `python [-m] X args` in this process up to its parser's verdict on `args`."""
     words = words[1:] if words[0].endswith("python") else words
-    original = argparse.ArgumentParser.parse_args
+    parse_args, parse_known_args = argparse.ArgumentParser.parse_args, argparse.ArgumentParser.parse_known_args
+    inside_parse_args = []  # parse_args calls parse_known_args, then refuses what is left
 
-    def parse_args(self, args=None, namespace=None):
-        result = original(self, args, namespace)
+    def parsed(self, args=None, namespace=None):
+        inside_parse_args.append(True)
+        try:
+            result = parse_args(self, args, namespace)
+        finally:
+            inside_parse_args.pop()
         if self.add_help:  # a script's full parser (the helpers that peek at one flag have no --help)
             raise Parsed()
         return result
 
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_args)
+    def known(self, args=None, namespace=None):  # a script that hands what it does not know on (profile_presets)
+        result = parse_known_args(self, args, namespace)
+        if self.add_help and not inside_parse_args:
+            raise Parsed()
+        return result
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parsed)
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", known)
     handler = signal.getsignal(signal.SIGINT)
     try:
         if words[0] == "-m":
