@@ -10,7 +10,7 @@ training script itself: for each seed, whether the weights are bit-identical and
 Why. The grouped convolution and a lone convolution add the same products in a different order, so the two runs
 differ by float32 rounding from the first step; SGD then amplifies that difference by an amount that depends on
 each model's trajectory. Whether a member comes out bit-identical is an accident of kernel choice for its shapes
-and thread count, not a property to rely on (README, "Determinism").
+and thread count, not a property to rely on (docs/reliability.md, "Determinism").
 
 Usage:  python bench/member_vs_solo.py                # 4 seeds, 1 epoch, lr 0.05, 1 thread (about a minute)
         python bench/member_vs_solo.py --threads 2 --epochs 2

@@ -272,7 +272,7 @@ def load_rewind_point(path) -> dict:
 def save_population(paths: Paths, job, state, runtime: dict, curves: bool = True) -> list[dict]:
     """Every member of a finished TrainState as its own checkpoint (a failed member's last good state under
     .failed/), with its metrics CSV and curves; returns the members' metadata. `runtime` (device, threads) and the
-    member's place in its population are recorded: together they decide bit-identity (README, determinism)."""
+    member's place in its population are recorded: together they decide bit-identity (docs/reliability.md, "Determinism")."""
     results = []
     tested = [r for r in state.history if r["test_accuracy"] is not None]
     for i, spec in enumerate(job.specs):

@@ -189,7 +189,7 @@ def test_the_rule_draws_their_figure_2_where_it_is_unambiguous():
     about epoch 90 at 9 % to epoch 65 at 80 %: lowering the temperature at a fixed load crosses it from II-A to
     II-B, their Figure 1's arrow). Between epochs 20 and 80 at 7-40 % their CKA has already risen 0.01-0.03 above
     epoch 10 and the rule says II-B where they draw II-A; at 5 % before the drop their barriers (-0.18 to -0.25)
-    are regime-I deep where they draw II-A (README)."""
+    are regime-I deep where they draw II-A (docs/three_regime.md)."""
     labels = regimes(FIGURE2_BARRIER + READING, FIGURE2_CKA - READING, FIGURE2_CKA + READING, -0.1)
     at = {(e, d): labels[i, j] for i, e in enumerate(FIGURE2_EPOCHS) for j, d in enumerate(FIGURE2_DENSITIES)}
     corner = [(e, d) for e in FIGURE2_EPOCHS for d in FIGURE2_DENSITIES

@@ -65,5 +65,5 @@ def load_cifar10(data_dir: Path, download: bool = True) -> Dataset:
 
 
 INFO = DatasetInfo("cifar10", load_cifar10, image_size=32, channels=3, class_names=CLASSES,
-                   normalisation="the authors' constants, red std corrected (README fidelity notes)",
+                   normalisation="the authors' constants, red std corrected (docs/fidelity.md)",
                    vertical_flip=True)  # the authors' RandomVerticalFlip(0.5)

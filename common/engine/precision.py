@@ -5,7 +5,7 @@ bf16 autocast defaults on for CUDA, and on the CPU where the processor computes 
 instructions (avx512_bf16) or AMX tiles (amx_bf16), read from the CPU's feature flags. Without them oneDNN emulates
 bf16 through fp32 and a bf16 matmul ran 3-5x slower than fp32 (a 2-core Xeon this project measured: 46-52 against
 166-259 GFLOP/s); with avx512_bf16 (a 2-core AMD EPYC here: 375-423 against 137-190 GFLOP/s) WRN-10-1's training
-steps ran 1.9-2.1x faster at the same accuracies (README, "Speed"). `--amp` / `--no-amp` override the default.
+steps ran 1.9-2.1x faster at the same accuracies (docs/speed.md). `--amp` / `--no-amp` override the default.
 """
 from __future__ import annotations
 

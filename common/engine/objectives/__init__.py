@@ -1,5 +1,5 @@
 """Training objectives as ONE registry, the only place that names them: each entry carries every fact the toolkit
-needs about an objective. Adding one is a class in its own file here and one entry in `OBJECTIVES` (README,
+needs about an objective. Adding one is a class in its own file here and one entry in `OBJECTIVES` (docs/architecture.md,
 "Extending the toolkit").
 
 An objective a network is trained with (`phase_only=False`) names models: `ModelSpec.method` is its key, `folder`

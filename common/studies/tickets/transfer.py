@@ -12,7 +12,7 @@ pruning (Zhu & Gupta's cubic schedule over the first three quarters of the finet
 level L's density. The finetunings are scored on the probes' test images (--probe_test_subset), which their
 recipe records.
 Both finetunings run the study's recipe on the other dataset. Caron et al. prune during transfer with their
-pruning method (IMP, on Pascal VOC); GMP is our cheaper stand-in: one finetuning instead of L (README, fidelity
+pruning method (IMP, on Pascal VOC); GMP is our cheaper stand-in: one finetuning instead of L (docs/fidelity.md,
 notes).
 """
 from __future__ import annotations
