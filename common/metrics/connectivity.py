@@ -53,7 +53,7 @@ def seed_jackknife(estimate, leave_one_out: np.ndarray) -> tuple[np.ndarray, np.
     variances on min(K) - 1 df, rather than one jackknife over the union of both kinds of seed: that one (K = 6,
     5 df) gives 5.0 % false regime-I verdicts at 2.5 % nominal with 3 x 3 seeds, its 5 df overstating what the 3
     seeds of the kind that carries the spread know; the two-way sum gives 2.4 % whichever kind carries it, 0.2-0.7 %
-    when both do (20,000 simulated cells, /work/notes/regimes.md; tests/test_three_regime.py checks <= 2.5 %)."""
+    when both do (20,000 simulated cells; tests/test_three_regime.py checks <= 2.5 %)."""
     result = jackknife(estimate, leave_one_out)
     return np.asarray(result.se, dtype=float), np.asarray(result.df, dtype=float)
 

@@ -129,7 +129,7 @@ PRESETS = {
                  densities=(0.05, 0.2, 0.8), retrain_epochs=4, retrain_milestones=(3,), iterations=140,
                  batch_sizes=(16, 64, 256), sam_rhos=(0.0, 0.1, 0.4)),
 }
-# Fashion-MNIST on CPU cores, chosen by measurement (candidates below; /work/notes/regimes.md). Every candidate:
+# Fashion-MNIST on CPU cores, chosen by measurement (candidates below; docs/three_regime.md). Every candidate:
 # supervised, vgg4_16 (conv 16-16 / 32-32, 17k conv weights) on 14x14 images (area-averaged from 28x28), 2,000
 # class-balanced training images (the full 10,000-image test set), 40 dense epochs at lr 0.1, x0.1 at 20 and 30
 # (temperatures = the checkpoints at epochs 10 and 20 before the drop, 30 and 40 after), one-shot layer-uniform
@@ -178,7 +178,8 @@ RUN_PRESETS = {"paper": dict(index_start=1, index_end=3),  # their notebook aver
                "demo": dict(retrain_seeds=(1, 2), cka_images=1024, curves=False, test_error_epochs=1)}
 
 # reproduce.py --study three_regime: the objectives each preset runs (--objectives). The study preset runs the
-# supervised grid only: estimated 45-56 min on 2 cores, where SupCon's grid adds about 2 h (its dense run measured
+# supervised grid only: measured 51.0 min on one core from a fresh clone (2026-12-03; every cell II-A, regime I
+# excluded in 10 of 16 cells, undecided at 1 % and at 2 % after 10 and 40 epochs), where SupCon's grid adds about 2 h (its dense run measured
 # 2.4x the supervised one, its k-NN connectivity over 10,000 test images unmeasured); --objectives supervised,supcon
 # asks for both.
 PRESET_OBJECTIVES = {"paper": OBJECTIVES, "demo": OBJECTIVES, "study": ("supervised",)}

@@ -170,12 +170,13 @@ PRESETS = {
     # paper's densities at every second level) reaches 6.9 % in 6 levels. Rewind 5 steps = 3.6 % of the 138 steps of
     # training (1 epoch, the old default, was 17 %: the label tickets started with a trained head). Transfer: probes
     # on 1,000 Fashion-MNIST training images (and the digits' 1,437). NPID at Wu et al.'s T = 0.07 collapses on the
-    # 8x8 digits (the embeddings' mean pairwise cosine reaches 1 within 50 steps, README "Notes on fidelity"); at 0.5
+    # 8x8 digits (the embeddings' mean pairwise cosine reaches 1 within 50 steps, docs/fidelity.md); at 0.5
     # it learns. Measured on one core (8 seeds; fp32 before the bf16/channels_last defaults): supervised IMP 104 s,
     # retrain 116 s (it also trains the shared controls), probes 61 s; RotNet 369 + 69 + 60 s; Exemplar 205 + 70 +
     # 52 s; report 2 s: 1,129 s = 18.8 min. With bf16 + channels_last (the engine's CPU defaults since issue 32) the
     # supervised part took 107 + 107 + 50 s (-6 %): ~17.7 min on one core, ~12.5-14 min on two (1-to-2-core ratio
-    # 1.25-1.4 measured on the IMP stages). Candidates: docs/tickets.md.
+    # 1.25-1.4 measured on the IMP stages). Measured 2026-12-03 from a fresh clone on 2 cores: 10.5 min (F&C +5.3 pp
+    # [+3.4, +7.2] at 6.9 %). Candidates: docs/tickets.md.
     "demo": dict(dataset="digits", arch="wrn10_1", epochs=6, batch_size=64, lr_milestones=(4,), vertical_flip=False,
                  transfer_subset=1000, npid_temperature=0.5, pruning_rate=0.36, rewind="5it"),
     # Fashion-MNIST (real images) in a CPU hour, chosen from these single-core candidates (supervised IMP + retrain,
@@ -186,9 +187,8 @@ PRESETS = {
     #   14x14, 2,000 images: 288 + 300 s (2.7x); dense 75.1-75.3 %; F&C +7.6 [+5.2, +10.0]; too slow for three
     #     objectives, transfer and layerwise tickets in the hour
     # The whole preset (3 objectives x 6 seeds, natural control, probes at 0/5/9, RotNet and Exemplar finetuned on
-    # 1,000 digits, layerwise split for supervised and RotNet) is ESTIMATED, not measured, at ~57 min on one core
-    # (~41-45 min on two): stage costs per model from the candidate above, objective ratios from the demo's measured
-    # stages (RotNet IMP 3.5x, Exemplar 2.0x the supervised IMP); docs/tickets.md has the arithmetic.
+    # 1,000 digits, layerwise split for supervised and RotNet), estimated at ~57 min on one core, measured 2026-12-03
+    # from a fresh clone: 49.0 min on one core (layerwise tickets 25.1 of it); F&C +5.8 pp [+3.5, +8.0] at 1.8 %.
     "study": dict(dataset="fashion_mnist", arch="wrn10_1", train_subset=2000, image_size=8, epochs=6, batch_size=64,
                   lr_milestones=(4,), transfer_subset=1000, npid_temperature=0.5, pruning_rate=0.36, rewind="5it"),
 }
