@@ -96,6 +96,10 @@ def squeue(env, *flags):
     return subprocess.run(["squeue", "-h", *flags], capture_output=True, text=True, env=env).stdout.split()
 
 
+def sinfo_states(env):
+    return subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, env=env).stdout.split()
+
+
 def test_a_study_through_slurm_survives_a_term_and_equals_the_local_run(slurm, tmp_path):
     local, cluster = tmp_path / "local", tmp_path / "slurm"
     subprocess.run([sys.executable, "reproduce.py", *STUDY, "--output_root", str(local)], cwd=REPO, check=True,
@@ -112,7 +116,12 @@ def test_a_study_through_slurm_survives_a_term_and_equals_the_local_run(slurm, t
     subprocess.run(["scancel", "--signal=TERM", running], env=slurm, check=True)
     while time.time() < deadline and running not in squeue(slurm, "-t", "PD", "-o", "%i"):
         time.sleep(0.2)
-    # Slurm keeps a requeued job pending for two minutes; the test does not wait for that
+    # Slurm keeps a requeued job pending for two minutes; the test does not wait for that, only until the first run
+    # has left the node and a second has passed: slurmd refuses ("Job credential revoked") a credential created in
+    # the second its job's previous run was revoked
+    while time.time() < deadline and set(sinfo_states(slurm)) != {"idle"}:
+        time.sleep(0.2)
+    time.sleep(1.5)
     subprocess.run(["scontrol", "update", f"JobId={running}", "StartTime=now"], env=slurm, check=True)
     _, err = launcher.communicate(timeout=240)
     assert launcher.returncode == 0, err
